@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# tests/run.sh — the whole test suite: installs missing Debian packages,
+# configures, builds with ninja and runs ctest. Exits non-zero on any failure.
+#
+# Environment:
+#   BUILD_DIR        build directory          (default: build)
+#   DIVERT_SANITIZE  e.g. address,undefined   (default: none)
+#   CXX              compiler                 (default: the system's c++)
+#   JOBS             parallel build jobs      (default: nproc)
+#   CTEST_ARGS       extra arguments to ctest (e.g. "-L live" or "-LE slow")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tests/deps.sh
+
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+cmake -S . -B "$BUILD_DIR" -G Ninja \
+  -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
+  -DDIVERT_BUILD_TESTS=ON -DDIVERT_BUILD_EXAMPLES=ON -DDIVERT_BUILD_BENCHMARKS=ON \
+  -DDIVERT_SANITIZE="${DIVERT_SANITIZE:-}"
+cmake --build "$BUILD_DIR" -j "$JOBS"
+# shellcheck disable=SC2086
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" ${CTEST_ARGS:-}
