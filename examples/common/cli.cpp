@@ -1,0 +1,145 @@
+#include "common/cli.hpp"
+
+#include <charconv>
+#include <iostream>
+
+namespace divert::examples {
+
+Cli::Cli(std::string program, std::string summary)
+    : program_(std::move(program)), summary_(std::move(summary)) {}
+
+Cli& Cli::option(std::string name, std::string metavar, std::string help, bool repeatable) {
+  opts_.push_back({std::move(name), Opt{std::move(metavar), std::move(help), repeatable, false}});
+  return *this;
+}
+
+Cli& Cli::flag(std::string name, std::string help) {
+  opts_.push_back({std::move(name), Opt{"", std::move(help), false, true}});
+  return *this;
+}
+
+std::string Cli::usage() const {
+  std::string u = "usage: " + program_ + " [options]\n\n" + summary_ + "\n\noptions:\n";
+  for (auto& [name, o] : opts_) {
+    std::string left = "  --" + name + (o.is_flag ? "" : " " + o.metavar);
+    if (left.size() < 30) left.resize(30, ' ');
+    else left += "\n" + std::string(30, ' ');
+    u += left + o.help + (o.repeatable ? " (repeatable)" : "") + "\n";
+  }
+  u += "  --help                      show this help and exit\n";
+  return u;
+}
+
+bool Cli::parse(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << usage();
+      return false;
+    }
+    if (arg.rfind("--", 0) != 0) throw usage_error("unexpected argument '" + arg + "'");
+    std::string name = arg.substr(2), value;
+    bool inline_value = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+      inline_value = true;
+    }
+    const Opt* opt = nullptr;
+    for (auto& [n, o] : opts_)
+      if (n == name) opt = &o;
+    if (!opt) throw usage_error("unknown option '--" + name + "'");
+    if (opt->is_flag) {
+      if (inline_value) throw usage_error("--" + name + " takes no value");
+      value = "true";
+    } else if (!inline_value) {
+      if (i + 1 >= argc) throw usage_error("--" + name + " needs a value (" + opt->metavar + ")");
+      value = argv[++i];
+    }
+    auto& v = values_[name];
+    if (!v.empty() && !opt->repeatable) throw usage_error("--" + name + " given more than once");
+    v.push_back(value);
+  }
+  return true;
+}
+
+bool Cli::has(const std::string& name) const { return values_.count(name) != 0; }
+
+std::string Cli::get(const std::string& name, const std::string& fallback) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? fallback : it->second.back();
+}
+
+std::vector<std::string> Cli::all(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? std::vector<std::string>{} : it->second;
+}
+
+asio::ip::tcp::endpoint parse_listen(const std::string& text) {
+  std::string host, port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      throw usage_error("listen address '" + text + "' is not [V6]:PORT");
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) throw usage_error("listen address '" + text + "' is not HOST:PORT");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  std::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) throw usage_error("listen host '" + host + "' is not an IP address");
+  unsigned p = 0;
+  auto [end, perr] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (perr != std::errc{} || end != port.data() + port.size() || p > 65535)
+    throw usage_error("listen port '" + port + "' is not a port number");
+  return {addr, static_cast<unsigned short>(p)};
+}
+
+Cidr Cidr::parse(const std::string& text) {
+  Cidr c;
+  auto slash = text.find('/');
+  std::error_code ec;
+  c.network = asio::ip::make_address(text.substr(0, slash), ec);
+  if (ec) throw usage_error("'" + text + "' is not a CIDR (ADDR/BITS)");
+  if (c.network.is_v6() && c.network.to_v6().is_v4_mapped())
+    c.network = asio::ip::make_address_v4(asio::ip::v4_mapped, c.network.to_v6());
+  unsigned max = c.network.is_v4() ? 32 : 128;
+  c.bits = max;
+  if (slash != std::string::npos) {
+    std::string b = text.substr(slash + 1);
+    auto [end, perr] = std::from_chars(b.data(), b.data() + b.size(), c.bits);
+    if (perr != std::errc{} || end != b.data() + b.size() || c.bits > max)
+      throw usage_error("'" + text + "': prefix length must be 0-" + std::to_string(max));
+  }
+  return c;
+}
+
+bool Cidr::contains(const asio::ip::address& in) const {
+  asio::ip::address a = in;
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  if (a.is_v4() != network.is_v4()) return false;
+  auto cmp = [&](const unsigned char* x, const unsigned char* y) {
+    unsigned full = bits / 8, rest = bits % 8;
+    for (unsigned i = 0; i < full; ++i)
+      if (x[i] != y[i]) return false;
+    if (rest == 0) return true;
+    unsigned char mask = static_cast<unsigned char>(0xff << (8 - rest));
+    return (x[full] & mask) == (y[full] & mask);
+  };
+  if (a.is_v4()) {
+    auto x = a.to_v4().to_bytes();
+    auto y = network.to_v4().to_bytes();
+    return cmp(x.data(), y.data());
+  }
+  auto x = a.to_v6().to_bytes();
+  auto y = network.to_v6().to_bytes();
+  return cmp(x.data(), y.data());
+}
+
+}  // namespace divert::examples
