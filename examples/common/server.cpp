@@ -1,0 +1,126 @@
+#include "common/server.hpp"
+
+#include <iostream>
+#include <thread>
+
+namespace divert::examples {
+
+struct Server::Worker {
+  asio::io_context io{1};
+  asio::ip::tcp::acceptor acceptor{io};
+  // Sockets of open connections, so a drain past its deadline can close them.
+  std::vector<std::weak_ptr<asio::ip::tcp::socket>> open;
+};
+
+Server::Server(ServerOptions options, ConnectionHandler handler)
+    : opts_(std::move(options)), handler_(std::move(handler)) {
+  if (opts_.threads == 0) opts_.threads = 1;
+  for (unsigned i = 0; i < opts_.threads; ++i) workers_.push_back(std::make_unique<Worker>());
+}
+
+Server::~Server() = default;
+
+void Server::bind() {
+  auto ep = opts_.listen;
+  for (auto& w : workers_) {
+    auto& a = w->acceptor;
+    a.open(ep.protocol());
+    a.set_option(asio::socket_base::reuse_address(true));
+    int one = 1;
+    ::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    std::error_code ec;
+    a.bind(ep, ec);
+    if (ec) throw std::system_error(ec, "cannot listen on " + opts_.listen.address().to_string() + ":" + std::to_string(opts_.listen.port()));
+    a.listen(asio::socket_base::max_listen_connections);
+    ep = a.local_endpoint();  // port 0: every worker shares the first one's port
+  }
+}
+
+asio::ip::tcp::endpoint Server::local_endpoint() const { return workers_.front()->acceptor.local_endpoint(); }
+
+asio::awaitable<void> Server::accept_loop(Worker& w) {
+  for (;;) {
+    auto [ec, sock] = co_await w.acceptor.async_accept(asio::experimental::as_tuple(asio::use_awaitable));
+    if (ec == asio::error::operation_aborted || !w.acceptor.is_open()) co_return;
+    if (ec) {
+      // EMFILE and friends: back off a little instead of spinning.
+      asio::steady_timer t(w.io, std::chrono::milliseconds(50));
+      co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    ++active_;
+    asio::co_spawn(w.io, handler_(std::move(sock)), [this](std::exception_ptr e) {
+      --active_;
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          std::cerr << opts_.name << ": connection failed: " << ex.what() << "\n";
+        }
+      }
+    });
+  }
+}
+
+void Server::stop() {
+  if (stopping_.exchange(true)) return;
+  for (auto& w : workers_)
+    asio::post(w->io, [&w = *w] {
+      std::error_code ec;
+      w.acceptor.close(ec);
+    });
+}
+
+void Server::run() {
+  asio::io_context signals_io(1);
+  asio::signal_set signals(signals_io, SIGINT, SIGTERM);
+  signals.async_wait([this](std::error_code ec, int) {
+    if (!ec) stop();
+  });
+  std::thread signal_thread([&] { signals_io.run(); });
+
+  std::vector<std::thread> threads;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  for (auto& w : workers_) {
+    guards.push_back(asio::make_work_guard(w->io));
+    asio::co_spawn(w->io, accept_loop(*w), asio::detached);
+    threads.emplace_back([&io = w->io] { io.run(); });
+  }
+  while (!stopping_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Drain: open connections finish on their own up to the deadline.
+  auto deadline = std::chrono::steady_clock::now() + opts_.drain_deadline;
+  while (active_.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (active_.load() > 0)
+    std::cerr << opts_.name << ": " << active_.load() << " connection(s) still open after the drain deadline; closing\n";
+  guards.clear();
+  for (auto& w : workers_) w->io.stop();
+  for (auto& t : threads) t.join();
+  signals_io.stop();
+  signal_thread.join();
+}
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  return out;
+}
+
+}  // namespace divert::examples

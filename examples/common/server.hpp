@@ -1,0 +1,54 @@
+// examples/common/server.hpp — the accept loop the example programs share:
+// N threads, each with its own io_context and its own SO_REUSEPORT acceptor
+// (the kernel spreads connections), a coroutine per connection, and a clean
+// stop on SIGINT/SIGTERM: stop accepting, let open connections drain up to
+// a deadline, then close them and exit.
+#pragma once
+
+#include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace divert::examples {
+
+using ConnectionHandler = std::function<asio::awaitable<void>(asio::ip::tcp::socket)>;
+
+struct ServerOptions {
+  asio::ip::tcp::endpoint listen;
+  unsigned threads = 1;
+  std::chrono::milliseconds drain_deadline{5000};
+  std::string name = "divert";
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, ConnectionHandler handler);
+  ~Server();
+  // Binds every acceptor (throws std::system_error naming the address on failure).
+  void bind();
+  // The bound endpoint (useful with port 0).
+  asio::ip::tcp::endpoint local_endpoint() const;
+  // Runs until SIGINT/SIGTERM (or stop()); returns after the drain.
+  void run();
+  void stop();
+  std::size_t active() const noexcept { return active_.load(); }
+
+ private:
+  struct Worker;
+  asio::awaitable<void> accept_loop(Worker& w);
+  ServerOptions opts_;
+  ConnectionHandler handler_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<std::size_t> active_{0};
+  std::atomic<bool> stopping_{false};
+};
+
+// JSON string escaping for one-line logs.
+std::string json_escape(std::string_view s);
+
+}  // namespace divert::examples

@@ -1,0 +1,225 @@
+// divert-forward-proxy — an HTTP proxy that diverts every request through a
+// next proxy with divert: CONNECT -> tcp connect, http:// -> http forward,
+// https:// -> https forward (TLS to the origin on our side).
+#include <iostream>
+#include <map>
+
+#include "common/cli.hpp"
+#include "common/http_request.hpp"
+#include "common/server.hpp"
+#include "divert/connector.hpp"
+
+using namespace divert;
+using namespace divert::examples;
+using asio::ip::tcp;
+
+namespace {
+
+struct Config {
+  std::optional<DivertTcpConnector> connector;
+  std::map<std::string, std::string> users;  // name -> password
+  std::unique_ptr<asio::ssl::context> tls;
+  std::chrono::milliseconds head_timeout{30000};
+};
+
+asio::awaitable<void> reply(tcp::socket& s, int status, std::string_view reason,
+                            std::string_view extra_headers = {}) {
+  std::string body = std::to_string(status) + " " + std::string(reason) + "\n";
+  std::string msg = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+                    "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                    "\r\nConnection: close\r\n" + std::string(extra_headers) + "\r\n" + body;
+  co_await asio::async_write(s, asio::buffer(msg), asio::experimental::as_tuple(asio::use_awaitable));
+  std::error_code ec;
+  s.shutdown(tcp::socket::shutdown_send, ec);
+}
+
+const char* reason_for(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 405: return "Method Not Allowed";
+    case 407: return "Proxy Authentication Required";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+  }
+  return "Error";
+}
+
+int status_for(const std::error_code& ec) {
+  if (ec == asio::error::timed_out || ec == std::errc::timed_out || ec == errc::tls_handshake_timeout)
+    return 504;
+  return 502;
+}
+
+// Reads the request head under a deadline; returns false after answering an error.
+asio::awaitable<bool> read_head(tcp::socket& s, std::string& buf, RequestHead& head,
+                                std::size_t& head_len, std::chrono::milliseconds timeout) {
+  using namespace asio::experimental::awaitable_operators;
+  asio::steady_timer timer(s.get_executor(), timeout);
+  timer.async_wait([&s](std::error_code ec) {
+    if (!ec) s.cancel(ec);
+  });
+  char chunk[4096];
+  for (;;) {
+    auto r = parse_request_head(buf, head);
+    if (r.status == ParseResult::Status::complete) {
+      head_len = r.head_length;
+      timer.cancel();
+      co_return true;
+    }
+    if (r.status == ParseResult::Status::error) {
+      timer.cancel();
+      co_await reply(s, r.http_status, reason_for(r.http_status));
+      co_return false;
+    }
+    auto [ec, n] = co_await s.async_read_some(asio::buffer(chunk), asio::experimental::as_tuple(asio::use_awaitable));
+    if (ec) {
+      timer.cancel();
+      co_return false;
+    }
+    buf.append(chunk, n);
+  }
+}
+
+asio::awaitable<void> handle(tcp::socket client, Config& cfg) {
+  std::error_code ec;
+  auto peer = client.remote_endpoint(ec);
+  auto local = client.local_endpoint(ec);
+  if (ec) co_return;
+  std::string buf;
+  RequestHead head;
+  std::size_t head_len = 0;
+  if (!co_await read_head(client, buf, head, head_len, cfg.head_timeout)) co_return;
+
+  std::optional<std::string> username;
+  if (!cfg.users.empty()) {
+    auto cred = head.header("Proxy-Authorization");
+    auto basic = cred ? parse_basic_auth(*cred) : std::nullopt;
+    auto it = basic ? cfg.users.find(basic->first) : cfg.users.end();
+    if (it == cfg.users.end() || it->second != basic->second) {
+      co_await reply(client, 407, reason_for(407), "Proxy-Authenticate: Basic realm=\"divert\"\r\n");
+      co_return;
+    }
+    username = basic->first;
+  }
+  auto up = UpstreamAddr::try_parse(head.authority(), 0);
+  if (!up) {
+    co_await reply(client, 400, reason_for(400));
+    co_return;
+  }
+  Task task{.client = peer, .server = local, .upstream = *up.addr, .username = username};
+  std::string rest = buf.substr(head_len);
+  auto& connector = *cfg.connector;
+
+  if (head.kind == ProxyRequestKind::connect) {
+    task.initial_data = std::move(rest);
+    auto stream = co_await connector.tcp_connect(task, ec);
+    if (ec) {
+      co_await reply(client, status_for(ec), reason_for(status_for(ec)));
+      co_return;
+    }
+    std::string ok = "HTTP/1.1 200 Connection established\r\n\r\n";
+    auto [wec, n] = co_await asio::async_write(client, asio::buffer(ok), asio::experimental::as_tuple(asio::use_awaitable));
+    if (wec) co_return;
+    co_await connector.relay(client, stream);
+  } else if (head.kind == ProxyRequestKind::http_forward) {
+    task.initial_data = head.origin_form_request() + rest;
+    auto stream = co_await connector.http_forward(task, ec);
+    if (ec) {
+      co_await reply(client, status_for(ec), reason_for(status_for(ec)));
+      co_return;
+    }
+    co_await connector.relay(client, stream);
+  } else {
+    if (!cfg.tls) {
+      co_await reply(client, 501, reason_for(501));
+      co_return;
+    }
+    auto stream = co_await connector.https_forward(task, head.host, *cfg.tls, ec);
+    if (ec) {
+      co_await reply(client, status_for(ec), reason_for(status_for(ec)));
+      co_return;
+    }
+    std::string req = head.origin_form_request() + rest;
+    auto [wec, n] = co_await asio::async_write(stream, asio::buffer(req), asio::experimental::as_tuple(asio::use_awaitable));
+    if (wec) {
+      co_await reply(client, 502, reason_for(502));
+      co_return;
+    }
+    co_await connector.relay(client, stream);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Cli cli("divert-forward-proxy",
+          "An HTTP forward proxy that diverts every request through a next proxy with a\n"
+          "PROXY v2 header (divert). CONNECT -> tcp connect, http:// -> http forward,\n"
+          "https:// -> https forward (TLS to the origin on this side).");
+  cli.option("listen", "HOST:PORT", "address to listen on (default 127.0.0.1:8080)")
+      .option("next-proxy", "ADDR[,WEIGHT]", "next proxy (default port 3128)", true)
+      .option("pick-policy", "NAME", "random, serial, round_robin, ketama, rendezvous, jump_hash")
+      .option("user", "NAME:PASSWORD", "require Basic proxy auth with these users", true)
+      .option("ca-file", "FILE", "CA certificates trusted for https forward (default: system)")
+      .option("set", "KEY=VALUE", "any connector key in the seed's syntax, e.g. tcp_connect.max_retry=1", true)
+      .option("log", "LEVEL", "log to stderr at this level (default off)")
+      .option("threads", "N", "worker threads (default 1)");
+  try {
+    if (!cli.parse(argc, argv)) return 0;
+    Config cfg;
+    auto b = DivertTcpConnector::builder();
+    b.name("divert-forward-proxy").resolver(net::system_resolver());
+    std::vector<WeightedUpstreamAddr> proxies;
+    for (auto& np : cli.all("next-proxy")) {
+      auto comma = np.rfind(',');
+      double w = 1.0;
+      std::string addr = np;
+      if (comma != std::string::npos && np.find(']', comma) == std::string::npos) {
+        w = parse_number("--next-proxy", np.substr(comma + 1));
+        addr = np.substr(0, comma);
+      }
+      proxies.emplace_back(UpstreamAddr::parse(addr, kDefaultProxyPort, "--next-proxy"), w);
+    }
+    if (proxies.empty()) throw usage_error("at least one --next-proxy is required");
+    b.proxy_addr(std::move(proxies));
+    if (cli.has("pick-policy")) b.proxy_addr_pick_policy(parse_pick_policy(cli.get("pick-policy"), "--pick-policy"));
+    if (cli.has("log")) b.set("shared_logger", "stderr:" + cli.get("log"));
+    for (auto& kv : cli.all("set")) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos) throw usage_error("--set needs KEY=VALUE, got '" + kv + "'");
+      b.set(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    cfg.connector.emplace(b.build());
+    for (auto& u : cli.all("user")) {
+      auto colon = u.find(':');
+      if (colon == std::string::npos || colon == 0) throw usage_error("--user needs NAME:PASSWORD");
+      cfg.users[u.substr(0, colon)] = u.substr(colon + 1);
+    }
+    cfg.tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    if (cli.has("ca-file")) cfg.tls->load_verify_file(cli.get("ca-file"));
+    else cfg.tls->set_default_verify_paths();
+
+    ServerOptions so;
+    so.name = "divert-forward-proxy";
+    so.listen = parse_listen(cli.get("listen", "127.0.0.1:8080"));
+    so.threads = static_cast<unsigned>(parse_int("--threads", cli.get("threads", "1"), 1, 256));
+    Server server(so, [&cfg](tcp::socket s) { return handle(std::move(s), cfg); });
+    server.bind();
+    std::cerr << "divert-forward-proxy: listening on " << server.local_endpoint() << "\n";
+    server.run();
+    std::cerr << format_statsd(cfg.connector->metrics().snapshot(), "divert");
+    return 0;
+  } catch (const usage_error& e) {
+    std::cerr << "divert-forward-proxy: " << e.what() << "\ntry --help\n";
+    return 2;
+  } catch (const config_error& e) {
+    std::cerr << "divert-forward-proxy: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "divert-forward-proxy: " << e.what() << "\n";
+    return 1;
+  }
+}

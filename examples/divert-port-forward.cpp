@@ -1,0 +1,84 @@
+// divert-port-forward — diverts every accepted connection to one fixed
+// upstream through the next-proxy list (tcp connect), then relays.
+#include <iostream>
+
+#include "common/cli.hpp"
+#include "common/server.hpp"
+#include "divert/connector.hpp"
+
+using namespace divert;
+using namespace divert::examples;
+using asio::ip::tcp;
+
+namespace {
+
+asio::awaitable<void> handle(tcp::socket client, const DivertTcpConnector& connector,
+                             const UpstreamAddr& upstream) {
+  std::error_code ec;
+  auto peer = client.remote_endpoint(ec);
+  auto local = client.local_endpoint(ec);
+  if (ec) co_return;
+  Task task{.client = peer, .server = local, .upstream = upstream};
+  auto stream = co_await connector.tcp_connect(task, ec);
+  if (ec) co_return;  // client closed: nothing else to tell it on a raw port
+  co_await connector.relay(client, stream);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Cli cli("divert-port-forward",
+          "Diverts every accepted connection to --upstream through the next proxies\n"
+          "(PROXY v2 header with TLV 0xE0 = upstream), then relays bytes.");
+  cli.option("listen", "HOST:PORT", "address to listen on (default 127.0.0.1:8081)")
+      .option("upstream", "HOST:PORT", "where the next proxy should connect (required)")
+      .option("next-proxy", "ADDR[,WEIGHT]", "next proxy (default port 3128)", true)
+      .option("pick-policy", "NAME", "random, serial, round_robin, ketama, rendezvous, jump_hash")
+      .option("set", "KEY=VALUE", "any connector key in the seed's syntax", true)
+      .option("threads", "N", "worker threads, each with its own SO_REUSEPORT acceptor (default 1)");
+  try {
+    if (!cli.parse(argc, argv)) return 0;
+    if (!cli.has("upstream")) throw usage_error("--upstream HOST:PORT is required");
+    auto upstream = UpstreamAddr::parse(cli.get("upstream"), 0, "--upstream");
+    auto b = DivertTcpConnector::builder();
+    b.name("divert-port-forward").resolver(net::system_resolver());
+    std::vector<WeightedUpstreamAddr> proxies;
+    for (auto& np : cli.all("next-proxy")) {
+      auto comma = np.rfind(',');
+      double w = 1.0;
+      std::string addr = np;
+      if (comma != std::string::npos && np.find(']', comma) == std::string::npos) {
+        w = parse_number("--next-proxy", np.substr(comma + 1));
+        addr = np.substr(0, comma);
+      }
+      proxies.emplace_back(UpstreamAddr::parse(addr, kDefaultProxyPort, "--next-proxy"), w);
+    }
+    if (proxies.empty()) throw usage_error("at least one --next-proxy is required");
+    b.proxy_addr(std::move(proxies));
+    if (cli.has("pick-policy")) b.proxy_addr_pick_policy(parse_pick_policy(cli.get("pick-policy"), "--pick-policy"));
+    for (auto& kv : cli.all("set")) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos) throw usage_error("--set needs KEY=VALUE, got '" + kv + "'");
+      b.set(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    auto connector = b.build();
+    ServerOptions so;
+    so.name = "divert-port-forward";
+    so.listen = parse_listen(cli.get("listen", "127.0.0.1:8081"));
+    so.threads = static_cast<unsigned>(parse_int("--threads", cli.get("threads", "1"), 1, 256));
+    Server server(so, [&](tcp::socket s) { return handle(std::move(s), connector, upstream); });
+    server.bind();
+    std::cerr << "divert-port-forward: listening on " << server.local_endpoint() << "\n";
+    server.run();
+    return 0;
+  } catch (const usage_error& e) {
+    std::cerr << "divert-port-forward: " << e.what() << "\ntry --help\n";
+    return 2;
+  } catch (const config_error& e) {
+    std::cerr << "divert-port-forward: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "divert-port-forward: " << e.what() << "\n";
+    return 1;
+  }
+}

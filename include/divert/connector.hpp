@@ -1,0 +1,204 @@
+// divert/connector.hpp — DivertTcpConnector: the diverting connector a host
+// proxy links in, and its Builder.
+//
+// For each client connection the host hands a Task (client and server
+// endpoints, the upstream, maybe a username); the connector picks a next
+// proxy from its weighted list, connects to it (happy eyeballs for a domain,
+// a bounded retry for an IP literal), sends ONE PROXY v2 header whose TLVs
+// carry the upstream (0xE0), the TLS verify name (0xE1, https forward only),
+// the username (0xE2, when given) and the task id (0xE3) — in the same write
+// as Task::initial_data — and hands back a ready stream.
+//
+//   auto connector = divert::DivertTcpConnector::builder()
+//       .proxy_addr({{"np1.internal:3128", 2.0}, {"10.0.0.7", 1.0}})
+//       .proxy_addr_pick_policy(divert::PickPolicy::ketama)
+//       .resolver(divert::net::system_resolver())
+//       .build();                       // throws divert::config_error
+//   auto stream = co_await connector.tcp_connect(task);
+//
+// Failover: when a next proxy cannot be connected, the next candidate in the
+// policy's failover order is tried, up to `proxy_failover` more (default 1).
+// Passive ejection: a next proxy with `eject_after_failures` consecutive
+// failures (default 3) is skipped for `eject_duration` (default 10 s), unless
+// every next proxy is ejected (then all are tried as if none were).
+//
+// Errors: the plain overloads throw std::system_error; the overloads taking a
+// std::error_code& report it there and return an unopened stream. Codes:
+// Asio's (connection_refused, timed_out, ...) for the last candidate tried,
+// divert::errc::resolve_failed, header_too_large, tls_handshake_failed,
+// tls_handshake_timeout, and asio::error::operation_aborted on cancellation.
+// Cancellation: the awaiting coroutine's cancellation slot is honoured; every
+// socket opened for the call is closed before it returns.
+//
+// Thread-safety: DivertTcpConnector is a cheap, copyable handle to immutable
+// configuration plus atomic state (metrics, ejection); all its methods may be
+// called concurrently from any thread and executor. The returned stream uses
+// the calling coroutine's executor. A Builder is not thread-safe.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "divert/config_value.hpp"
+#include "divert/error.hpp"
+#include "divert/logger.hpp"
+#include "divert/metrics.hpp"
+#include "divert/net/options.hpp"
+#include "divert/net/resolver.hpp"
+#include "divert/relay.hpp"
+#include "divert/select/policy.hpp"
+#include "divert/speed_limit.hpp"
+#include "divert/task.hpp"
+#include "divert/upstream.hpp"
+
+#if defined(DIVERT_WITH_TLS)
+#include <asio/ssl.hpp>
+#endif
+
+namespace divert {
+
+// Everything the connector is configured with. Field names are the seed's
+// keys (divert_tcp); the ones below the line are divert's own additions.
+struct ConnectorConfig {
+  std::vector<WeightedUpstreamAddr> proxy_addr;           // required; default port 3128
+  PickPolicy proxy_addr_pick_policy = PickPolicy::random;
+  std::shared_ptr<net::Resolver> resolver;                // required iff a proxy is a domain
+  net::ConnectOptions connect;  // resolve_strategy, no_ipv4/6, tcp_connect, happy_eyeballs,
+                                // tcp_misc_opts, tcp_keepalive, bind_ipv4/6
+  SpeedLimitConfig tcp_sock_speed_limit;                  // applied by relay(); off by default
+  std::map<std::string, std::string> extra_metrics_tags;
+  Logger shared_logger;                                   // silent by default
+  std::string name = "divert";                            // the metrics' escaper tag
+  // ---- divert's own keys
+  std::size_t proxy_failover = 1;               // more next proxies tried after a failure
+  std::uint32_t eject_after_failures = 3;       // consecutive failures before ejection (0: never)
+  std::chrono::milliseconds eject_duration{10'000};
+  std::chrono::milliseconds tls_handshake_timeout{10'000};
+  bool tls_verify_peer = true;                  // https forward: verify chain and name/IP
+  std::size_t max_header_size = 4096;           // bytes; the encoder refuses larger headers
+  bool header_crc32c = false;                   // append a CRC32C TLV to every header
+};
+
+class DivertTcpConnector {
+ public:
+  class Builder;
+  static Builder builder();
+
+  // tcp connect (CONNECT tunnels, port forwarding): the next proxy relays bytes.
+  asio::awaitable<asio::ip::tcp::socket> tcp_connect(const Task& task) const;
+  asio::awaitable<asio::ip::tcp::socket> tcp_connect(const Task& task, std::error_code& ec) const;
+
+  // http forward: as tcp_connect; the host then writes the origin-form
+  // request (or passes it as Task::initial_data to share the header's write).
+  asio::awaitable<asio::ip::tcp::socket> http_forward(const Task& task) const;
+  asio::awaitable<asio::ip::tcp::socket> http_forward(const Task& task, std::error_code& ec) const;
+
+#if defined(DIVERT_WITH_TLS)
+  using TlsStream = asio::ssl::stream<asio::ip::tcp::socket>;
+  // https forward: 0xE1 = tls_name, then a TLS client handshake over the
+  // diverted stream, bounded by tls_handshake_timeout: SNI for a domain name,
+  // none for an IP literal; peer verification (the chain against ctx's trust
+  // store, and the host name or IP against tls_name) is on unless
+  // tls_verify_peer is false. `ctx` must outlive the stream. A failed
+  // handshake reports OpenSSL's code (asio::error::get_ssl_category(), e.g.
+  // "certificate verify failed"); no handshake within tls_handshake_timeout
+  // reports errc::tls_handshake_timeout. Task::initial_data is refused here
+  // (it would precede the TLS handshake): asio::error::invalid_argument.
+  asio::awaitable<TlsStream> https_forward(const Task& task, std::string tls_name,
+                                           asio::ssl::context& ctx) const;
+  asio::awaitable<TlsStream> https_forward(const Task& task, std::string tls_name,
+                                           asio::ssl::context& ctx, std::error_code& ec) const;
+#endif
+
+  // Relays client <-> stream with the configured tcp_sock_speed_limit
+  // (upload = client -> next proxy) and counts escaper.traffic.{out,in}.bytes.
+  template <class ClientStream, class ProxyStream>
+  asio::awaitable<RelayResult> relay(ClientStream& client, ProxyStream& stream,
+                                     RelayOptions options = {}) const {
+    options.speed_limit = config().tcp_sock_speed_limit;
+    options.metrics = &metrics();
+    co_return co_await divert::relay(client, stream, options);
+  }
+
+  const ConnectorConfig& config() const noexcept;
+  Metrics& metrics() const noexcept;
+  // Next proxies currently ejected (by canonical address), for diagnostics.
+  std::vector<std::string> ejected_proxies() const;
+  // Total number of ejections so far.
+  std::uint64_t ejections() const noexcept;
+
+ private:
+  struct State;
+  explicit DivertTcpConnector(std::shared_ptr<State> s) : s_(std::move(s)) {}
+  std::shared_ptr<State> s_;
+};
+
+class DivertTcpConnector::Builder {
+ public:
+  Builder() = default;
+
+  // Typed setters, one per key of the seed.
+  Builder& proxy_addr(std::string_view addr);                    // one address, weight 1
+  Builder& proxy_addr(std::vector<WeightedUpstreamAddr> addrs);  // weighted list
+  Builder& proxy_addr_pick_policy(PickPolicy p);
+  Builder& pick_policy(PickPolicy p) { return proxy_addr_pick_policy(p); }
+  Builder& resolver(std::shared_ptr<net::Resolver> r);
+  Builder& resolve_strategy(net::ResolveStrategy s);
+  Builder& tcp_sock_speed_limit(SpeedLimitConfig s);
+  Builder& no_ipv4(bool v);
+  Builder& no_ipv6(bool v);
+  Builder& tcp_connect(net::TcpConnectConfig c);
+  Builder& happy_eyeballs(net::HappyEyeballsConfig c);
+  Builder& tcp_misc_opts(net::TcpMiscOpts o);
+  Builder& tcp_keepalive(net::TcpKeepalive k);
+  Builder& bind_ipv4(asio::ip::address a);
+  Builder& bind_ipv6(asio::ip::address a);
+  Builder& extra_metrics_tags(std::map<std::string, std::string> tags);
+  Builder& shared_logger(Logger l);
+  Builder& logger(Logger l) { return shared_logger(std::move(l)); }
+  // divert's own keys.
+  Builder& name(std::string n);
+  Builder& proxy_failover(std::size_t n);
+  Builder& passive_ejection(std::uint32_t after_failures, std::chrono::milliseconds duration);
+  Builder& tls_handshake_timeout(std::chrono::milliseconds t);
+  Builder& tls_verify_peer(bool on);
+  Builder& max_header_size(std::size_t bytes);
+  Builder& header_crc32c(bool on);
+
+  // Names a resolver for set("resolver", NAME). "system" is always known.
+  Builder& register_resolver(std::string name, std::shared_ptr<net::Resolver> r);
+
+  // String keys with the seed's names and value syntax (see config_value.hpp):
+  //   set("proxy_addr", "[np1:3128, {addr: 10.0.0.7, weight: 2}]")
+  //   set("tcp_connect.max_retry", "2"), set("happy_eyeballs", "{connection_attempt_delay: 250ms}")
+  // Keys are case-insensitive, '-' equals '_'; nested fields as "key.field".
+  // Throws config_error naming the key and the value; an unknown key or field is an error.
+  Builder& set(std::string_view key, std::string_view value);
+  Builder& set(std::string_view key, const std::string& value) {
+    return set(key, std::string_view(value));
+  }
+  Builder& set(std::string_view key, const char* value) { return set(key, std::string_view(value)); }
+  Builder& set(std::string_view key, const ConfigValue& value);
+
+  // Validates as the seed does and builds. Throws config_error on: no
+  // proxy_addr; a domain proxy without a resolver; both no_ipv4 and no_ipv6;
+  // an IPv4 proxy with no_ipv4 (and the IPv6 twin); a resolve strategy that
+  // contradicts them; a speed limit with shift above 12 or a zero limit.
+  DivertTcpConnector build() const;
+
+  const ConnectorConfig& config() const noexcept { return cfg_; }
+
+ private:
+  ConnectorConfig cfg_;
+  std::map<std::string, std::shared_ptr<net::Resolver>> resolvers_;
+};
+
+}  // namespace divert

@@ -1,0 +1,322 @@
+// DivertTcpConnector: pick, connect, send the PROXY v2 header, hand back the stream.
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio.hpp>
+
+#include "divert/connector.hpp"
+#include "divert/net/connect.hpp"
+#include "divert/ppv2/encoder.hpp"
+#include "divert/select/pick_key.hpp"
+#include "divert/select/selector.hpp"
+
+#if defined(DIVERT_WITH_TLS)
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#endif
+
+namespace divert {
+
+void validate_connector_config(const ConnectorConfig& cfg);  // builder.cpp
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using asio::ip::tcp;
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+ppv2::Endpoint to_ppv2(const tcp::endpoint& e) {
+  auto a = e.address();
+  if (a.is_v4()) return ppv2::Endpoint::v4(a.to_v4().to_bytes(), e.port());
+  return ppv2::Endpoint::v6(a.to_v6().to_bytes(), e.port());
+}
+
+std::vector<SelectorNode> make_nodes(const std::vector<WeightedUpstreamAddr>& addrs) {
+  std::vector<SelectorNode> nodes;
+  nodes.reserve(addrs.size());
+  for (auto& w : addrs) nodes.push_back({w.addr.to_string(), w.weight});
+  return nodes;
+}
+
+bool is_timeout(const std::error_code& ec) {
+  return ec == asio::error::timed_out || ec == std::errc::timed_out;
+}
+
+std::string hex_id(const TaskId& id) { return id.to_string(); }
+
+}  // namespace
+
+struct DivertTcpConnector::State {
+  explicit State(ConnectorConfig c)
+      : cfg(std::move(c)),
+        selector(make_nodes(cfg.proxy_addr), cfg.proxy_addr_pick_policy, "proxy_addr"),
+        metrics(cfg.name, cfg.extra_metrics_tags),
+        health(cfg.proxy_addr.size()) {}
+
+  struct Health {
+    std::atomic<std::uint32_t> failures{0};
+    std::atomic<std::int64_t> ejected_until_ns{0};
+  };
+
+  ConnectorConfig cfg;
+  IndexSelector selector;
+  mutable Metrics metrics;
+  std::vector<Health> health;
+  std::atomic<std::uint64_t> ejections{0};
+
+  bool ejected(std::size_t i, std::int64_t now) const {
+    return health[i].ejected_until_ns.load(std::memory_order_relaxed) > now;
+  }
+
+  void record_success(std::size_t i) {
+    health[i].failures.store(0, std::memory_order_relaxed);
+    health[i].ejected_until_ns.store(0, std::memory_order_relaxed);
+  }
+
+  void record_failure(std::size_t i, std::string_view task_id) {
+    if (cfg.eject_after_failures == 0) return;
+    auto n = health[i].failures.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (n >= cfg.eject_after_failures) {
+      auto until = now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.eject_duration).count();
+      auto prev = health[i].ejected_until_ns.exchange(until, std::memory_order_relaxed);
+      health[i].failures.store(0, std::memory_order_relaxed);
+      if (prev <= now_ns()) {
+        ejections.fetch_add(1, std::memory_order_relaxed);
+        cfg.shared_logger.logf(LogLevel::warn, task_id,
+                               "next proxy {} ejected for {} ms after {} consecutive failures",
+                               cfg.proxy_addr[i].addr.to_string(), cfg.eject_duration.count(), n);
+      }
+    }
+  }
+
+  // Candidates in failover order, ejected ones left out unless all are.
+  std::vector<std::size_t> order(std::string_view key) const {
+    auto all = selector.candidates(key);
+    auto now = now_ns();
+    std::vector<std::size_t> live;
+    live.reserve(all.size());
+    for (auto i : all)
+      if (!ejected(i, now)) live.push_back(i);
+    auto& chosen = live.empty() ? all : live;
+    if (chosen.size() > cfg.proxy_failover + 1) chosen.resize(cfg.proxy_failover + 1);
+    return chosen;
+  }
+
+  asio::awaitable<tcp::socket> connect(const Task& task, const std::string* tls_name,
+                                       std::error_code& ec);
+};
+
+asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task_in,
+                                                                const std::string* tls_name,
+                                                                std::error_code& ec) {
+  ec.clear();
+  // Own copies: the caller's Task may go away while we are suspended.
+  const Task task = task_in;
+  const std::string tls = tls_name ? *tls_name : std::string();
+  auto ex = co_await asio::this_coro::executor;
+  metrics.add(MetricsCounter::task_total);
+
+  const TaskId id = task.task_id ? *task.task_id : make_task_id_v7();
+  const std::string id_text = hex_id(id);
+  const std::string upstream = task.upstream.to_string();
+
+  ppv2::HeaderSpec spec;
+  spec.command = ppv2::Command::proxy;
+  spec.src = to_ppv2(task.client);
+  spec.dst = to_ppv2(task.server);
+  spec.upstream = upstream;
+  if (tls_name) spec.tls_name = tls;
+  if (task.username) spec.username = *task.username;
+  spec.task_id = id;
+  spec.crc32c = cfg.header_crc32c;
+  ppv2::HeaderBuffer header;
+  if (auto e = ppv2::encode(spec, header, {.max_size = cfg.max_header_size})) {
+    cfg.shared_logger.logf(LogLevel::warn, id_text, "cannot encode the PROXY header for {}: {}",
+                           upstream, e.message());
+    ec = errc::header_too_large;
+    co_return tcp::socket(ex);
+  }
+
+  std::optional<std::string_view> user;
+  if (task.username) user = *task.username;
+  const std::string key = make_pick_key(task.client.address(), user, task.upstream.host());
+  const auto candidates = order(key);
+
+  std::error_code last;
+  for (auto i : candidates) {
+    const UpstreamAddr& proxy = cfg.proxy_addr[i].addr;
+    metrics.add(MetricsCounter::connection_attempt);
+    metrics.add(MetricsCounter::tcp_connect_attempt);
+    auto started = Clock::now();
+    std::optional<net::ConnectResult> r;
+    std::error_code cerr;
+    const char* option = nullptr;
+    try {
+      if (proxy.is_ip())
+        r.emplace(co_await net::connect_with_retry(tcp::endpoint(proxy.ip(), proxy.port()), cfg.connect));
+      else
+        r.emplace(co_await net::happy_eyeballs_connect(proxy.host(), proxy.port(), cfg.connect, cfg.resolver));
+      cerr = r->error;
+      option = r->option;
+    } catch (const std::system_error& e) {
+      cerr = e.code();
+    }
+    if (cerr == asio::error::operation_aborted) {
+      ec = cerr;
+      co_return tcp::socket(ex);
+    }
+    if (cerr) {
+      last = cerr;
+      metrics.add(is_timeout(cerr) ? MetricsCounter::tcp_connect_timeout
+                                   : MetricsCounter::tcp_connect_error);
+      cfg.shared_logger.logf(LogLevel::warn, id_text, "next proxy {} failed: {}{}",
+                             proxy.to_string(), cerr.message(),
+                             option ? " (option " + std::string(option) + ")" : std::string());
+      record_failure(i, id_text);
+      continue;
+    }
+    metrics.add(MetricsCounter::tcp_connect_establish);
+    metrics.record_connect_latency(Clock::now() - started);
+
+    // One write: header then the client's first bytes (writev, one segment
+    // when it fits) so a receiver never sees a split header.
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(header.data(), header.size()),
+                                           asio::buffer(task.initial_data)};
+    std::error_code wec;
+    try {
+      auto [e, n] = co_await asio::async_write(*r->socket, bufs, asio::experimental::as_tuple(asio::use_awaitable));
+      wec = e;
+    } catch (const std::system_error& e) {
+      wec = e.code();
+    }
+    if (wec == asio::error::operation_aborted) {
+      ec = wec;
+      co_return tcp::socket(ex);
+    }
+    if (wec) {
+      last = wec;
+      metrics.add(MetricsCounter::tcp_connect_error);
+      cfg.shared_logger.logf(LogLevel::warn, id_text, "sending the PROXY header to {} failed: {}",
+                             proxy.to_string(), wec.message());
+      record_failure(i, id_text);
+      continue;
+    }
+    record_success(i);
+    metrics.add(MetricsCounter::tcp_connect_success);
+    metrics.add(MetricsCounter::connection_establish);
+    metrics.add(MetricsCounter::traffic_out_bytes, task.initial_data.size());
+    cfg.shared_logger.logf(LogLevel::debug, id_text, "diverted {} via next proxy {} ({})", upstream,
+                           proxy.to_string(), r->peer.address().to_string());
+    co_return std::move(*r->socket);
+  }
+  ec = last ? last : make_error_code(errc::no_next_proxy_available);
+  co_return tcp::socket(ex);
+}
+
+asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(const Task& task, std::error_code& ec) const {
+  co_return co_await s_->connect(task, nullptr, ec);
+}
+
+asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(const Task& task) const {
+  std::error_code ec;
+  auto s = co_await s_->connect(task, nullptr, ec);
+  if (ec) throw std::system_error(ec, "divert tcp_connect to " + task.upstream.to_string());
+  co_return s;
+}
+
+asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(const Task& task, std::error_code& ec) const {
+  co_return co_await s_->connect(task, nullptr, ec);
+}
+
+asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(const Task& task) const {
+  std::error_code ec;
+  auto s = co_await s_->connect(task, nullptr, ec);
+  if (ec) throw std::system_error(ec, "divert http_forward to " + task.upstream.to_string());
+  co_return s;
+}
+
+#if defined(DIVERT_WITH_TLS)
+asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
+    const Task& task, std::string tls_name, asio::ssl::context& ctx, std::error_code& ec) const {
+  auto ex = co_await asio::this_coro::executor;
+  if (!task.initial_data.empty()) {
+    ec = asio::error::invalid_argument;
+    co_return TlsStream(tcp::socket(ex), ctx);
+  }
+  auto sock = co_await s_->connect(task, &tls_name, ec);
+  TlsStream stream(std::move(sock), ctx);
+  if (ec) co_return stream;
+
+  SSL* ssl = stream.native_handle();
+  std::error_code addr_ec;
+  auto ip = asio::ip::make_address(tls_name, addr_ec);
+  if (addr_ec) SSL_set_tlsext_host_name(ssl, tls_name.c_str());  // SNI for names only
+  if (s_->cfg.tls_verify_peer) {
+    stream.set_verify_mode(asio::ssl::verify_peer);
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    if (addr_ec) {
+      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      X509_VERIFY_PARAM_set1_host(param, tls_name.c_str(), tls_name.size());
+    } else {
+      X509_VERIFY_PARAM_set1_ip_asc(param, ip.to_string().c_str());
+    }
+  }
+
+  using namespace asio::experimental::awaitable_operators;
+  asio::steady_timer timer(ex, s_->cfg.tls_handshake_timeout);
+  std::variant<std::tuple<std::error_code>, std::tuple<std::error_code>> res;
+  try {
+    res = co_await (stream.async_handshake(asio::ssl::stream_base::client,
+                                           asio::experimental::as_tuple(asio::use_awaitable)) ||
+                    timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable)));
+  } catch (const std::system_error& e) {
+    ec = e.code();
+  }
+  if (!ec) {
+    if (res.index() == 1) {
+      ec = errc::tls_handshake_timeout;
+    } else {
+      ec = std::get<0>(std::get<0>(res));
+    }
+  }
+  if (ec) {
+    s_->cfg.shared_logger.logf(LogLevel::warn, "", "TLS handshake with {} ({}) failed: {}",
+                               task.upstream.to_string(), tls_name, ec.message());
+    std::error_code ignored;
+    stream.lowest_layer().close(ignored);
+  }
+  co_return stream;
+}
+
+asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
+    const Task& task, std::string tls_name, asio::ssl::context& ctx) const {
+  std::error_code ec;
+  auto upstream = task.upstream.to_string();
+  auto s = co_await https_forward(task, std::move(tls_name), ctx, ec);
+  if (ec) throw std::system_error(ec, "divert https_forward to " + upstream);
+  co_return s;
+}
+#endif
+
+const ConnectorConfig& DivertTcpConnector::config() const noexcept { return s_->cfg; }
+Metrics& DivertTcpConnector::metrics() const noexcept { return s_->metrics; }
+std::uint64_t DivertTcpConnector::ejections() const noexcept {
+  return s_->ejections.load(std::memory_order_relaxed);
+}
+
+std::vector<std::string> DivertTcpConnector::ejected_proxies() const {
+  std::vector<std::string> out;
+  auto now = now_ns();
+  for (std::size_t i = 0; i < s_->health.size(); ++i)
+    if (s_->ejected(i, now)) out.push_back(s_->cfg.proxy_addr[i].addr.to_string());
+  return out;
+}
+
+DivertTcpConnector DivertTcpConnector::Builder::build() const {
+  validate_connector_config(cfg_);
+  return DivertTcpConnector(std::make_shared<State>(cfg_));
+}
+
+}  // namespace divert
