@@ -20,6 +20,7 @@ struct Config {
   std::map<std::string, std::string> users;  // name -> password
   std::unique_ptr<asio::ssl::context> tls;
   std::chrono::milliseconds head_timeout{30000};
+  std::chrono::milliseconds response_timeout{60000};
 };
 
 asio::awaitable<void> reply(tcp::socket& s, int status, std::string_view reason,
@@ -83,6 +84,33 @@ asio::awaitable<bool> read_head(tcp::socket& s, std::string& buf, RequestHead& h
   }
 }
 
+// For forwards, the next proxy closes without a byte when it cannot reach the
+// upstream (PROXY v2 has no reply): wait for the first response bytes so the
+// client gets a 502/504 instead of an empty reply. Returns false after answering.
+template <class Stream>
+asio::awaitable<bool> first_response(tcp::socket& client, Stream& stream,
+                                     std::chrono::milliseconds timeout) {
+  char buf[16 * 1024];
+  asio::steady_timer timer(client.get_executor(), timeout);
+  bool timed_out = false;
+  timer.async_wait([&](std::error_code ec) {
+    if (!ec) {
+      timed_out = true;
+      std::error_code ignored;
+      stream.lowest_layer().cancel(ignored);
+    }
+  });
+  auto [ec, n] = co_await stream.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(asio::use_awaitable));
+  timer.cancel();
+  if (n == 0) {
+    int status = timed_out ? 504 : 502;
+    co_await reply(client, status, reason_for(status));
+    co_return false;
+  }
+  auto [wec, w] = co_await asio::async_write(client, asio::buffer(buf, n), asio::experimental::as_tuple(asio::use_awaitable));
+  co_return !wec;
+}
+
 asio::awaitable<void> handle(tcp::socket client, Config& cfg) {
   std::error_code ec;
   auto peer = client.remote_endpoint(ec);
@@ -131,6 +159,7 @@ asio::awaitable<void> handle(tcp::socket client, Config& cfg) {
       co_await reply(client, status_for(ec), reason_for(status_for(ec)));
       co_return;
     }
+    if (!co_await first_response(client, stream, cfg.response_timeout)) co_return;
     co_await connector.relay(client, stream);
   } else {
     if (!cfg.tls) {
@@ -148,6 +177,7 @@ asio::awaitable<void> handle(tcp::socket client, Config& cfg) {
       co_await reply(client, 502, reason_for(502));
       co_return;
     }
+    if (!co_await first_response(client, stream, cfg.response_timeout)) co_return;
     co_await connector.relay(client, stream);
   }
 }
@@ -165,6 +195,7 @@ int main(int argc, char** argv) {
       .option("user", "NAME:PASSWORD", "require Basic proxy auth with these users", true)
       .option("ca-file", "FILE", "CA certificates trusted for https forward (default: system)")
       .option("set", "KEY=VALUE", "any connector key in the seed's syntax, e.g. tcp_connect.max_retry=1", true)
+      .option("response-timeout", "DURATION", "forwards: 504 when no response byte in time (default 60s)")
       .option("log", "LEVEL", "log to stderr at this level (default off)")
       .option("threads", "N", "worker threads (default 1)");
   try {
@@ -193,6 +224,8 @@ int main(int argc, char** argv) {
       b.set(kv.substr(0, eq), kv.substr(eq + 1));
     }
     cfg.connector.emplace(b.build());
+    if (cli.has("response-timeout"))
+      cfg.response_timeout = parse_duration("--response-timeout", cli.get("response-timeout"));
     for (auto& u : cli.all("user")) {
       auto colon = u.find(':');
       if (colon == std::string::npos || colon == 0) throw usage_error("--user needs NAME:PASSWORD");

@@ -107,19 +107,16 @@ std::string RequestHead::origin_form_request() const {
       s.remove_prefix(comma + 1);
     }
   }
-  std::string out = method + " " + path + " HTTP/1." + std::to_string(version_minor) + "\r\n";
-  bool has_host = false;
+  // RFC 9112 3.2.2: a proxy replaces Host with the target URI's authority.
+  bool default_port = (kind == ProxyRequestKind::http_forward && port == 80) ||
+                      (kind == ProxyRequestKind::https_forward && port == 443);
+  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  std::string out = method + " " + path + " HTTP/1." + std::to_string(version_minor) + "\r\n" +
+                    "Host: " + (default_port ? h : h + ":" + std::to_string(port)) + "\r\n";
+  drop.push_back("host");
   for (auto& [k, v] : headers) {
-    std::string lk = lower(k);
-    if (std::find(drop.begin(), drop.end(), lk) != drop.end()) continue;
-    if (lk == "host") has_host = true;
+    if (std::find(drop.begin(), drop.end(), lower(k)) != drop.end()) continue;
     out += k + ": " + v + "\r\n";
-  }
-  if (!has_host) {
-    bool default_port = (kind == ProxyRequestKind::http_forward && port == 80) ||
-                        (kind == ProxyRequestKind::https_forward && port == 443);
-    std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-    out += "Host: " + (default_port ? h : h + ":" + std::to_string(port)) + "\r\n";
   }
   out += "Connection: close\r\n\r\n";
   return out;

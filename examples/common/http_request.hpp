@@ -36,7 +36,7 @@ struct RequestHead {
   std::string authority() const;
   // The request to send upstream in origin form: hop-by-hop headers removed
   // (Proxy-Authorization, Proxy-Connection, Connection and the headers it
-  // names, Keep-Alive, TE, Trailer, Upgrade), Host set if absent,
+  // names, Keep-Alive, TE, Trailer, Upgrade), Host set from the URI,
   // "Connection: close" added.
   std::string origin_form_request() const;
 };
