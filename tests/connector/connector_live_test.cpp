@@ -282,3 +282,142 @@ TEST_CASE("HAProxy (accept-proxy) as the next hop accepts every header the conne
   CHECK_THAT(log, Catch::Contains("src=2001:db8::5:5555 dst=::1:8080"));
   CHECK_THAT(log, Catch::Contains("src=2001:db8::6:6666 dst=::ffff:127.0.0.1:8080"));
 }
+
+namespace {
+
+struct TestPki {
+  test::TempDir dir;
+  std::string ca, cert, key;
+};
+
+std::unique_ptr<TestPki> make_test_pki() {
+  auto openssl = test::find_tool("openssl");
+  if (!openssl) return nullptr;
+  auto p = std::make_unique<TestPki>();
+  auto d = p->dir.path().string();
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), *openssl);
+    REQUIRE(test::run_command(args).status == 0);
+  };
+  run({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+       "-days", "2", "-subj", "/CN=divert test CA", "-keyout", d + "/ca.key", "-out", d + "/ca.crt"});
+  run({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj",
+       "/CN=localhost", "-keyout", d + "/srv.key", "-out", d + "/srv.csr"});
+  p->dir.write("san.cnf", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  run({"x509", "-req", "-in", d + "/srv.csr", "-CA", d + "/ca.crt", "-CAkey", d + "/ca.key",
+       "-CAcreateserial", "-days", "2", "-extfile", d + "/san.cnf", "-out", d + "/srv.crt"});
+  p->ca = d + "/ca.crt";
+  p->cert = d + "/srv.crt";
+  p->key = d + "/srv.key";
+  return p;
+}
+
+// A next proxy that is also the TLS origin: reads the PROXY header, records
+// 0xE1, then serves TLS on the same connection (or stays silent).
+struct TlsNextProxy {
+  asio::io_context& io;
+  tcp::acceptor acc;
+  asio::ssl::context ctx{asio::ssl::context::tls_server};
+  std::vector<std::string> tls_names;
+  bool silent = false;
+  TlsNextProxy(asio::io_context& io_, const TestPki& pki)
+      : io(io_), acc(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    ctx.use_certificate_chain_file(pki.cert);
+    ctx.use_private_key_file(pki.key, asio::ssl::context::pem);
+    asio::co_spawn(io, serve(), asio::detached);
+  }
+  std::string addr() const { return "127.0.0.1:" + std::to_string(acc.local_endpoint().port()); }
+  asio::awaitable<void> serve() {
+    for (;;) {
+      auto [ec, s] = co_await acc.async_accept(tuple_awaitable);
+      if (ec) co_return;
+      asio::co_spawn(io, one(std::move(s)), asio::detached);
+    }
+  }
+  asio::awaitable<void> one(tcp::socket s) {
+    // Read exactly the header (16 bytes, then len) so the TLS ClientHello that
+    // follows stays in the socket for the handshake below.
+    std::vector<std::uint8_t> buf(16);
+    auto [e1, n1] = co_await asio::async_read(s, asio::buffer(buf), tuple_awaitable);
+    if (e1) co_return;
+    std::size_t len = (std::size_t{buf[14]} << 8) | buf[15];
+    buf.resize(16 + len);
+    auto [e2, n2] = co_await asio::async_read(s, asio::buffer(buf.data() + 16, len), tuple_awaitable);
+    if (e2) co_return;
+    auto parsed = ppv2::parse(buf);
+    REQUIRE(parsed.complete());
+    ppv2::DivertTlvs t;
+    ppv2::read_divert_tlvs(parsed.header, t);
+    tls_names.push_back(t.tls_name ? std::string(*t.tls_name) : "<none>");
+    if (silent) {
+      asio::steady_timer wait(io, 5s);
+      co_await wait.async_wait(tuple_awaitable);
+      co_return;
+    }
+    asio::ssl::stream<tcp::socket> tls(std::move(s), ctx);
+    auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::server, tuple_awaitable);
+    if (hec) co_return;
+    co_await asio::async_write(tls, asio::buffer(std::string("hi")), tuple_awaitable);
+    co_await tls.async_shutdown(tuple_awaitable);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("https_forward: E1, SNI and verification by name or IP; failures are clear") {
+  auto openssl = DIVERT_REQUIRE_TOOL("openssl");
+  if (!openssl) return;
+  auto pki = make_test_pki();
+  REQUIRE(pki);
+  asio::io_context io;
+  TlsNextProxy np(io, *pki);
+  auto connector = DivertTcpConnector::builder()
+                       .proxy_addr(np.addr())
+                       .tls_handshake_timeout(2s)
+                       .build();
+  asio::ssl::context trusted(asio::ssl::context::tls_client);
+  trusted.load_verify_file(pki->ca);
+  asio::ssl::context untrusted(asio::ssl::context::tls_client);
+  std::vector<std::string> results;
+  auto attempt = [&](std::string name, asio::ssl::context& ctx) -> asio::awaitable<void> {
+    std::error_code ec;
+    auto s = co_await connector.https_forward(make_task(name + ":443"), name, ctx, ec);
+    if (ec) {
+      results.push_back(name + ": " + ec.category().name() + ": " + ec.message());
+      CHECK_FALSE(s.lowest_layer().is_open());
+      co_return;
+    }
+    std::string buf(2, '\0');
+    co_await asio::async_read(s, asio::buffer(buf), asio::use_awaitable);
+    results.push_back(name + ": " + buf);
+  };
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    co_await attempt("localhost", trusted);
+    co_await attempt("127.0.0.1", trusted);
+    co_await attempt("wrong.test", trusted);
+    co_await attempt("localhost", untrusted);
+    np.silent = true;
+    co_await attempt("localhost", trusted);
+    np.acc.close();
+  }, asio::detached);
+  io.run_for(20s);
+  REQUIRE(results.size() == 5);
+  CHECK(results[0] == "localhost: hi");
+  CHECK(results[1] == "127.0.0.1: hi");
+  CHECK_THAT(results[2], Catch::Contains("certificate verify failed"));
+  CHECK_THAT(results[3], Catch::Contains("certificate verify failed"));
+  CHECK(results[4] == "localhost: divert: TLS handshake timed out");
+  CHECK(np.tls_names == std::vector<std::string>{"localhost", "127.0.0.1", "wrong.test", "localhost", "localhost"});
+}
+
+TEST_CASE("https_forward refuses initial data (it would precede the handshake)") {
+  auto connector = DivertTcpConnector::builder().proxy_addr("127.0.0.1:1").build();
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  run_coro([&]() -> asio::awaitable<void> {
+    auto t = make_task("example.com:443");
+    t.initial_data = "GET / HTTP/1.1\r\n\r\n";
+    std::error_code ec;
+    co_await connector.https_forward(t, "example.com", ctx, ec);
+    CHECK(ec == asio::error::invalid_argument);
+  });
+}
