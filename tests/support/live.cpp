@@ -114,9 +114,23 @@ Process::Process(std::vector<std::string> argv, const fs::path& stdout_file,
   std::vector<char*> cargv;
   for (auto& s : argv) cargv.push_back(s.data());
   cargv.push_back(nullptr);
+  // A CLOEXEC pipe tells the parent when exec has happened: until then the
+  // child is a copy of the test (with Catch2's signal handlers), and a signal
+  // sent to it would be reported as a failure of the test itself.
+  int sync[2];
+  if (::pipe2(sync, O_CLOEXEC) != 0) throw std::runtime_error("pipe2() failed");
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork() failed");
+  if (pid_ > 0) {
+    ::close(sync[1]);
+    char c;
+    while (::read(sync[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    ::close(sync[0]);
+  }
   if (pid_ == 0) {
+    ::close(sync[0]);
+    for (int sig : {SIGTERM, SIGINT, SIGSEGV, SIGABRT, SIGPIPE}) ::signal(sig, SIG_DFL);
     int out = ::open(stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int err = ::open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int in = ::open("/dev/null", O_RDONLY);

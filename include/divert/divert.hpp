@@ -1,0 +1,24 @@
+// divert/divert.hpp — everything a host proxy needs, in one include:
+// the connector and its builder, tasks, the PROXY v2 codec (both sides),
+// upstream addresses, selection, the net layer, relay, metrics and logging.
+#pragma once
+
+#include "divert/config_value.hpp"
+#include "divert/connector.hpp"
+#include "divert/error.hpp"
+#include "divert/logger.hpp"
+#include "divert/metrics.hpp"
+#include "divert/net/connect.hpp"
+#include "divert/net/options.hpp"
+#include "divert/net/resolver.hpp"
+#include "divert/ppv2/decoder.hpp"
+#include "divert/ppv2/encoder.hpp"
+#include "divert/ppv2/read_header.hpp"
+#include "divert/relay.hpp"
+#include "divert/select/pick_key.hpp"
+#include "divert/select/policy.hpp"
+#include "divert/select/selector.hpp"
+#include "divert/speed_limit.hpp"
+#include "divert/task.hpp"
+#include "divert/upstream.hpp"
+#include "divert/version.hpp"
