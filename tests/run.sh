@@ -8,6 +8,7 @@
 #   CXX              compiler                 (default: the system's c++)
 #   JOBS             parallel build jobs      (default: nproc)
 #   CTEST_ARGS       extra arguments to ctest (e.g. "-L live" or "-LE slow")
+#   DIVERT_BENCHMARKS  build the benchmark programs too (default ON)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
 cmake -S . -B "$BUILD_DIR" -G Ninja \
   -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
-  -DDIVERT_BUILD_TESTS=ON -DDIVERT_BUILD_EXAMPLES=ON -DDIVERT_BUILD_BENCHMARKS=ON \
+  -DDIVERT_BUILD_TESTS=ON -DDIVERT_BUILD_EXAMPLES=ON -DDIVERT_BUILD_BENCHMARKS="${DIVERT_BENCHMARKS:-ON}" \
   -DDIVERT_SANITIZE="${DIVERT_SANITIZE:-}"
 cmake --build "$BUILD_DIR" -j "$JOBS"
 # shellcheck disable=SC2086
