@@ -1,0 +1,433 @@
+#include "divert/ppv2/decoder.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "divert/ppv2/crc32c.hpp"
+#include "divert/ppv2/errc.hpp"
+
+namespace divert::ppv2 {
+
+namespace {
+
+ParseResult fail(errc e, std::size_t offset) noexcept {
+  ParseResult r;
+  r.status = ParseStatus::error;
+  r.ec = e;
+  r.error_offset = offset;
+  return r;
+}
+
+void set_fail(ParseResult& r, errc e, std::size_t offset) noexcept {
+  r.status = ParseStatus::error;
+  r.ec = e;
+  r.error_offset = offset;
+}
+
+void set_more(ParseResult& r, std::size_t need) noexcept {
+  r.status = ParseStatus::need_more;
+  r.need = need;
+}
+
+ParseResult more(std::size_t need) noexcept {
+  ParseResult r;
+  r.status = ParseStatus::need_more;
+  r.need = need;
+  return r;
+}
+
+inline std::uint16_t be16(const std::uint8_t* p) noexcept {
+  return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
+}
+
+inline bool signature_matches(const std::uint8_t* d) noexcept {
+  std::uint64_t a, ka;
+  std::uint32_t b, kb;
+  std::memcpy(&a, d, 8);
+  std::memcpy(&b, d + 8, 4);
+  std::memcpy(&ka, kSignature.data(), 8);
+  std::memcpy(&kb, kSignature.data() + 8, 4);
+  return a == ka && b == kb;
+}
+
+// Address block size for a family byte, or -1 if the byte is not defined.
+inline int address_block(std::uint8_t fam) noexcept {
+  switch (fam) {
+    case 0x00:
+      return 0;
+    case 0x11:
+    case 0x12:
+      return 12;
+    case 0x21:
+    case 0x22:
+      return 36;
+    case 0x31:
+    case 0x32:
+      return 216;
+    default:
+      return -1;
+  }
+}
+
+std::string_view unix_path(const std::uint8_t* p) noexcept {
+  const auto* c = reinterpret_cast<const char*>(p);
+  const void* nul = std::memchr(c, 0, kUnixPathSize);
+  return {c, nul ? static_cast<std::size_t>(static_cast<const char*>(nul) - c) : kUnixPathSize};
+}
+
+}  // namespace
+
+std::optional<TlvView> HeaderView::find(std::uint8_t type) const noexcept {
+  for (auto t : tlvs())
+    if (t.type == type) return t;
+  return std::nullopt;
+}
+
+std::string ParseResult::message() const {
+  switch (status) {
+    case ParseStatus::need_more:
+      return "PROXY header incomplete: need " + std::to_string(need) + " bytes";
+    case ParseStatus::complete:
+      return "PROXY header complete (" + std::to_string(consumed) + " bytes)";
+    case ParseStatus::error:
+      break;
+  }
+  return ec.message() + " (at byte " + std::to_string(error_offset) + ")";
+}
+
+namespace {
+
+// Fills `r` in place: ParseResult is large, and returning it from many exits
+// defeats NRVO (a measurable copy per header).
+void parse_into(std::span<const std::uint8_t> b, const DecoderOptions& opts,
+                ParseResult& r) noexcept {
+  const std::size_t n = b.size();
+  const std::uint8_t* d = b.data();
+  // Signature: whole-block compare on the fast path, first wrong byte otherwise.
+  const std::size_t sig = std::min<std::size_t>(n, kSignature.size());
+  if (sig < kSignature.size() || !signature_matches(d)) {
+    for (std::size_t i = 0; i < sig; ++i)
+      if (d[i] != kSignature[i]) return set_fail(r, errc::bad_signature, i);
+  }
+  if (n < 13) return set_more(r, kFixedHeaderSize);
+  if ((d[12] >> 4) != 2) return set_fail(r, errc::bad_version, 12);
+  const std::uint8_t cmd = d[12] & 0xF;
+  if (cmd > 1) return set_fail(r, errc::bad_command, 12);
+  if (n < 14) return set_more(r, kFixedHeaderSize);
+  const std::uint8_t fam = d[13];
+  const int block = address_block(fam);
+  if (block < 0) return set_fail(r, errc::bad_family, 13);
+  const bool proxy = cmd == 1;
+  if (proxy && fam == 0x00 && !opts.accept_proxy_unspec)
+    return set_fail(r, errc::unspec_rejected, 13);
+  if (n < kFixedHeaderSize) return set_more(r, kFixedHeaderSize);
+  const std::size_t len = be16(d + 14);
+  const std::size_t total = kFixedHeaderSize + len;
+  if (total > opts.max_size) return set_fail(r, errc::header_too_large, 14);
+  if (proxy && len < static_cast<std::size_t>(block))
+    return set_fail(r, errc::address_block_truncated, 14);
+  if (n < total) return set_more(r, total);
+
+  r.status = ParseStatus::complete;
+  r.consumed = total;
+  HeaderView& h = r.header;
+  h.raw = b.first(total);
+  h.command = static_cast<Command>(cmd);
+  if (!proxy) return;  // LOCAL: family ignored, body skipped
+
+  h.family = static_cast<AddressFamily>(fam >> 4);
+  h.transport = static_cast<Transport>(fam & 0xF);
+  const std::uint8_t* a = d + kFixedHeaderSize;
+  switch (block) {
+    case 12:
+      h.src.kind = h.dst.kind = Endpoint::Kind::ipv4;
+      std::memcpy(h.src.ip.data(), a, 4);
+      std::memcpy(h.dst.ip.data(), a + 4, 4);
+      h.src.port = be16(a + 8);
+      h.dst.port = be16(a + 10);
+      break;
+    case 36:
+      h.src.kind = h.dst.kind = Endpoint::Kind::ipv6;
+      std::memcpy(h.src.ip.data(), a, 16);
+      std::memcpy(h.dst.ip.data(), a + 16, 16);
+      h.src.port = be16(a + 32);
+      h.dst.port = be16(a + 34);
+      break;
+    case 216:
+      h.src.kind = h.dst.kind = Endpoint::Kind::unix_path;
+      h.src.path = unix_path(a);
+      h.dst.path = unix_path(a + kUnixPathSize);
+      break;
+    default:
+      break;
+  }
+
+  // TLVs: must tile [16 + block, total) exactly.
+  const std::size_t tlv_start = kFixedHeaderSize + static_cast<std::size_t>(block);
+  std::size_t p = tlv_start;
+  std::size_t crc_at = 0;
+  while (p < total) {
+    if (total - p < 3) return set_fail(r, errc::trailing_bytes, p);
+    const std::size_t vlen = be16(d + p + 1);
+    if (vlen > total - p - 3) return set_fail(r, errc::tlv_overrun, p);
+    if (d[p] == tlv::crc32c) {
+      if (vlen != 4 || crc_at) return set_fail(r, errc::crc_bad_length, p);
+      crc_at = p + 3;
+    }
+    p += 3 + vlen;
+  }
+  h.tlv_bytes = b.subspan(tlv_start, total - tlv_start);
+  if (crc_at) {
+    const std::uint32_t stored = static_cast<std::uint32_t>(d[crc_at]) << 24 |
+                                 static_cast<std::uint32_t>(d[crc_at + 1]) << 16 |
+                                 static_cast<std::uint32_t>(d[crc_at + 2]) << 8 | d[crc_at + 3];
+    h.crc32c = stored;
+    if (opts.verify_crc) {
+      static constexpr std::uint8_t zero[4] = {0, 0, 0, 0};
+      std::uint32_t c = crc32c({d, crc_at});
+      c = crc32c(zero, c);
+      c = crc32c({d + crc_at + 4, total - crc_at - 4}, c);
+      if (c != stored) return set_fail(r, errc::crc_mismatch, crc_at);
+    }
+  }
+}
+
+}  // namespace
+
+ParseResult parse(std::span<const std::uint8_t> b, const DecoderOptions& opts) noexcept {
+  ParseResult r;
+  parse_into(b, opts, r);
+  return r;
+}
+
+// ---------------------------------------------------------------- v1
+
+namespace {
+
+inline bool parse_port(std::string_view s, std::uint16_t& out) noexcept {
+  if (s.empty() || s.size() > 5) return false;
+  if (s.size() > 1 && s[0] == '0') return false;
+  unsigned v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (v > 65535) return false;
+  out = static_cast<std::uint16_t>(v);
+  return true;
+}
+
+}  // namespace
+
+ParseResult parse_v1(std::span<const std::uint8_t> b) noexcept {
+  static constexpr std::string_view kPrefix = "PROXY ";
+  const std::size_t n = b.size();
+  const char* c = reinterpret_cast<const char*>(b.data());
+  for (std::size_t i = 0; i < std::min(n, kPrefix.size()); ++i)
+    if (c[i] != kPrefix[i]) return fail(errc::v1_bad_format, i);
+  // Find CR LF; every byte before it must be printable ASCII.
+  const std::size_t scan = std::min(n, kV1MaxSize);
+  std::size_t cr = 0;
+  for (std::size_t i = kPrefix.size(); i < scan; ++i) {
+    const unsigned char ch = static_cast<unsigned char>(c[i]);
+    if (ch == '\r') {
+      cr = i;
+      break;
+    }
+    if (ch < 0x20 || ch > 0x7E) return fail(errc::v1_bad_format, i);
+  }
+  if (!cr) {
+    if (n >= kV1MaxSize) return fail(errc::v1_too_long, kV1MaxSize - 1);
+    return more(n + 1);
+  }
+  if (cr + 1 >= n) {
+    if (cr + 1 >= kV1MaxSize) return fail(errc::v1_too_long, cr);
+    return more(cr + 2);
+  }
+  if (c[cr + 1] != '\n') return fail(errc::v1_bad_format, cr + 1);
+
+  ParseResult r;
+  r.status = ParseStatus::complete;
+  r.consumed = cr + 2;
+  HeaderView& h = r.header;
+  h.version = 1;
+  h.raw = b.first(cr + 2);
+  std::string_view rest(c + kPrefix.size(), cr - kPrefix.size());
+  auto next = [&rest](std::string_view& tok) {
+    const auto sp = rest.find(' ');
+    tok = rest.substr(0, sp);
+    rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
+    return sp != std::string_view::npos;
+  };
+  std::string_view proto, s, d, sp, dp;
+  const bool more_tokens = next(proto);
+  if (proto == "UNKNOWN") return r;  // the rest of the line is ignored, as the spec says
+  const bool v4 = proto == "TCP4";
+  if ((!v4 && proto != "TCP6") || !more_tokens) return fail(errc::v1_bad_format, kPrefix.size());
+  const bool ok = next(s) && next(d) && next(sp) && !next(dp);
+  if (!ok) return fail(errc::v1_bad_format, kPrefix.size() + proto.size());
+  auto src = Endpoint::ip_literal(s, 0);
+  auto dst = Endpoint::ip_literal(d, 0);
+  const auto want = v4 ? Endpoint::Kind::ipv4 : Endpoint::Kind::ipv6;
+  if (!src || !dst || src->kind != want || dst->kind != want || !parse_port(sp, src->port) ||
+      !parse_port(dp, dst->port))
+    return fail(errc::v1_bad_format, kPrefix.size() + proto.size());
+  h.command = Command::proxy;
+  h.family = v4 ? AddressFamily::inet : AddressFamily::inet6;
+  h.transport = Transport::stream;
+  h.src = *src;
+  h.dst = *dst;
+  return r;
+}
+
+ParseResult parse_any(std::span<const std::uint8_t> b, const DecoderOptions& opts) noexcept {
+  if (b.empty()) return more(1);
+  if (b[0] == kSignature[0]) return parse(b, opts);
+  if (b[0] == 'P') return parse_v1(b);
+  return fail(errc::not_proxy_protocol, 0);
+}
+
+// ---------------------------------------------------------------- push decoder
+
+void Decoder::reset() noexcept {
+  size_ = 0;
+  heap_.clear();
+  last_ = ParseResult{};
+}
+
+ParseResult Decoder::feed(std::span<const std::uint8_t> chunk) {
+  if (last_.status != ParseStatus::need_more) {
+    ParseResult r = last_;
+    r.consumed = 0;
+    return r;
+  }
+  std::size_t used = 0;
+  for (;;) {
+    std::span<const std::uint8_t> have = buffered();
+    // How many more bytes may be taken without reading past the header.
+    std::size_t want;
+    const bool v1 = allow_v1_ && ((size_ > 0 && have[0] == 'P') ||
+                                  (size_ == 0 && !chunk.empty() && chunk[used] == 'P'));
+    if (v1) {
+      const std::size_t room = kV1MaxSize - size_;
+      const auto rest = chunk.subspan(used, std::min(room, chunk.size() - used));
+      const auto lf = std::find(rest.begin(), rest.end(), std::uint8_t{0x0A});
+      want = static_cast<std::size_t>(lf - rest.begin()) + (lf == rest.end() ? 0 : 1);
+    } else {
+      want = (last_.need > size_ ? last_.need : kFixedHeaderSize) - size_;
+    }
+    const std::size_t take = std::min(want, chunk.size() - used);
+    if (take == 0) break;
+    const std::size_t new_size = size_ + take;
+    if (new_size > kInlineHeaderSize && heap_.empty()) {
+      heap_.reserve(std::max(new_size, last_.need));
+      heap_.assign(inline_, inline_ + size_);
+    }
+    if (!heap_.empty()) {
+      heap_.insert(heap_.end(), chunk.begin() + used, chunk.begin() + used + take);
+    } else {
+      std::memcpy(inline_ + size_, chunk.data() + used, take);
+    }
+    size_ = new_size;
+    used += take;
+    last_ = v1 ? parse_v1(buffered())
+               : (allow_v1_ ? parse_any(buffered(), opts_) : parse(buffered(), opts_));
+    if (last_.status != ParseStatus::need_more) break;
+  }
+  ParseResult r = last_;
+  r.consumed = used;
+  return r;
+}
+
+// ---------------------------------------------------------------- divert TLVs
+
+namespace {
+// Bytes a domain or IPv4 host in 0xE0 may not contain: NUL, ':', '[', ']', ' '.
+constexpr std::array<std::uint8_t, 256> make_bad_host() {
+  std::array<std::uint8_t, 256> t{};
+  t[0] = t[':'] = t['['] = t[']'] = t[' '] = 1;
+  return t;
+}
+constexpr auto kBadHost = make_bad_host();
+}  // namespace
+
+namespace {
+// Writes into `u` in place (returning the optional through memory and copying it
+// costs a store-forwarding stall per header).
+bool parse_upstream_into(std::string_view t, UpstreamView& u) noexcept {
+  // The port is at most 5 digits: find the last ':' from the end.
+  std::size_t colon = std::string_view::npos;
+  for (std::size_t i = t.size(), stop = t.size() > 6 ? t.size() - 6 : 0; i > stop; --i) {
+    if (t[i - 1] == ':') {
+      colon = i - 1;
+      break;
+    }
+  }
+  if (colon == std::string_view::npos || colon == 0) return false;
+  if (!parse_port(t.substr(colon + 1), u.port) || u.port == 0) return false;
+  std::string_view host = t.substr(0, colon);
+  u.ipv6_literal = false;
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return false;
+    host = host.substr(1, host.size() - 2);
+    if (host.find('\0') != std::string_view::npos) return false;
+    auto e = Endpoint::ip_literal(host, 0);
+    if (!e || e->kind != Endpoint::Kind::ipv6) return false;
+    u.ipv6_literal = true;
+  } else {
+    unsigned bad = 0;  // branch-free scan
+    for (char c : host) bad |= kBadHost[static_cast<unsigned char>(c)];
+    if (bad) return false;
+  }
+  u.host = host;
+  return true;
+}
+}  // namespace
+
+std::optional<UpstreamView> parse_upstream(std::string_view t) noexcept {
+  std::optional<UpstreamView> u(std::in_place);
+  if (!parse_upstream_into(t, *u)) u.reset();
+  return u;
+}
+
+std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept {
+  // Reset field by field: assigning DivertTlvs{} compiles to `rep stos`, whose
+  // start-up cost alone is more than the whole TLV walk.
+  out.upstream_text.reset();
+  out.upstream.reset();
+  out.tls_name.reset();
+  out.username.reset();
+  out.task_id.reset();
+  for (const TlvView t : h.tlvs()) {
+    switch (t.type) {
+      case tlv::divert_upstream:
+        if (out.upstream_text) return errc::duplicate_tlv;
+        out.upstream_text = t.text();
+        if (!parse_upstream_into(t.text(), out.upstream.emplace())) {
+          out.upstream.reset();
+          return errc::bad_upstream;
+        }
+        break;
+      case tlv::divert_tls_name:
+        if (out.tls_name) return errc::duplicate_tlv;
+        out.tls_name = t.text();
+        break;
+      case tlv::divert_username:
+        if (out.username) return errc::duplicate_tlv;
+        out.username = t.text();
+        break;
+      case tlv::divert_task_id:
+        if (out.task_id) return errc::duplicate_tlv;
+        if (t.value.size() != 16) return errc::bad_task_id;
+        out.task_id.emplace();
+        std::memcpy(out.task_id->bytes.data(), t.value.data(), 16);
+        break;
+      default:
+        break;
+    }
+  }
+  return {};
+}
+
+}  // namespace divert::ppv2

@@ -1,0 +1,280 @@
+#include "divert/ppv2/encoder.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "divert/ppv2/crc32c.hpp"
+#include "divert/ppv2/errc.hpp"
+
+namespace divert::ppv2 {
+
+namespace {
+
+constexpr std::size_t kTlvHeader = 3;
+
+// Addresses as they will be sent, after folding and promotion. Pointers refer to
+// the spec's endpoints or to the promotion scratch space (no Endpoint copies).
+struct WireAddresses {
+  std::uint8_t fam = 0x00;
+  std::size_t block = 0;  // address block size: 0, 12, 36 or 216
+  const std::uint8_t* src_ip = nullptr;
+  const std::uint8_t* dst_ip = nullptr;
+  std::uint16_t src_port = 0, dst_port = 0;
+  std::string_view src_path, dst_path;
+  std::uint8_t mapped[2][16];  // v4-mapped forms when promoting
+};
+
+// IPv4 address bytes of an endpoint that is IPv4 or v4-mapped IPv6, else nullptr.
+inline const std::uint8_t* as_v4(const Endpoint& e) noexcept {
+  if (e.kind == Endpoint::Kind::ipv4) return e.ip.data();
+  if (e.is_v4_mapped()) return e.ip.data() + 12;
+  return nullptr;
+}
+
+inline const std::uint8_t* as_v6(const Endpoint& e, std::uint8_t (&scratch)[16]) noexcept {
+  if (e.kind == Endpoint::Kind::ipv6) return e.ip.data();
+  std::memset(scratch, 0, 10);
+  scratch[10] = scratch[11] = 0xff;
+  std::memcpy(scratch + 12, e.ip.data(), 4);
+  return scratch;
+}
+
+inline errc wire_addresses(const HeaderSpec& s, WireAddresses& w) noexcept {
+  if (s.command == Command::local) return errc{};  // UNSPEC, no addresses
+  using K = Endpoint::Kind;
+  const K ks = s.src.kind, kd = s.dst.kind;
+  if (ks == K::none && kd == K::none) return errc{};  // PROXY + UNSPEC
+  if (ks == K::none || kd == K::none) return errc::address_family_mismatch;
+  const std::uint8_t tr = s.transport == Transport::dgram ? 0x2 : 0x1;
+  if (ks == K::unix_path || kd == K::unix_path) {
+    if (ks != kd) return errc::address_family_mismatch;
+    if (s.src.path.size() > kUnixPathSize || s.dst.path.size() > kUnixPathSize)
+      return errc::unix_path_too_long;
+    w.fam = static_cast<std::uint8_t>(0x30 | tr);
+    w.block = 2 * kUnixPathSize;
+    w.src_path = s.src.path;
+    w.dst_path = s.dst.path;
+    return errc{};
+  }
+  w.src_port = s.src.port;
+  w.dst_port = s.dst.port;
+  const std::uint8_t* s4 = as_v4(s.src);
+  const std::uint8_t* d4 = as_v4(s.dst);
+  if (s4 && d4) {
+    w.fam = static_cast<std::uint8_t>(0x10 | tr);
+    w.block = 12;
+    w.src_ip = s4;
+    w.dst_ip = d4;
+  } else {
+    w.fam = static_cast<std::uint8_t>(0x20 | tr);
+    w.block = 36;
+    w.src_ip = as_v6(s.src, w.mapped[0]);
+    w.dst_ip = as_v6(s.dst, w.mapped[1]);
+  }
+  return errc{};
+}
+
+struct Plan {
+  WireAddresses addr;
+  std::size_t size = 0;
+};
+
+// Inline loop: E0 values are short, and a memchr call costs more than the scan.
+inline bool has_nul(std::string_view s) noexcept {
+  bool nul = false;
+  for (char c : s) nul |= c == '\0';
+  return nul;
+}
+
+// errc{} (0) is success: internal steps avoid building std::error_code (a library call).
+inline errc plan(const HeaderSpec& s, const EncodeOptions& o, Plan& p) noexcept {
+  if (auto e = wire_addresses(s, p.addr); e != errc{}) return e;
+  std::size_t body = p.addr.block;
+  bool too_big = false;
+  auto add = [&](std::size_t value_len) {
+    if (value_len > 0xFFFF) too_big = true;
+    body += kTlvHeader + value_len;
+  };
+  if (s.upstream) {
+    if (s.upstream->empty() || has_nul(*s.upstream)) return errc::invalid_tlv_value;
+    add(s.upstream->size());
+  }
+  if (s.tls_name) add(s.tls_name->size());
+  if (s.username) add(s.username->size());
+  if (s.task_id) add(16);
+  if (s.authority) add(s.authority->size());
+  if (s.unique_id) add(s.unique_id->size());
+  for (const auto& t : s.extra) add(t.value.size());
+  if (s.noop_padding) add(*s.noop_padding);
+  if (s.crc32c) add(4);
+  if (too_big) return errc::tlv_value_too_large;
+  if (body > 0xFFFF) return errc::length_overflow;
+  p.size = kFixedHeaderSize + body;
+  if (p.size > o.max_size) return errc::header_too_large;
+  return errc{};
+}
+
+// memcpy for the short, variable-length values of a typical header without a libc call.
+inline void copy_small(std::uint8_t* d, const void* src, std::size_t n) noexcept {
+  const auto* s = static_cast<const std::uint8_t*>(src);
+  if (n > 16) {
+    std::memcpy(d, s, n);
+  } else if (n >= 8) {
+    std::uint64_t a, b;
+    std::memcpy(&a, s, 8);
+    std::memcpy(&b, s + n - 8, 8);
+    std::memcpy(d, &a, 8);
+    std::memcpy(d + n - 8, &b, 8);
+  } else if (n >= 4) {
+    std::uint32_t a, b;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + n - 4, 4);
+    std::memcpy(d, &a, 4);
+    std::memcpy(d + n - 4, &b, 4);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) d[i] = s[i];
+  }
+}
+
+inline std::uint8_t* put_tlv(std::uint8_t* w, std::uint8_t type, const void* v,
+                             std::size_t n) noexcept {
+  w[0] = type;
+  w[1] = static_cast<std::uint8_t>(n >> 8);
+  w[2] = static_cast<std::uint8_t>(n);
+  copy_small(w + 3, v, n);
+  return w + 3 + n;
+}
+
+inline std::uint8_t* put_ip(std::uint8_t* w, const WireAddresses& a) noexcept {
+  const std::size_t n = a.block == 12 ? 4 : 16;
+  std::memcpy(w, a.src_ip, n);
+  std::memcpy(w + n, a.dst_ip, n);
+  w += 2 * n;
+  w[0] = static_cast<std::uint8_t>(a.src_port >> 8);
+  w[1] = static_cast<std::uint8_t>(a.src_port);
+  w[2] = static_cast<std::uint8_t>(a.dst_port >> 8);
+  w[3] = static_cast<std::uint8_t>(a.dst_port);
+  return w + 4;
+}
+
+// One pass: writes the header into [out, out + cap) and returns its size, or 0 when
+// anything does not fit or is invalid (the caller then asks plan() for the exact
+// error). Each field of the spec is looked at once.
+inline std::size_t write(const HeaderSpec& s, std::uint8_t* out, std::size_t cap) noexcept {
+  WireAddresses a;
+  if (wire_addresses(s, a) != errc{}) return 0;
+  if (cap < kFixedHeaderSize + a.block) return 0;
+  std::memcpy(out, kSignature.data(), kSignature.size());
+  out[12] = static_cast<std::uint8_t>(0x20 | static_cast<std::uint8_t>(s.command));
+  out[13] = a.fam;
+  std::uint8_t* w = out + kFixedHeaderSize;
+  if (a.block == 2 * kUnixPathSize) {
+    std::memset(w, 0, 2 * kUnixPathSize);
+    if (!a.src_path.empty()) std::memcpy(w, a.src_path.data(), a.src_path.size());
+    if (!a.dst_path.empty()) std::memcpy(w + kUnixPathSize, a.dst_path.data(), a.dst_path.size());
+    w += 2 * kUnixPathSize;
+  } else if (a.block) {
+    w = put_ip(w, a);
+  }
+  const std::uint8_t* const end = out + cap;
+  bool ok = true;
+  auto put = [&](std::uint8_t type, const void* v, std::size_t n) {
+    if (n > 0xFFFF || static_cast<std::size_t>(end - w) < kTlvHeader + n) {
+      ok = false;
+      return;
+    }
+    w = put_tlv(w, type, v, n);
+  };
+  if (s.upstream) {
+    if (s.upstream->empty() || has_nul(*s.upstream)) return 0;
+    put(tlv::divert_upstream, s.upstream->data(), s.upstream->size());
+  }
+  if (s.tls_name) put(tlv::divert_tls_name, s.tls_name->data(), s.tls_name->size());
+  if (s.username) put(tlv::divert_username, s.username->data(), s.username->size());
+  if (s.task_id) put(tlv::divert_task_id, s.task_id->bytes.data(), 16);
+  if (s.authority) put(tlv::authority, s.authority->data(), s.authority->size());
+  if (s.unique_id) put(tlv::unique_id, s.unique_id->data(), s.unique_id->size());
+  for (const auto& t : s.extra) {
+    if (!ok) break;
+    put(t.type, t.value.data(), t.value.size());
+  }
+  if (s.noop_padding && ok) {
+    const std::size_t n = *s.noop_padding;
+    if (static_cast<std::size_t>(end - w) < kTlvHeader + n) return 0;
+    w[0] = tlv::noop;
+    w[1] = static_cast<std::uint8_t>(n >> 8);
+    w[2] = static_cast<std::uint8_t>(n);
+    std::memset(w + 3, 0, n);
+    w += 3 + n;
+  }
+  static constexpr std::uint8_t zero[4] = {0, 0, 0, 0};
+  if (s.crc32c) put(tlv::crc32c, zero, 4);
+  if (!ok) return 0;
+  const std::size_t size = static_cast<std::size_t>(w - out);
+  const std::size_t len = size - kFixedHeaderSize;
+  if (len > 0xFFFF) return 0;
+  out[14] = static_cast<std::uint8_t>(len >> 8);
+  out[15] = static_cast<std::uint8_t>(len);
+  if (s.crc32c) {
+    const std::uint32_t c = crc32c({out, size});
+    w[-4] = static_cast<std::uint8_t>(c >> 24);
+    w[-3] = static_cast<std::uint8_t>(c >> 16);
+    w[-2] = static_cast<std::uint8_t>(c >> 8);
+    w[-1] = static_cast<std::uint8_t>(c);
+  }
+  return size;
+}
+
+}  // namespace
+
+EncodedSize encoded_size(const HeaderSpec& spec, const EncodeOptions& opts) noexcept {
+  Plan p;
+  if (auto e = plan(spec, opts, p); e != errc{}) return {0, e};
+  return {p.size, {}};
+}
+
+EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
+                   const EncodeOptions& opts) noexcept {
+  const std::size_t cap = std::min(out.size(), opts.max_size);
+  if (const std::size_t n = write(spec, out.data(), cap)) return {n, {}};
+  // Something did not fit or is invalid: find out exactly what.
+  Plan p;
+  if (auto e = plan(spec, opts, p); e != errc{}) return {0, e};
+  return {p.size, errc::buffer_too_small};
+}
+
+std::span<std::uint8_t> HeaderBuffer::prepare(std::size_t n) {
+  size_ = 0;
+  if (n <= kInlineHeaderSize) {
+    heap_.reset();
+    heap_cap_ = 0;
+    return {inline_, n};
+  }
+  if (heap_cap_ < n) {
+    heap_ = std::make_unique<std::uint8_t[]>(n);
+    heap_cap_ = n;
+  }
+  return {heap_.get(), n};
+}
+
+void HeaderBuffer::assign(std::span<const std::uint8_t> b) {
+  auto dst = prepare(b.size());
+  if (!b.empty()) std::memcpy(dst.data(), b.data(), b.size());
+  size_ = b.size();
+}
+
+std::error_code encode(const HeaderSpec& spec, HeaderBuffer& out, const EncodeOptions& opts) {
+  // Try the inline buffer first; only a header above 536 bytes needs the size first.
+  const std::size_t cap = std::min(kInlineHeaderSize, opts.max_size);
+  if (const std::size_t n = write(spec, out.prepare(cap).data(), cap)) {
+    out.commit(n);
+    return {};
+  }
+  Plan p;
+  if (auto e = plan(spec, opts, p); e != errc{}) return e;
+  const std::size_t n = write(spec, out.prepare(p.size).data(), p.size);
+  out.commit(n);
+  return n == p.size ? std::error_code{} : std::error_code(errc::buffer_too_small);
+}
+
+}  // namespace divert::ppv2

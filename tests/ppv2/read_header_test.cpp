@@ -1,0 +1,187 @@
+// read_proxy_header() on real loopback socket pairs: extra bytes, tears, timeout,
+// early close, bad headers, v1.
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "divert/error.hpp"
+#include "divert/ppv2/errc.hpp"
+#include "divert/ppv2/read_header.hpp"
+#include "support/catch.hpp"
+#include "test_util.hpp"
+
+using namespace divert::ppv2;
+using namespace divert::ppv2::test;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Pair {
+  asio::io_context io;
+  tcp::socket client{io};
+  tcp::socket server{io};
+  Pair() {
+    tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    client.connect(acc.local_endpoint());
+    server = acc.accept();
+  }
+  void send(std::span<const std::uint8_t> b) {
+    asio::write(client, asio::buffer(b.data(), b.size()));
+  }
+  void send(std::string_view s) { send(as_bytes(s)); }
+
+  // Runs read_proxy_header on the server side (bounded by 10 s of wall time).
+  std::error_code read(ReceivedHeader& out, ReadHeaderOptions opts = {}) {
+    std::optional<std::error_code> result;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> { result = co_await read_proxy_header(server, out, opts); },
+        asio::detached);
+    io.run_for(10s);
+    REQUIRE(result.has_value());
+    return *result;
+  }
+};
+
+Bytes divert_header() {
+  HeaderSpec s;
+  s.src = ep("192.0.2.1", 40000);
+  s.dst = ep("192.0.2.2", 3128);
+  s.upstream = "example.com:443";
+  s.crc32c = true;
+  return encode_ok(s);
+}
+
+}  // namespace
+
+TEST_CASE("read_proxy_header: header and the bytes sent after it") {
+  Pair p;
+  Bytes h = divert_header();
+  Bytes all = h;
+  const std::string payload = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
+  all.insert(all.end(), payload.begin(), payload.end());
+  p.send(all);  // one write: header coalesced with the first client bytes
+  ReceivedHeader got;
+  REQUIRE_FALSE(p.read(got));
+  CHECK(got.header_size() == h.size());
+  CHECK(got.header().src == ep("192.0.2.1", 40000));
+  CHECK(got.header().find(tlv::divert_upstream)->text() == "example.com:443");
+  CHECK(std::string(got.extra().begin(), got.extra().end()) == payload);
+  // The view survives a move of the owner.
+  ReceivedHeader moved = std::move(got);
+  CHECK(moved.header().find(tlv::divert_upstream)->text() == "example.com:443");
+}
+
+TEST_CASE("read_proxy_header: header torn across several segments") {
+  Pair p;
+  Bytes h = divert_header();
+  ReceivedHeader got;
+  std::optional<std::error_code> result;
+  asio::co_spawn(
+      p.io,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(p.io);
+        for (std::size_t i = 0; i < h.size(); i += 7) {
+          co_await asio::async_write(
+              p.client, asio::buffer(h.data() + i, std::min<std::size_t>(7, h.size() - i)),
+              asio::use_awaitable);
+          t.expires_after(2ms);
+          co_await t.async_wait(asio::use_awaitable);
+        }
+      },
+      asio::detached);
+  asio::co_spawn(
+      p.io, [&]() -> asio::awaitable<void> { result = co_await read_proxy_header(p.server, got); },
+      asio::detached);
+  p.io.run_for(10s);
+  REQUIRE(result);
+  REQUIRE_FALSE(*result);
+  CHECK(got.header_size() == h.size());
+  CHECK(got.extra().empty());
+}
+
+TEST_CASE("read_proxy_header: timeout fires on a stalled header") {
+  Pair p;
+  Bytes h = divert_header();
+  p.send(std::span(h).first(20));  // a partial header, then silence
+  ReceivedHeader got;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto ec = p.read(got, {.timeout = 200ms});
+  const auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(ec == divert::errc::header_timeout);
+  CHECK(took >= 190ms);
+  CHECK(took < 3s);
+  CHECK(p.server.is_open());  // closing is the caller's decision
+}
+
+TEST_CASE("read_proxy_header: peer closes before the header is complete") {
+  Pair p;
+  Bytes h = divert_header();
+  p.send(std::span(h).first(30));
+  p.client.shutdown(tcp::socket::shutdown_send);
+  ReceivedHeader got;
+  CHECK(p.read(got, {.timeout = 3s}) == errc::truncated);
+}
+
+TEST_CASE("read_proxy_header: a bad header fails at once, without waiting for more") {
+  Pair p;
+  p.send("GET / HTTP/1.1\r\n");
+  ReceivedHeader got;
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(p.read(got, {.timeout = 3s}) == errc::bad_signature);
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+}
+
+TEST_CASE("read_proxy_header: v1 only when allowed; max size honoured") {
+  {
+    Pair p;
+    p.send("PROXY TCP6 2001:db8::1 2001:db8::2 1000 443\r\nhello");
+    ReceivedHeader got;
+    REQUIRE_FALSE(p.read(got, {.accept_v1 = true}));
+    CHECK(got.header().version == 1);
+    CHECK(got.header().src == ep("2001:db8::1", 1000));
+    CHECK(std::string(got.extra().begin(), got.extra().end()) == "hello");
+  }
+  {
+    Pair p;
+    p.send("PROXY TCP6 2001:db8::1 2001:db8::2 1000 443\r\nhello");
+    ReceivedHeader got;
+    CHECK(p.read(got) == errc::bad_signature);
+  }
+  {
+    Pair p;
+    p.send(haproxy_golden());
+    ReceivedHeader got;
+    ReadHeaderOptions o;
+    o.decoder.max_size = 100;
+    CHECK(p.read(got, o) == errc::header_too_large);
+  }
+}
+
+TEST_CASE("read_proxy_header: throwing form") {
+  Pair p;
+  const Bytes h = divert_header();
+  p.send(std::span(h).first(10));
+  p.client.close();
+  std::optional<std::error_code> caught;
+  asio::co_spawn(
+      p.io,
+      [&]() -> asio::awaitable<void> {
+        try {
+          (void)co_await read_proxy_header(p.server, ReadHeaderOptions{.timeout = 2s});
+        } catch (const std::system_error& e) {
+          caught = e.code();
+        }
+      },
+      asio::detached);
+  p.io.run_for(5s);
+  REQUIRE(caught);
+  CHECK(*caught == errc::truncated);
+}
