@@ -1,0 +1,345 @@
+// divert/relay.hpp — bidirectional copy between the client's stream and the
+// diverted stream, with half-close, a per-direction speed limit, an idle
+// timeout, byte counters, and a Linux splice() fast path.
+//
+//   RelayResult r = co_await divert::relay(client_socket, diverted_stream, options);
+//
+// Directions: "upload" is a -> b (pass the client as `a` and the next proxy's
+// stream as `b`: client -> next proxy, the seed's "north"); "download" is
+// b -> a ("south"). SpeedLimitConfig::upload limits a -> b, ::download b -> a;
+// Metrics traffic.out counts upload bytes, traffic.in download bytes.
+//
+// Streams: asio::ip::tcp::socket and asio::ssl::stream<asio::ip::tcp::socket>
+// in any combination (generally: an Asio async stream with lowest_layer()).
+// Behaviour:
+//  * Both directions run concurrently until each has seen EOF, or until an
+//    error or the idle timeout ends both. On return both streams are closed.
+//  * Half-close: EOF read from one side -> shutdown(send) on the other side's
+//    TCP socket; the opposite direction keeps running until its own EOF.
+//    Toward a TLS stream a half-close cannot be sent while the other direction
+//    still reads from it (Asio's ssl::stream shutdown also reads), so the
+//    close_notify is deferred until both directions are done, then sent with
+//    a bounded wait (tls_shutdown_timeout). A TLS peer's TCP FIN without
+//    close_notify (ssl::error::stream_truncated) counts as EOF.
+//  * Errors (reset, broken pipe, ...): bytes already read are written to the
+//    other side first (when it is still writable), then the error is recorded
+//    for that direction, becomes RelayResult::error and both streams close.
+//  * Idle timeout: no byte read or written in either direction for
+//    idle_timeout -> both closed, error divert::errc::idle_timeout.
+//  * Copy path: one buffer of buffer_size bytes per direction (default 16 KiB),
+//    taken from a small per-thread pool and reused for every read.
+//  * Splice path (Linux): when both streams are plain tcp::socket, the speed
+//    limit is off and allow_splice is true, each direction moves bytes
+//    socket -> pipe -> socket with splice(2) (SPLICE_F_MOVE|SPLICE_F_NONBLOCK),
+//    in chunks of up to 64 KiB (the kernel's default pipe size), waiting for
+//    readiness with async_wait. The sockets are switched to O_NONBLOCK.
+//    RelayResult::path tells which path ran.
+// Errors: SpeedLimitConfig::validate() throws config_error before any I/O.
+// Everything else is reported in RelayResult, never thrown (except bad_alloc).
+// Thread-safety: run relay() on a single-threaded io_context or a strand (the
+// directions share state without locks; ssl::stream requires it anyway). The
+// live counters (RelayCounters) and Metrics are atomics and may be read from
+// any thread while the relay runs.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <system_error>
+#include <type_traits>
+
+#include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#if defined(DIVERT_WITH_TLS)
+#include <asio/ssl/error.hpp>
+#endif
+
+#include "divert/error.hpp"
+#include "divert/metrics.hpp"
+#include "divert/speed_limit.hpp"
+
+namespace divert {
+
+enum class RelayPath : std::uint8_t { copy, splice };
+
+// Live byte counters, updated after every write (relaxed atomics).
+struct RelayCounters {
+  std::atomic<std::uint64_t> upload{0};    // a -> b
+  std::atomic<std::uint64_t> download{0};  // b -> a
+};
+
+struct RelayOptions {
+  std::size_t buffer_size = 16 * 1024;        // bytes per direction (copy path); 0 -> 16 KiB
+  SpeedLimitConfig speed_limit{};             // off by default
+  std::chrono::milliseconds idle_timeout{0};  // 0: no idle timeout
+  bool allow_splice = true;                   // false forces the copy path
+  RelayCounters* counters = nullptr;          // optional live counters; must outlive relay()
+  Metrics* metrics = nullptr;                 // optional: traffic.out/in bytes; must outlive
+  std::chrono::milliseconds tls_shutdown_timeout{1000};  // bound for the final close_notify
+};
+
+struct RelayResult {
+  std::uint64_t upload_bytes = 0;    // a -> b, bytes written to b
+  std::uint64_t download_bytes = 0;  // b -> a, bytes written to a
+  std::error_code upload_error;  // why a -> b stopped, empty on EOF (or when stopped by the other)
+  std::error_code download_error;  // why b -> a stopped, idem
+  // What ended the relay: empty when both directions reached EOF; else
+  // errc::idle_timeout or the first direction error (e.g. connection_reset).
+  std::error_code error;
+  RelayPath path = RelayPath::copy;
+
+  bool ok() const noexcept { return !error; }
+};
+
+namespace detail {
+
+using RelayClock = std::chrono::steady_clock;
+
+// A buffer from a per-thread free list (returned to the releasing thread's list).
+struct RelayBufferDeleter {
+  std::size_t size = 0;
+  void operator()(char* p) const noexcept;
+};
+using RelayBuffer = std::unique_ptr<char[], RelayBufferDeleter>;
+RelayBuffer acquire_relay_buffer(std::size_t size);
+
+struct RelayShared {
+  RelayClock::time_point last_activity = RelayClock::now();
+  std::error_code first_error;
+  bool aborted = false;
+  int running = 2;
+  std::function<void()> close_all;  // closes both streams, cancels every timer
+  asio::steady_timer* idle_timer = nullptr;
+
+  void touch() { last_activity = RelayClock::now(); }
+  void fail(std::error_code ec) {
+    if (aborted) return;
+    aborted = true;
+    first_error = ec;
+    if (close_all) close_all();
+  }
+  void finished() {
+    if (--running == 0 && idle_timer) idle_timer->cancel();
+  }
+};
+
+struct RelayDirection {
+  RelayDirection(const asio::any_io_executor& ex, std::atomic<std::uint64_t>* live_counter,
+                 Metrics* m, MetricsCounter c)
+      : timer(ex), live(live_counter), metrics(m), metric(c) {}
+
+  void count(std::size_t n) {
+    if (n == 0) return;
+    bytes += n;
+    if (live) live->fetch_add(n, std::memory_order_relaxed);
+    if (metrics) metrics->add(metric, n);
+  }
+
+  asio::steady_timer timer;  // speed-limit waits
+  std::atomic<std::uint64_t>* live;
+  Metrics* metrics;
+  MetricsCounter metric;
+  std::optional<TokenBucket> bucket;
+  std::uint64_t bytes = 0;
+  std::error_code error;
+  bool eof = false;
+  bool deferred_tls_close = false;  // EOF seen, destination is TLS: close_notify at the end
+};
+
+// True when splice(2) is usable on this platform build.
+bool splice_available() noexcept;
+
+// socket -> pipe -> socket for one direction (Linux only; on other systems it
+// records errc::config_conflict and returns at once).
+asio::awaitable<void> splice_pump(asio::ip::tcp::socket& from, asio::ip::tcp::socket& to,
+                                  RelayDirection& dir, RelayShared& shared);
+
+asio::awaitable<void> idle_watch(asio::steady_timer& timer, RelayShared& shared,
+                                 std::chrono::milliseconds idle);
+
+template <class S>
+concept TlsLikeStream = requires(S& s) {
+  s.next_layer();
+  s.native_handle();
+  s.async_shutdown(asio::use_awaitable);
+};
+
+template <class S>
+void close_stream(S& s) noexcept {
+  std::error_code ec;
+  s.lowest_layer().close(ec);
+}
+
+// Returns false when the half-close must be deferred (TLS, see the header comment).
+template <class S>
+bool half_close(S& s) noexcept {
+  if constexpr (TlsLikeStream<S>) {
+    return false;
+  } else {
+    std::error_code ec;
+    s.lowest_layer().shutdown(asio::socket_base::shutdown_send, ec);
+    return true;
+  }
+}
+
+inline bool is_eof(const std::error_code& ec) noexcept {
+  if (ec == asio::error::eof) return true;
+#if defined(DIVERT_WITH_TLS)
+  if (ec == asio::ssl::error::stream_truncated) return true;
+#endif
+  return false;
+}
+
+template <class From, class To>
+asio::awaitable<void> copy_pump(From& from, To& to, RelayDirection& dir, RelayShared& shared,
+                                std::size_t buffer_size) {
+  using asio::experimental::as_tuple;
+  co_await asio::this_coro::throw_if_cancelled(false);
+  RelayBuffer buf = acquire_relay_buffer(buffer_size);
+  std::error_code read_error;
+  while (!shared.aborted) {
+    std::size_t want = buffer_size;
+    if (dir.bucket) {
+      const auto now = RelayClock::now().time_since_epoch();
+      const std::uint64_t avail = dir.bucket->available(now);
+      const std::uint64_t need = std::min<std::uint64_t>(buffer_size, dir.bucket->capacity());
+      if (avail < need) {
+        const auto at = dir.bucket->when_available(need, now);
+        dir.timer.expires_at(
+            RelayClock::time_point(std::chrono::duration_cast<RelayClock::duration>(at)));
+        auto [ec] = co_await dir.timer.async_wait(as_tuple(asio::use_awaitable));
+        if (ec && !shared.aborted) {  // cancelled from outside the relay
+          dir.error = ec;
+          shared.fail(ec);
+        }
+        continue;
+      }
+      want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer_size, avail));
+    }
+    auto [rec, n] =
+        co_await from.async_read_some(asio::buffer(buf.get(), want), as_tuple(asio::use_awaitable));
+    if (n > 0) {
+      shared.touch();
+      if (dir.bucket) dir.bucket->consume(n, RelayClock::now().time_since_epoch());
+      auto [wec, written] =
+          co_await asio::async_write(to, asio::buffer(buf.get(), n), as_tuple(asio::use_awaitable));
+      dir.count(written);
+      if (wec) {
+        if (!shared.aborted) {
+          dir.error = wec;
+          shared.fail(wec);
+        }
+        break;
+      }
+      shared.touch();
+    }
+    if (rec) {
+      if (is_eof(rec)) {
+        dir.eof = true;
+        if (!half_close(to)) dir.deferred_tls_close = true;
+      } else if (!shared.aborted) {
+        dir.error = rec;
+        shared.fail(rec);
+      }
+      break;
+    }
+  }
+  shared.finished();
+}
+
+template <class S>
+asio::awaitable<void> tls_close(S& s, std::chrono::milliseconds limit) {
+  using namespace asio::experimental::awaitable_operators;
+  using asio::experimental::as_tuple;
+  co_await asio::this_coro::throw_if_cancelled(false);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(limit);
+  co_await (s.async_shutdown(as_tuple(asio::use_awaitable)) ||
+            timer.async_wait(as_tuple(asio::use_awaitable)));
+}
+
+}  // namespace detail
+
+// See the header comment. `a` is the client side, `b` the next proxy side.
+template <class StreamA, class StreamB>
+asio::awaitable<RelayResult> relay(StreamA& a, StreamB& b, RelayOptions options = {}) {
+  using namespace asio::experimental::awaitable_operators;
+  co_await asio::this_coro::throw_if_cancelled(false);
+  options.speed_limit.validate();
+  if (options.buffer_size == 0) options.buffer_size = 16 * 1024;
+
+  auto ex = co_await asio::this_coro::executor;
+  detail::RelayShared shared;
+  detail::RelayDirection up(ex, options.counters ? &options.counters->upload : nullptr,
+                            options.metrics, MetricsCounter::traffic_out_bytes);
+  detail::RelayDirection down(ex, options.counters ? &options.counters->download : nullptr,
+                              options.metrics, MetricsCounter::traffic_in_bytes);
+  if (options.speed_limit.enabled()) {
+    const auto now = detail::RelayClock::now().time_since_epoch();
+    up.bucket.emplace(options.speed_limit.upload, options.speed_limit.shift_millis, now);
+    down.bucket.emplace(options.speed_limit.download, options.speed_limit.shift_millis, now);
+  }
+  asio::steady_timer idle_timer(ex);
+  const bool use_idle = options.idle_timeout.count() > 0;
+  shared.idle_timer = use_idle ? &idle_timer : nullptr;
+  shared.close_all = [&] {
+    detail::close_stream(a);
+    detail::close_stream(b);
+    up.timer.cancel();
+    down.timer.cancel();
+    idle_timer.cancel();
+  };
+  shared.touch();
+
+  RelayResult result;
+  bool spliced = false;
+  if constexpr (std::is_same_v<StreamA, asio::ip::tcp::socket> &&
+                std::is_same_v<StreamB, asio::ip::tcp::socket>) {
+    if (options.allow_splice && !options.speed_limit.enabled() && detail::splice_available()) {
+      spliced = true;
+      result.path = RelayPath::splice;
+      if (use_idle) {
+        co_await (detail::splice_pump(a, b, up, shared) &&
+                  detail::splice_pump(b, a, down, shared) &&
+                  detail::idle_watch(idle_timer, shared, options.idle_timeout));
+      } else {
+        co_await (detail::splice_pump(a, b, up, shared) && detail::splice_pump(b, a, down, shared));
+      }
+    }
+  }
+  if (!spliced) {
+    const std::size_t n = options.buffer_size;
+    if (use_idle) {
+      co_await (detail::copy_pump(a, b, up, shared, n) &&
+                detail::copy_pump(b, a, down, shared, n) &&
+                detail::idle_watch(idle_timer, shared, options.idle_timeout));
+    } else {
+      co_await (detail::copy_pump(a, b, up, shared, n) && detail::copy_pump(b, a, down, shared, n));
+    }
+  }
+
+  if (!shared.aborted) {
+    if constexpr (detail::TlsLikeStream<StreamB>) {
+      if (up.deferred_tls_close) co_await detail::tls_close(b, options.tls_shutdown_timeout);
+    }
+    if constexpr (detail::TlsLikeStream<StreamA>) {
+      if (down.deferred_tls_close) co_await detail::tls_close(a, options.tls_shutdown_timeout);
+    }
+  }
+  shared.close_all();
+
+  result.upload_bytes = up.bytes;
+  result.download_bytes = down.bytes;
+  result.upload_error = up.error;
+  result.download_error = down.error;
+  result.error = shared.first_error;
+  co_return result;
+}
+
+}  // namespace divert
