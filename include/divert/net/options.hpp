@@ -1,0 +1,130 @@
+// divert/net/options.hpp — configuration values for opening and connecting
+// TCP sockets toward a next proxy: happy eyeballs (RFC 8305) timing, connect
+// retry/timeout, resolve strategy, keepalive, misc socket options, family
+// switches and bind addresses.
+//
+// Field names equal the seed's (g3proxy divert_tcp) configuration keys so that
+// string keys map onto them one to one; defaults are the seed's. Durations are
+// std::chrono::milliseconds. Values are plain aggregates (no invariants are
+// enforced on assignment): call ConnectOptions::validate() once at build time;
+// it throws divert::config_error naming the key. Clamping that the seed does
+// silently (connection_attempt_delay, first_address_family_count) is applied
+// by HappyEyeballsConfig::clamped(), which the planner uses.
+// Thread-safety: values; safe to share read-only.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <asio/ip/address.hpp>
+
+namespace divert::net {
+
+using std::chrono::milliseconds;
+
+// One IP address family.
+enum class AddressFamily : std::uint8_t { ipv4, ipv6 };
+
+constexpr const char* to_string(AddressFamily f) noexcept {
+  return f == AddressFamily::ipv4 ? "ipv4" : "ipv6";
+}
+
+// Key `happy_eyeballs`.
+struct HappyEyeballsConfig {
+  // After the non-preferred family answers first, wait this long for the
+  // preferred family before connecting (RFC 8305 §3). Never delays a query.
+  milliseconds resolution_delay{50};
+  // How long the second family's answer is still awaited after the first
+  // family answered; after that a late answer is ignored.
+  milliseconds second_resolution_timeout{2000};
+  // Addresses of the first family tried before the families are interleaved
+  // (RFC 8305 §4). Values below 1 count as 1.
+  std::size_t first_address_family_count{1};
+  // Delay between starting two attempts (RFC 8305 §5). Clamped to
+  // [min_connection_attempt_delay, max_connection_attempt_delay].
+  milliseconds connection_attempt_delay{250};
+
+  static constexpr milliseconds min_connection_attempt_delay{100};
+  static constexpr milliseconds max_connection_attempt_delay{2000};
+
+  // A copy with the seed's clamping applied.
+  HappyEyeballsConfig clamped() const noexcept;
+};
+
+// Key `tcp_connect`.
+struct TcpConnectConfig {
+  // Retries after the first try: at most max_retry + 1 tries for an IP
+  // literal (connect_with_retry), at most max_retry + 1 addresses per family
+  // for happy eyeballs.
+  std::size_t max_retry{2};
+  // Bound on each single connect attempt; a hit is reported as
+  // asio::error::timed_out.
+  milliseconds each_timeout{30000};
+};
+
+// Key `resolve_strategy`.
+struct ResolveStrategy {
+  enum class Query : std::uint8_t { Ipv4First, Ipv6First, Ipv4Only, Ipv6Only };
+  enum class Pick : std::uint8_t { Random, Serial };
+  Query query{Query::Ipv4First};
+  // Order of the addresses within one family: shuffled, or as resolved.
+  Pick pick{Pick::Random};
+};
+
+// Key `tcp_keepalive`. Off by default; when enabled, idle_time is always
+// applied (TCP_KEEPIDLE, whole seconds rounded up, at least 1), probe_interval
+// and probe_count only when set (else the OS defaults).
+struct TcpKeepalive {
+  bool enable{false};
+  milliseconds idle_time{60000};
+  std::optional<milliseconds> probe_interval;
+  std::optional<std::uint32_t> probe_count;
+};
+
+// Key `tcp_misc_opts`. Unset options are left at the OS default. time_to_live
+// and type_of_service apply to IPv4 sockets only, hop_limit and traffic_class
+// to IPv6 sockets only.
+struct TcpMiscOpts {
+  bool no_delay{true};                            // TCP_NODELAY
+  std::optional<std::uint32_t> max_segment_size;  // TCP_MAXSEG
+  std::optional<std::uint32_t> time_to_live;      // IP_TTL, 1..255
+  std::optional<std::uint32_t> hop_limit;         // IPV6_UNICAST_HOPS, 1..255
+  std::optional<std::uint8_t> type_of_service;    // IP_TOS
+  std::optional<std::uint8_t> traffic_class;      // IPV6_TCLASS
+  std::optional<std::string> congestion_control;  // TCP_CONGESTION (Linux)
+  std::optional<std::uint32_t> netfilter_mark;    // SO_MARK (Linux)
+};
+
+// Everything the net layer needs to open and connect sockets.
+struct ConnectOptions {
+  HappyEyeballsConfig happy_eyeballs;
+  TcpConnectConfig tcp_connect;
+  ResolveStrategy resolve_strategy;
+  TcpKeepalive tcp_keepalive;
+  TcpMiscOpts tcp_misc_opts;
+  bool no_ipv4{false};
+  bool no_ipv6{false};
+  // Local address for sockets of that family (port 0, with
+  // IP_BIND_ADDRESS_NO_PORT on Linux). Must be of that family; an
+  // IPv4-mapped IPv6 address is refused.
+  std::optional<asio::ip::address> bind_ipv4;
+  std::optional<asio::ip::address> bind_ipv6;
+
+  // Throws divert::config_error(key, value, reason) on: both no_ipv4 and
+  // no_ipv6; no_ipv4 with query Ipv4Only; no_ipv6 with query Ipv6Only; a bind
+  // address of the wrong family or IPv4-mapped; each_timeout <= 0; a negative
+  // duration; time_to_live / hop_limit outside 1..255; an empty
+  // congestion_control; probe_count 0.
+  void validate() const;
+
+  // Whether sockets of `f` may be used (no_ipvX and the query strategy).
+  bool family_allowed(AddressFamily f) const noexcept;
+  // The family tried first: IPv6 for Ipv6First/Ipv6Only, else IPv4; when that
+  // one is not allowed, the other.
+  AddressFamily preferred_family() const noexcept;
+};
+
+}  // namespace divert::net

@@ -1,0 +1,42 @@
+// divert/net/socket_options.hpp — opening a TCP socket for one address family
+// and applying ConnectOptions to it before connect: bind address (with
+// IP_BIND_ADDRESS_NO_PORT on Linux), keepalive and the misc options, each only
+// to the family it belongs to.
+//
+// Errors: a failed step is reported as its std::error_code together with the
+// seed's key of the option that failed (e.g. "tcp_misc_opts.congestion_control"),
+// so the user can see which setting the OS refused.
+// Thread-safety: as for the socket passed in.
+#pragma once
+
+#include <system_error>
+
+#include <asio/ip/tcp.hpp>
+
+#include "divert/net/options.hpp"
+
+namespace divert::net {
+
+// Outcome of open_configured_socket / apply_socket_options.
+struct SocketOptionResult {
+  std::error_code error;         // empty on success
+  const char* option = nullptr;  // key of the failed step ("open", "bind_ipv4", ...)
+  explicit operator bool() const noexcept { return static_cast<bool>(error); }
+};
+
+// Applies options to an open socket of family `family` (bind, keepalive,
+// misc). Options of the other family are skipped.
+SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket, AddressFamily family,
+                                        const ConnectOptions& options);
+
+// Opens `socket` (which must be closed) for `family` and applies the options.
+// On failure the socket is closed again.
+SocketOptionResult open_configured_socket(asio::ip::tcp::socket& socket, AddressFamily family,
+                                          const ConnectOptions& options);
+
+// The family of an address, IPv4-mapped IPv6 counted as IPv6.
+inline AddressFamily family_of(const asio::ip::address& a) noexcept {
+  return a.is_v4() ? AddressFamily::ipv4 : AddressFamily::ipv6;
+}
+
+}  // namespace divert::net

@@ -1,0 +1,327 @@
+#include "divert/net/connect.hpp"
+
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string_view>
+#include <utility>
+
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/error.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "divert/error.hpp"
+#include "divert/net/happy_eyeballs_planner.hpp"
+#include "divert/net/socket_options.hpp"
+
+namespace divert::net {
+namespace {
+
+using tcp = asio::ip::tcp;
+using Kind = PlannerAction::Kind;
+
+std::uint64_t next_seed() {
+  thread_local std::mt19937_64 gen{std::random_device{}()};
+  return gen();
+}
+
+// Type-erased, move-only completion handler (Asio handlers such as
+// use_awaitable's are move-only, so std::function cannot hold them).
+struct Completion {
+  virtual ~Completion() = default;
+  virtual void complete(ConnectResult r, bool may_dispatch) = 0;
+};
+
+template <class Handler>
+struct CompletionImpl final : Completion {
+  CompletionImpl(Handler h, asio::any_io_executor fallback)
+      : handler(std::move(h)), fallback(std::move(fallback)) {}
+  void complete(ConnectResult r, bool may_dispatch) override {
+    auto ex = asio::get_associated_executor(handler, fallback);
+    auto f = [h = std::move(handler), r = std::move(r)]() mutable { std::move(h)(std::move(r)); };
+    // Dispatched (inline when already on the caller's executor: saves a trip
+    // through the scheduler) except while still inside the initiating call,
+    // where a completion must never run inline.
+    if (may_dispatch)
+      asio::dispatch(ex, std::move(f));
+    else
+      asio::post(ex, std::move(f));
+  }
+  Handler handler;
+  asio::any_io_executor fallback;
+};
+
+// One connect: owns the planner, the timer and every attempt's socket.
+// Handlers run on the caller's executor (possibly several threads); every
+// entry point takes `mutex_`, which serialises all state. (A mutex rather
+// than a strand: it costs no allocation and no extra dispatch per event, and
+// the race has only a handful of short events.) The completion handler is
+// always invoked after the mutex is released. Handlers hold a shared_ptr.
+class Race : public std::enable_shared_from_this<Race> {
+ public:
+  Race(asio::any_io_executor ex, std::string host, std::uint16_t port, ConnectOptions options,
+       std::shared_ptr<Resolver> resolver, std::unique_ptr<Completion> completion)
+      : ex_(ex),
+        timer_(ex),
+        host_(std::move(host)),
+        port_(port),
+        options_(std::move(options)),
+        resolver_(std::move(resolver)),
+        planner_(options_, next_seed()),
+        completion_(std::move(completion)) {}
+
+  void set_slot(asio::cancellation_slot slot) { slot_ = slot; }
+
+  // Called once from the initiating function.
+  void start() {
+    std::unique_lock lock(mutex_);
+    do_start();
+    // Never complete inline from the initiating function: post instead.
+    if (pending_) {
+      Pending p = std::move(*pending_);
+      pending_.reset();
+      lock.unlock();
+      p.fire(false);
+    }
+  }
+
+  // From the caller's cancellation slot (any thread, possibly while the
+  // emitter holds its own locks): handled in a posted handler.
+  void cancel() {
+    asio::post(ex_, [self = shared_from_this()] {
+      self->locked([&] {
+        if (!self->done_) self->complete(asio::error::operation_aborted, PlannerAction::npos);
+      });
+    });
+  }
+
+ private:
+  struct Pending {
+    std::unique_ptr<Completion> completion;
+    ConnectResult result;
+    void fire(bool may_dispatch) { completion->complete(std::move(result), may_dispatch); }
+  };
+
+  // Runs f under the mutex, then delivers a completion it produced.
+  template <class F>
+  void locked(F&& f) {
+    std::unique_lock lock(mutex_);
+    f();
+    if (pending_) {
+      Pending p = std::move(*pending_);
+      pending_.reset();
+      lock.unlock();
+      p.fire(true);
+    }
+  }
+
+  void do_start() {
+    std::string_view literal = host_;
+    if (literal.size() >= 2 && literal.front() == '[' && literal.back() == ']')
+      literal = literal.substr(1, literal.size() - 2);
+    std::error_code ec;
+    auto address = asio::ip::make_address(literal, ec);
+    attempts_.reserve(ec ? 2 * (options_.tcp_connect.max_retry + 1) : 1);
+    auto now = HappyEyeballsPlanner::Clock::now();
+    apply(ec ? planner_.start(now) : planner_.start_with_address(address, now));
+  }
+
+  void apply(const HappyEyeballsPlanner::Actions& actions) {
+    for (const auto& a : actions) {
+      if (done_) return;
+      switch (a.kind) {
+        case Kind::resolve:
+          resolve(a.family);
+          break;
+        case Kind::connect:
+          connect(a);
+          break;
+        case Kind::cancel:
+          close(a.attempt);
+          break;
+        case Kind::done:
+          complete(a.error, a.attempt);
+          return;
+      }
+    }
+    rearm();
+  }
+
+  void resolve(AddressFamily f) {
+    auto self = shared_from_this();
+    auto deliver = [self, f](std::error_code ec, std::vector<asio::ip::address> addrs) {
+      // A late answer after completion (a query cannot be cancelled) is
+      // dropped here.
+      self->locked([&] {
+        if (self->done_) return;
+        self->apply(self->planner_.on_resolved(f, ec, std::move(addrs),
+                                               HappyEyeballsPlanner::Clock::now()));
+      });
+    };
+    if (!resolver_) {
+      asio::post(ex_, [deliver] { deliver(make_error_code(errc::resolve_failed), {}); });
+      return;
+    }
+    // Contract: the resolver calls back through ex_, never inline.
+    resolver_->async_resolve(host_, f, ex_, std::move(deliver));
+  }
+
+  void connect(const PlannerAction& a) {
+    const std::size_t i = a.attempt;
+    auto self = shared_from_this();
+    if (attempts_.size() == attempts_.capacity()) {  // cannot happen (R6); never move sockets
+      asio::post(ex_, [self, i] {
+        self->on_connect(i, std::make_error_code(std::errc::too_many_files_open));
+      });
+      return;
+    }
+    auto& slot = attempts_.emplace_back(ex_, tcp::endpoint(a.address, port_));  // index == id
+    auto r = open_configured_socket(slot.socket, a.family, options_);
+    if (r) {
+      slot.option = r.option;
+      asio::post(ex_, [self, i, ec = r.error] { self->on_connect(i, ec); });
+      return;
+    }
+    slot.socket.async_connect(slot.endpoint,
+                              [self, i](std::error_code ec) { self->on_connect(i, ec); });
+  }
+
+  void on_connect(std::size_t i, std::error_code ec) {
+    locked([&] {
+      if (done_) return;
+      if (ec) close(i);  // a loser is closed at once
+      apply(planner_.on_attempt_done(i, ec, HappyEyeballsPlanner::Clock::now()));
+    });
+  }
+
+  void close(std::size_t i) {
+    if (i >= attempts_.size()) return;
+    std::error_code ignored;
+    attempts_[i].socket.close(ignored);
+  }
+
+  void rearm() {
+    auto w = planner_.next_wakeup();
+    if (w == armed_) return;
+    armed_ = w;
+    ++timer_generation_;
+    if (!w) {
+      timer_.cancel();
+      return;
+    }
+    timer_.expires_at(*w);
+    timer_.async_wait([self = shared_from_this(), g = timer_generation_](std::error_code) {
+      self->locked([&] {
+        if (self->done_ || g != self->timer_generation_) return;
+        self->armed_.reset();
+        self->apply(self->planner_.on_timer(HappyEyeballsPlanner::Clock::now()));
+      });
+    });
+  }
+
+  // Closes every socket but the winner's and prepares the completion; it is
+  // delivered by locked()/start() once the mutex is released.
+  void complete(std::error_code error, std::size_t attempt) {
+    done_ = true;
+    ConnectResult r{error, nullptr, std::nullopt, {}};
+    if (attempt != PlannerAction::npos && attempt < attempts_.size()) {
+      r.peer = attempts_[attempt].endpoint;
+      if (!error)
+        r.socket.emplace(std::move(attempts_[attempt].socket));
+      else
+        r.option = attempts_[attempt].option;
+    }
+    for (std::size_t i = 0; i < attempts_.size(); ++i) close(i);  // every loser, now
+    timer_.cancel();
+    if (slot_.is_connected()) slot_.clear();
+    pending_.emplace(Pending{std::move(completion_), std::move(r)});
+  }
+
+  asio::any_io_executor ex_;
+  std::mutex mutex_;
+  asio::steady_timer timer_;
+  std::string host_;
+  std::uint16_t port_;
+  ConnectOptions options_;
+  std::shared_ptr<Resolver> resolver_;
+  HappyEyeballsPlanner planner_;
+  std::unique_ptr<Completion> completion_;
+  std::optional<Pending> pending_;
+  asio::cancellation_slot slot_;
+  struct AttemptSlot {
+    explicit AttemptSlot(const asio::any_io_executor& ex, tcp::endpoint ep)
+        : socket(ex), endpoint(ep) {}
+    tcp::socket socket;
+    tcp::endpoint endpoint;
+    const char* option = nullptr;  // socket option that failed, if any
+  };
+  // Reserved up front for the most attempts the planner can start, so that a
+  // socket never moves while it is connecting.
+  std::vector<AttemptSlot> attempts_;
+  std::optional<HappyEyeballsPlanner::TimePoint> armed_;
+  std::uint64_t timer_generation_ = 0;
+  bool done_ = false;
+};
+
+// The race runs on the completion handler's executor: for
+// use_awaitable, the awaiting coroutine's executor.
+template <class Token>
+auto async_race(std::string host, std::uint16_t port, ConnectOptions options,
+                std::shared_ptr<Resolver> resolver, Token&& token) {
+  return asio::async_initiate<Token, void(ConnectResult)>(
+      [](auto handler, std::string host, std::uint16_t port, ConnectOptions options,
+         std::shared_ptr<Resolver> resolver) {
+        using H = std::decay_t<decltype(handler)>;
+        asio::any_io_executor ex = asio::get_associated_executor(handler);
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        auto race = std::make_shared<Race>(
+            ex, std::move(host), port, std::move(options), std::move(resolver),
+            std::make_unique<CompletionImpl<H>>(std::move(handler), ex));
+        if (slot.is_connected()) {
+          race->set_slot(slot);
+          slot.assign([w = std::weak_ptr<Race>(race)](asio::cancellation_type) {
+            if (auto r = w.lock()) r->cancel();
+          });
+        }
+        race->start();
+      },
+      token, std::move(host), port, std::move(options), std::move(resolver));
+}
+
+}  // namespace
+
+asio::awaitable<ConnectResult> happy_eyeballs_connect(std::string host, std::uint16_t port,
+                                                      ConnectOptions options,
+                                                      std::shared_ptr<Resolver> resolver) {
+  // Not a coroutine itself: returns the operation's awaitable directly.
+  return async_race(std::move(host), port, std::move(options), std::move(resolver),
+                    asio::use_awaitable);
+}
+
+asio::awaitable<ConnectResult> connect_with_retry(tcp::endpoint endpoint, ConnectOptions options) {
+  auto cs = co_await asio::this_coro::cancellation_state;
+  const std::string host = endpoint.address().to_string();
+  const std::size_t tries = options.tcp_connect.max_retry + 1;
+  for (std::size_t t = 0;; ++t) {
+    ConnectResult r =
+        co_await async_race(host, endpoint.port(), options, nullptr, asio::use_awaitable);
+    // No retry after success, cancellation, a refused family or a socket
+    // option the OS rejects (it would fail again the same way).
+    if (!r.error || r.option || t + 1 >= tries || r.error == asio::error::operation_aborted ||
+        r.error == std::errc::address_family_not_supported)
+      co_return r;
+    if (cs.cancelled() != asio::cancellation_type::none) {
+      r.error = asio::error::operation_aborted;
+      co_return r;
+    }
+  }
+}
+
+}  // namespace divert::net
