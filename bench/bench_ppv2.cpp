@@ -55,6 +55,18 @@ int main() {
     std::printf("encode failed: %s\n", first.ec.message().c_str());
     return 1;
   }
+  {
+    // What is timed must be a correct decode of these bytes.
+    const auto r = parse(std::span<const std::uint8_t>(enc, first.size));
+    DivertTlvs d;
+    if (!r.complete() || r.consumed != first.size || read_divert_tlvs(r.header, d) ||
+        !d.upstream || d.upstream->host != "example.com" || d.upstream->port != 443 ||
+        d.username != "alice" || d.task_id != spec.task_id || r.header.src != spec.src ||
+        r.header.dst != spec.dst) {
+      std::printf("decode check failed: %s\n", r.message().c_str());
+      return 1;
+    }
+  }
   volatile std::size_t size_v = first.size;  // size unknown to the optimizer
   const long iters = 20'000;
 

@@ -139,9 +139,15 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
     co_return tcp::socket(ex);
   }
 
-  std::optional<std::string_view> user;
-  if (task.username) user = *task.username;
-  const std::string key = make_pick_key(task.client.address(), user, task.upstream.host());
+  // Only the hashing policies read the key; the others skip formatting it.
+  std::string key;
+  const auto policy = cfg.proxy_addr_pick_policy;
+  if (policy == PickPolicy::ketama || policy == PickPolicy::rendezvous ||
+      policy == PickPolicy::jump_hash) {
+    std::optional<std::string_view> user;
+    if (task.username) user = *task.username;
+    key = make_pick_key(task.client.address(), user, task.upstream.host());
+  }
   const auto candidates = order(key);
 
   std::error_code last;

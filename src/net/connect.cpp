@@ -66,11 +66,13 @@ struct CompletionImpl final : Completion {
 // always invoked after the mutex is released. Handlers hold a shared_ptr.
 class Race : public std::enable_shared_from_this<Race> {
  public:
-  Race(asio::any_io_executor ex, std::string host, std::uint16_t port, ConnectOptions options,
-       std::shared_ptr<Resolver> resolver, std::unique_ptr<Completion> completion)
+  Race(asio::any_io_executor ex, std::string host, std::optional<asio::ip::address> literal,
+       std::uint16_t port, ConnectOptions options, std::shared_ptr<Resolver> resolver,
+       std::unique_ptr<Completion> completion)
       : ex_(ex),
         timer_(ex),
         host_(std::move(host)),
+        literal_(literal),
         port_(port),
         options_(std::move(options)),
         resolver_(std::move(resolver)),
@@ -123,11 +125,16 @@ class Race : public std::enable_shared_from_this<Race> {
   }
 
   void do_start() {
-    std::string_view literal = host_;
-    if (literal.size() >= 2 && literal.front() == '[' && literal.back() == ']')
-      literal = literal.substr(1, literal.size() - 2);
     std::error_code ec;
-    auto address = asio::ip::make_address(literal, ec);
+    asio::ip::address address;
+    if (literal_) {
+      address = *literal_;  // connect_with_retry: no text round trip
+    } else {
+      std::string_view literal = host_;
+      if (literal.size() >= 2 && literal.front() == '[' && literal.back() == ']')
+        literal = literal.substr(1, literal.size() - 2);
+      address = asio::ip::make_address(literal, ec);
+    }
     attempts_.reserve(ec ? 2 * (options_.tcp_connect.max_retry + 1) : 1);
     auto now = HappyEyeballsPlanner::Clock::now();
     apply(ec ? planner_.start(now) : planner_.start_with_address(address, now));
@@ -248,6 +255,7 @@ class Race : public std::enable_shared_from_this<Race> {
   std::mutex mutex_;
   asio::steady_timer timer_;
   std::string host_;
+  std::optional<asio::ip::address> literal_;
   std::uint16_t port_;
   ConnectOptions options_;
   std::shared_ptr<Resolver> resolver_;
@@ -273,16 +281,16 @@ class Race : public std::enable_shared_from_this<Race> {
 // The race runs on the completion handler's executor: for
 // use_awaitable, the awaiting coroutine's executor.
 template <class Token>
-auto async_race(std::string host, std::uint16_t port, ConnectOptions options,
-                std::shared_ptr<Resolver> resolver, Token&& token) {
+auto async_race(std::string host, std::optional<asio::ip::address> literal, std::uint16_t port,
+                ConnectOptions options, std::shared_ptr<Resolver> resolver, Token&& token) {
   return asio::async_initiate<Token, void(ConnectResult)>(
-      [](auto handler, std::string host, std::uint16_t port, ConnectOptions options,
-         std::shared_ptr<Resolver> resolver) {
+      [](auto handler, std::string host, std::optional<asio::ip::address> literal,
+         std::uint16_t port, ConnectOptions options, std::shared_ptr<Resolver> resolver) {
         using H = std::decay_t<decltype(handler)>;
         asio::any_io_executor ex = asio::get_associated_executor(handler);
         auto slot = asio::get_associated_cancellation_slot(handler);
         auto race = std::make_shared<Race>(
-            ex, std::move(host), port, std::move(options), std::move(resolver),
+            ex, std::move(host), literal, port, std::move(options), std::move(resolver),
             std::make_unique<CompletionImpl<H>>(std::move(handler), ex));
         if (slot.is_connected()) {
           race->set_slot(slot);
@@ -292,7 +300,7 @@ auto async_race(std::string host, std::uint16_t port, ConnectOptions options,
         }
         race->start();
       },
-      token, std::move(host), port, std::move(options), std::move(resolver));
+      token, std::move(host), literal, port, std::move(options), std::move(resolver));
 }
 
 }  // namespace
@@ -301,17 +309,18 @@ asio::awaitable<ConnectResult> happy_eyeballs_connect(std::string host, std::uin
                                                       ConnectOptions options,
                                                       std::shared_ptr<Resolver> resolver) {
   // Not a coroutine itself: returns the operation's awaitable directly.
-  return async_race(std::move(host), port, std::move(options), std::move(resolver),
+  return async_race(std::move(host), std::nullopt, port, std::move(options), std::move(resolver),
                     asio::use_awaitable);
 }
 
 asio::awaitable<ConnectResult> connect_with_retry(tcp::endpoint endpoint, ConnectOptions options) {
   auto cs = co_await asio::this_coro::cancellation_state;
-  const std::string host = endpoint.address().to_string();
+  const asio::ip::address address = endpoint.address();
   const std::size_t tries = options.tcp_connect.max_retry + 1;
   for (std::size_t t = 0;; ++t) {
     ConnectResult r =
-        co_await async_race(host, endpoint.port(), options, nullptr, asio::use_awaitable);
+        co_await async_race(std::string(), address, endpoint.port(), options, nullptr,
+                            asio::use_awaitable);
     // No retry after success, cancellation, a refused family or a socket
     // option the OS rejects (it would fail again the same way).
     if (!r.error || r.option || t + 1 >= tries || r.error == asio::error::operation_aborted ||

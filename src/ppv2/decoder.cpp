@@ -98,12 +98,70 @@ std::string ParseResult::message() const {
 
 namespace {
 
-// Fills `r` in place: ParseResult is large, and returning it from many exits
-// defeats NRVO (a measurable copy per header).
-void parse_into(std::span<const std::uint8_t> b, const DecoderOptions& opts,
-                ParseResult& r) noexcept {
+// Stores the CRC32C TLV value found at `crc` and verifies it (when opts.verify_crc).
+// Out of line: most headers carry no CRC.
+[[gnu::noinline]] bool check_crc(const std::uint8_t* d, const std::uint8_t* crc, std::size_t total,
+                                 const DecoderOptions& opts, ParseResult& r) noexcept {
+  const std::uint32_t stored = static_cast<std::uint32_t>(crc[0]) << 24 |
+                               static_cast<std::uint32_t>(crc[1]) << 16 |
+                               static_cast<std::uint32_t>(crc[2]) << 8 | crc[3];
+  r.header.crc32c = stored;
+  if (opts.verify_crc) {
+    static constexpr std::uint8_t zero[4] = {0, 0, 0, 0};
+    const std::size_t at = static_cast<std::size_t>(crc - d);
+    std::uint32_t c = crc32c({d, at});
+    c = crc32c(zero, c);
+    c = crc32c({crc + 4, total - at - 4}, c);
+    if (c != stored) {
+      set_fail(r, errc::crc_mismatch, at);
+      return false;
+    }
+  }
+  return true;
+}
+
+// The TLV area [d + from, d + total) must be tiled exactly by TLVs; a CRC32C TLV
+// must be 4 bytes and appear once, and match when opts.verify_crc.
+// Returns false after set_fail().
+[[gnu::always_inline]] inline bool check_tlvs(const std::uint8_t* d, std::size_t from,
+                                              std::size_t total, const DecoderOptions& opts,
+                                              ParseResult& r) noexcept {
+  const std::uint8_t* p = d + from;
+  const std::uint8_t* const end = d + total;
+  const std::uint8_t* crc = nullptr;
+  while (end - p >= 3) {
+    const std::size_t vlen = be16(p + 1);
+    if (vlen > static_cast<std::size_t>(end - p) - 3) [[unlikely]] {
+      set_fail(r, errc::tlv_overrun, static_cast<std::size_t>(p - d));
+      return false;
+    }
+    if (p[0] == tlv::crc32c) [[unlikely]] {
+      if (vlen != 4 || crc) {
+        set_fail(r, errc::crc_bad_length, static_cast<std::size_t>(p - d));
+        return false;
+      }
+      crc = p + 3;
+    }
+    p += 3 + vlen;
+  }
+  if (p != end) [[unlikely]] {
+    set_fail(r, errc::trailing_bytes, static_cast<std::size_t>(p - d));
+    return false;
+  }
+  if (crc) [[unlikely]]
+    return check_crc(d, crc, total, opts, r);
+  return true;
+}
+
+// The general decoder. Fills `r` in place: ParseResult is large, and returning it
+// from many exits defeats NRVO (a measurable copy per header). Out of line so that
+// parse() keeps a small frame for its fast path.
+[[gnu::noinline]] void parse_general(std::span<const std::uint8_t> b, const DecoderOptions& opts,
+                                     ParseResult& r) noexcept {
   const std::size_t n = b.size();
   const std::uint8_t* d = b.data();
+  HeaderView& h = r.header;
+
   // Signature: whole-block compare on the fast path, first wrong byte otherwise.
   const std::size_t sig = std::min<std::size_t>(n, kSignature.size());
   if (sig < kSignature.size() || !signature_matches(d)) {
@@ -131,7 +189,6 @@ void parse_into(std::span<const std::uint8_t> b, const DecoderOptions& opts,
 
   r.status = ParseStatus::complete;
   r.consumed = total;
-  HeaderView& h = r.header;
   h.raw = b.first(total);
   h.command = static_cast<Command>(cmd);
   if (!proxy) return;  // LOCAL: family ignored, body skipped
@@ -165,39 +222,56 @@ void parse_into(std::span<const std::uint8_t> b, const DecoderOptions& opts,
 
   // TLVs: must tile [16 + block, total) exactly.
   const std::size_t tlv_start = kFixedHeaderSize + static_cast<std::size_t>(block);
-  std::size_t p = tlv_start;
-  std::size_t crc_at = 0;
-  while (p < total) {
-    if (total - p < 3) return set_fail(r, errc::trailing_bytes, p);
-    const std::size_t vlen = be16(d + p + 1);
-    if (vlen > total - p - 3) return set_fail(r, errc::tlv_overrun, p);
-    if (d[p] == tlv::crc32c) {
-      if (vlen != 4 || crc_at) return set_fail(r, errc::crc_bad_length, p);
-      crc_at = p + 3;
-    }
-    p += 3 + vlen;
-  }
+  if (!check_tlvs(d, tlv_start, total, opts, r)) return;
   h.tlv_bytes = b.subspan(tlv_start, total - tlv_start);
-  if (crc_at) {
-    const std::uint32_t stored = static_cast<std::uint32_t>(d[crc_at]) << 24 |
-                                 static_cast<std::uint32_t>(d[crc_at + 1]) << 16 |
-                                 static_cast<std::uint32_t>(d[crc_at + 2]) << 8 | d[crc_at + 3];
-    h.crc32c = stored;
-    if (opts.verify_crc) {
-      static constexpr std::uint8_t zero[4] = {0, 0, 0, 0};
-      std::uint32_t c = crc32c({d, crc_at});
-      c = crc32c(zero, c);
-      c = crc32c({d + crc_at + 4, total - crc_at - 4}, c);
-      if (c != stored) return set_fail(r, errc::crc_mismatch, crc_at);
-    }
-  }
 }
 
 }  // namespace
 
 ParseResult parse(std::span<const std::uint8_t> b, const DecoderOptions& opts) noexcept {
   ParseResult r;
-  parse_into(b, opts, r);
+  const std::size_t n = b.size();
+  const std::uint8_t* d = b.data();
+  HeaderView& h = r.header;
+  // Fast path: a complete PROXY header over TCP/IPv4 or TCP/IPv6 (the shape every
+  // divert host proxy sends). Checks exactly what parse_general() checks, in fewer
+  // steps; anything else (errors included) goes to parse_general().
+  if (n >= kFixedHeaderSize && signature_matches(d) && d[12] == 0x21) [[likely]] {
+    const std::uint8_t fam = d[13];
+    const std::size_t len = be16(d + 14);
+    const std::size_t total = kFixedHeaderSize + len;
+    const std::size_t block = fam == 0x11 ? 12 : 36;
+    if ((fam == 0x11 || fam == 0x21) && len >= block && total <= opts.max_size && n >= total)
+        [[likely]] {
+      const std::uint8_t* a = d + kFixedHeaderSize;
+      h.command = Command::proxy;
+      h.transport = Transport::stream;
+      if (fam == 0x11) {
+        h.family = AddressFamily::inet;
+        h.src.kind = h.dst.kind = Endpoint::Kind::ipv4;
+        std::memcpy(h.src.ip.data(), a, 4);
+        std::memcpy(h.dst.ip.data(), a + 4, 4);
+        h.src.port = be16(a + 8);
+        h.dst.port = be16(a + 10);
+      } else {
+        h.family = AddressFamily::inet6;
+        h.src.kind = h.dst.kind = Endpoint::Kind::ipv6;
+        std::memcpy(h.src.ip.data(), a, 16);
+        std::memcpy(h.dst.ip.data(), a + 16, 16);
+        h.src.port = be16(a + 32);
+        h.dst.port = be16(a + 34);
+      }
+      const std::size_t tlv_start = kFixedHeaderSize + block;
+      r.status = ParseStatus::complete;
+      r.consumed = total;
+      h.raw = {d, total};
+      if (check_tlvs(d, tlv_start, total, opts, r))
+        h.tlv_bytes = {d + tlv_start, total - tlv_start};
+      return r;
+    }
+  }
+
+  parse_general(b, opts, r);
   return r;
 }
 
@@ -343,42 +417,101 @@ ParseResult Decoder::feed(std::span<const std::uint8_t> chunk) {
 // ---------------------------------------------------------------- divert TLVs
 
 namespace {
-// Bytes a domain or IPv4 host in 0xE0 may not contain: NUL, ':', '[', ']', ' '.
-constexpr std::array<std::uint8_t, 256> make_bad_host() {
-  std::array<std::uint8_t, 256> t{};
-  t[0] = t[':'] = t['['] = t[']'] = t[' '] = 1;
-  return t;
-}
-constexpr auto kBadHost = make_bad_host();
-}  // namespace
 
-namespace {
+inline std::uint64_t load64(const char* p) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline std::uint64_t load32(const char* p) noexcept {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+// 16 bytes compared at once (GCC/Clang vector extension: SSE2 on x86-64, NEON on
+// AArch64, plain integer code elsewhere).
+typedef std::uint8_t Bytes16 __attribute__((vector_size(16)));
+// Lanes that are a byte a domain or IPv4 host in 0xE0 may not contain: NUL, ':',
+// '[', ']', ' ' (all bits set there, zero elsewhere).
+inline auto bad_host_lanes(Bytes16 v) noexcept {
+  return (v == 0) | (v == ':') | (v == '[') | (v == ']') | (v == ' ');
+}
+template <class V>
+inline bool any_lane(V v) noexcept {
+  static_assert(sizeof(V) == 16);
+  std::uint64_t w[2];
+  std::memcpy(w, &v, 16);
+  return (w[0] | w[1]) != 0;
+}
+inline Bytes16 load16(const char* p) noexcept {
+  Bytes16 v;
+  std::memcpy(&v, p, 16);
+  return v;
+}
+// True when `h` contains a byte bad_host_lanes() flags. Reads only [h, h + n),
+// the last load overlapping the one before.
+[[gnu::always_inline]] inline bool host_has_bad_byte(const char* h, std::size_t n) noexcept {
+  if (n >= 16) {
+    auto bad = bad_host_lanes(load16(h + n - 16));
+    for (std::size_t i = 0; i + 16 < n; i += 16) bad |= bad_host_lanes(load16(h + i));
+    return any_lane(bad);
+  }
+  if (n >= 8) [[likely]] {
+    const std::uint64_t w[2] = {load64(h), load64(h + n - 8)};
+    Bytes16 v;
+    std::memcpy(&v, w, 16);
+    return any_lane(bad_host_lanes(v));
+  }
+  if (n >= 4) {
+    const std::uint64_t lo = load32(h) | load32(h + n - 4) << 32;
+    const std::uint64_t w[2] = {lo, lo};
+    Bytes16 v;
+    std::memcpy(&v, w, 16);
+    return any_lane(bad_host_lanes(v));
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const char c = h[i];
+    if (c == '\0' || c == ':' || c == '[' || c == ']' || c == ' ') return true;
+  }
+  return false;
+}
+
+// "[v6]" host of 0xE0 (rare): brackets, no NUL, a valid IPv6 literal.
+[[gnu::noinline]] bool bracketed_v6(std::string_view& host) noexcept {
+  if (host.size() < 3 || host.back() != ']') return false;
+  host = host.substr(1, host.size() - 2);
+  if (host.find('\0') != std::string_view::npos) return false;
+  auto e = Endpoint::ip_literal(host, 0);
+  return e && e->kind == Endpoint::Kind::ipv6;
+}
+
 // Writes into `u` in place (returning the optional through memory and copying it
 // costs a store-forwarding stall per header).
-bool parse_upstream_into(std::string_view t, UpstreamView& u) noexcept {
-  // The port is at most 5 digits: find the last ':' from the end.
-  std::size_t colon = std::string_view::npos;
-  for (std::size_t i = t.size(), stop = t.size() > 6 ? t.size() - 6 : 0; i > stop; --i) {
-    if (t[i - 1] == ':') {
-      colon = i - 1;
-      break;
-    }
-  }
-  if (colon == std::string_view::npos || colon == 0) return false;
-  if (!parse_port(t.substr(colon + 1), u.port) || u.port == 0) return false;
-  std::string_view host = t.substr(0, colon);
+[[gnu::always_inline]] inline bool parse_upstream_into(std::string_view t,
+                                                       UpstreamView& u) noexcept {
+  // "host:port": the port is the run of 1-5 decimal digits at the end, right
+  // after the last ':' (any other byte after that ':' is an error).
+  const char* s = t.data();
+  const std::size_t n = t.size();
+  // Walk back over at most 5 digits, then read them forwards.
+  const std::size_t lowest = n > 5 ? n - 5 : 0;
+  std::size_t i = n;
+  while (i > lowest && static_cast<unsigned char>(s[i - 1] - '0') <= 9) --i;
+  const std::size_t digits = n - i;
+  // i is the index just after the ':'; the host is [0, i - 1) and must not be empty.
+  if (digits == 0 || i < 2 || s[i - 1] != ':') return false;
+  if (digits > 1 && s[i] == '0') return false;  // no leading zeros
+  unsigned port = 0;
+  for (std::size_t k = i; k < n; ++k) port = port * 10 + static_cast<unsigned>(s[k] - '0');
+  if (port == 0 || port > 65535) return false;
+  std::string_view host(s, i - 1);
+  u.port = static_cast<std::uint16_t>(port);
   u.ipv6_literal = false;
-  if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return false;
-    host = host.substr(1, host.size() - 2);
-    if (host.find('\0') != std::string_view::npos) return false;
-    auto e = Endpoint::ip_literal(host, 0);
-    if (!e || e->kind != Endpoint::Kind::ipv6) return false;
+  if (host.front() == '[') [[unlikely]] {
+    if (!bracketed_v6(host)) return false;
     u.ipv6_literal = true;
-  } else {
-    unsigned bad = 0;  // branch-free scan
-    for (char c : host) bad |= kBadHost[static_cast<unsigned char>(c)];
-    if (bad) return false;
+  } else if (host_has_bad_byte(host.data(), host.size())) {
+    return false;
   }
   u.host = host;
   return true;
@@ -392,36 +525,43 @@ std::optional<UpstreamView> parse_upstream(std::string_view t) noexcept {
 }
 
 std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept {
-  // Reset field by field: assigning DivertTlvs{} compiles to `rep stos`, whose
-  // start-up cost alone is more than the whole TLV walk.
   out.upstream_text.reset();
   out.upstream.reset();
   out.tls_name.reset();
   out.username.reset();
   out.task_id.reset();
-  for (const TlvView t : h.tlvs()) {
-    switch (t.type) {
+  // One pass over TLVs the parser already validated (they tile tlv_bytes
+  // exactly); the end check keeps a hand-made HeaderView from reading past it.
+  const std::uint8_t* p = h.tlv_bytes.data();
+  const std::uint8_t* const end = p + h.tlv_bytes.size();
+  while (end - p >= 3) {
+    const std::uint8_t type = p[0];
+    const std::size_t vlen = be16(p + 1);
+    const std::uint8_t* v = p + 3;
+    if (vlen > static_cast<std::size_t>(end - v)) break;
+    p = v + vlen;
+    const std::string_view text(reinterpret_cast<const char*>(v), vlen);
+    switch (type) {
       case tlv::divert_upstream:
         if (out.upstream_text) return errc::duplicate_tlv;
-        out.upstream_text = t.text();
-        if (!parse_upstream_into(t.text(), out.upstream.emplace())) {
+        out.upstream_text = text;
+        if (!parse_upstream_into(text, out.upstream.emplace())) {
           out.upstream.reset();
           return errc::bad_upstream;
         }
         break;
       case tlv::divert_tls_name:
         if (out.tls_name) return errc::duplicate_tlv;
-        out.tls_name = t.text();
+        out.tls_name = text;
         break;
       case tlv::divert_username:
         if (out.username) return errc::duplicate_tlv;
-        out.username = t.text();
+        out.username = text;
         break;
       case tlv::divert_task_id:
         if (out.task_id) return errc::duplicate_tlv;
-        if (t.value.size() != 16) return errc::bad_task_id;
-        out.task_id.emplace();
-        std::memcpy(out.task_id->bytes.data(), t.value.data(), 16);
+        if (vlen != 16) return errc::bad_task_id;
+        std::memcpy(out.task_id.emplace().bytes.data(), v, 16);
         break;
       default:
         break;

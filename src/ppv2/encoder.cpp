@@ -1,6 +1,7 @@
 #include "divert/ppv2/encoder.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "divert/ppv2/crc32c.hpp"
@@ -160,7 +161,8 @@ inline std::uint8_t* put_ip(std::uint8_t* w, const WireAddresses& a) noexcept {
 // One pass: writes the header into [out, out + cap) and returns its size, or 0 when
 // anything does not fit or is invalid (the caller then asks plan() for the exact
 // error). Each field of the spec is looked at once.
-inline std::size_t write(const HeaderSpec& s, std::uint8_t* out, std::size_t cap) noexcept {
+[[gnu::noinline]] std::size_t write_general(const HeaderSpec& s, std::uint8_t* out,
+                                            std::size_t cap) noexcept {
   WireAddresses a;
   if (wire_addresses(s, a) != errc{}) return 0;
   if (cap < kFixedHeaderSize + a.block) return 0;
@@ -225,6 +227,126 @@ inline std::size_t write(const HeaderSpec& s, std::uint8_t* out, std::size_t cap
   return size;
 }
 
+constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+// Non-zero iff some byte of x is zero (exact as a whole-word test).
+constexpr std::uint64_t zero_byte(std::uint64_t x) noexcept {
+  return (x - kOnes) & ~x & kHighs;
+}
+
+// copy_small() that also says whether the value contains a NUL byte (0xE0 may not).
+inline bool copy_has_nul(std::uint8_t* d, const char* s, std::size_t n) noexcept {
+  if (n >= 8 && n <= 16) [[likely]] {
+    std::uint64_t a, b;
+    std::memcpy(&a, s, 8);
+    std::memcpy(&b, s + n - 8, 8);
+    std::memcpy(d, &a, 8);
+    std::memcpy(d + n - 8, &b, 8);
+    return (zero_byte(a) | zero_byte(b)) != 0;
+  }
+  copy_small(d, s, n);
+  return has_nul({s, n});
+}
+
+inline void put_be16(std::uint8_t* w, std::size_t v) noexcept {
+  const std::uint16_t x = static_cast<std::uint16_t>(v);
+  if constexpr (std::endian::native == std::endian::little) {
+    const std::uint16_t be = static_cast<std::uint16_t>(x << 8 | x >> 8);
+    std::memcpy(w, &be, 2);
+  } else {
+    std::memcpy(w, &x, 2);
+  }
+}
+
+// The common shape a divert host proxy sends: PROXY, both endpoints plain IPv4 or
+// both plain (not v4-mapped) IPv6, only the divert TLVs 0xE0-0xE3, no CRC. Such a
+// header needs no folding, promotion or CRC pass, so it is written with fixed
+// offsets. Produces exactly the bytes write_general() produces (tested on random
+// specs against detail::encode_general).
+inline bool fast_shape(const HeaderSpec& s) noexcept {
+  using K = Endpoint::Kind;
+  if (s.command != Command::proxy || s.src.kind != s.dst.kind) return false;
+  if (s.authority || s.unique_id || !s.extra.empty() || s.noop_padding || s.crc32c) return false;
+  if (s.src.kind == K::ipv4) return true;
+  return s.src.kind == K::ipv6 && !s.src.is_v4_mapped() && !s.dst.is_v4_mapped();
+}
+
+// Writes a fast_shape() header; returns its size, or 0 when it does not fit in cap or
+// a value is invalid (the caller then asks plan() for the exact error).
+[[gnu::always_inline]] inline std::size_t write_fast(const HeaderSpec& s, std::uint8_t* out,
+                                                     std::size_t cap) noexcept {
+  const bool v4 = s.src.kind == Endpoint::Kind::ipv4;
+  const std::size_t n_up = s.upstream ? s.upstream->size() : 0;
+  const std::size_t n_tls = s.tls_name ? s.tls_name->size() : 0;
+  const std::size_t n_user = s.username ? s.username->size() : 0;
+  if ((n_up | n_tls | n_user) > 0xFFFF) [[unlikely]]
+    return 0;
+  const std::size_t len = (v4 ? 12 : 36) + (s.upstream ? 3 + n_up : 0) +
+                          (s.tls_name ? 3 + n_tls : 0) + (s.username ? 3 + n_user : 0) +
+                          (s.task_id ? 3 + 16 : 0);
+  const std::size_t size = kFixedHeaderSize + len;
+  if (size > cap || len > 0xFFFF) [[unlikely]]
+    return 0;
+  const std::uint8_t fam =
+      static_cast<std::uint8_t>((v4 ? 0x10 : 0x20) | (s.transport == Transport::dgram ? 2 : 1));
+  // Signature, ver_cmd 0x21, family, length: 16 bytes.
+  std::memcpy(out, kSignature.data(), 8);
+  std::uint8_t tail[8] = {kSignature[8],
+                          kSignature[9],
+                          kSignature[10],
+                          kSignature[11],
+                          0x21,
+                          fam,
+                          static_cast<std::uint8_t>(len >> 8),
+                          static_cast<std::uint8_t>(len)};
+  std::memcpy(out + 8, tail, 8);
+  std::uint8_t* w = out + kFixedHeaderSize;
+  if (v4) {
+    std::memcpy(w, s.src.ip.data(), 4);
+    std::memcpy(w + 4, s.dst.ip.data(), 4);
+    w += 8;
+  } else {
+    std::memcpy(w, s.src.ip.data(), 16);
+    std::memcpy(w + 16, s.dst.ip.data(), 16);
+    w += 32;
+  }
+  put_be16(w, s.src.port);
+  put_be16(w + 2, s.dst.port);
+  w += 4;
+  if (s.upstream) {
+    w[0] = tlv::divert_upstream;
+    put_be16(w + 1, n_up);
+    if (n_up == 0 || copy_has_nul(w + 3, s.upstream->data(), n_up)) [[unlikely]]
+      return 0;
+    w += 3 + n_up;
+  }
+  if (s.tls_name) {
+    w[0] = tlv::divert_tls_name;
+    put_be16(w + 1, n_tls);
+    copy_small(w + 3, s.tls_name->data(), n_tls);
+    w += 3 + n_tls;
+  }
+  if (s.username) {
+    w[0] = tlv::divert_username;
+    put_be16(w + 1, n_user);
+    copy_small(w + 3, s.username->data(), n_user);
+    w += 3 + n_user;
+  }
+  if (s.task_id) {
+    static constexpr std::uint8_t kTaskIdHeader[3] = {tlv::divert_task_id, 0, 16};
+    std::memcpy(w, kTaskIdHeader, 3);
+    std::memcpy(w + 3, s.task_id->bytes.data(), 16);
+  }
+  return size;
+}
+
+[[gnu::always_inline]] inline std::size_t write(const HeaderSpec& s, std::uint8_t* out,
+                                                std::size_t cap) noexcept {
+  if (fast_shape(s)) [[likely]]
+    return write_fast(s, out, cap);
+  return write_general(s, out, cap);
+}
+
 }  // namespace
 
 EncodedSize encoded_size(const HeaderSpec& spec, const EncodeOptions& opts) noexcept {
@@ -233,15 +355,39 @@ EncodedSize encoded_size(const HeaderSpec& spec, const EncodeOptions& opts) noex
   return {p.size, {}};
 }
 
-EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
-                   const EncodeOptions& opts) noexcept {
+namespace {
+// Everything but the fast path, out of line so that encode() keeps a small frame.
+[[gnu::noinline]] EncodedSize encode_slow(const HeaderSpec& spec, std::span<std::uint8_t> out,
+                                          const EncodeOptions& opts) noexcept {
   const std::size_t cap = std::min(out.size(), opts.max_size);
-  if (const std::size_t n = write(spec, out.data(), cap)) return {n, {}};
+  if (const std::size_t n = write_general(spec, out.data(), cap)) return {n, {}};
   // Something did not fit or is invalid: find out exactly what.
   Plan p;
   if (auto e = plan(spec, opts, p); e != errc{}) return {0, e};
   return {p.size, errc::buffer_too_small};
 }
+}  // namespace
+
+EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
+                   const EncodeOptions& opts) noexcept {
+  if (fast_shape(spec)) [[likely]] {
+    const std::size_t cap = std::min(out.size(), opts.max_size);
+    if (const std::size_t n = write_fast(spec, out.data(), cap)) [[likely]]
+      return {n, {}};
+  }
+  return encode_slow(spec, out, opts);
+}
+
+namespace detail {
+EncodedSize encode_general(const HeaderSpec& spec, std::span<std::uint8_t> out,
+                           const EncodeOptions& opts) noexcept {
+  const std::size_t cap = std::min(out.size(), opts.max_size);
+  if (const std::size_t n = write_general(spec, out.data(), cap)) return {n, {}};
+  Plan p;
+  if (auto e = plan(spec, opts, p); e != errc{}) return {0, e};
+  return {p.size, errc::buffer_too_small};
+}
+}  // namespace detail
 
 std::span<std::uint8_t> HeaderBuffer::prepare(std::size_t n) {
   size_ = 0;

@@ -33,13 +33,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
+#include "divert/export.hpp"
 #include "divert/ppv2/types.hpp"
 
 namespace divert::ppv2 {
@@ -85,7 +88,7 @@ struct TlvRange {
 };
 
 // A decoded header: views into the bytes it was decoded from.
-struct HeaderView {
+struct DIVERT_EXPORT HeaderView {
   int version = 2;                   // 2, or 1 for parse_v1()
   Command command = Command::proxy;  // v1 "UNKNOWN" is reported as PROXY with unspec family
   AddressFamily family = AddressFamily::unspec;
@@ -109,7 +112,7 @@ struct HeaderView {
 
 enum class ParseStatus { need_more, complete, error };
 
-struct ParseResult {
+struct DIVERT_EXPORT ParseResult {
   ParseStatus status = ParseStatus::need_more;
   std::size_t consumed = 0;      // complete: header size (16 + len, or the v1 line)
   std::size_t need = 0;          // need_more: total bytes needed before the next step
@@ -125,12 +128,13 @@ struct ParseResult {
 };
 
 // v2 only. Never reads past 16 + len (or past bytes.size()).
-ParseResult parse(std::span<const std::uint8_t> bytes, const DecoderOptions& opts = {}) noexcept;
+DIVERT_EXPORT ParseResult parse(std::span<const std::uint8_t> bytes,
+                                const DecoderOptions& opts = {}) noexcept;
 // v1 text line only ("PROXY TCP4|TCP6|UNKNOWN ...\r\n"), strict, at most 107 bytes.
-ParseResult parse_v1(std::span<const std::uint8_t> bytes) noexcept;
+DIVERT_EXPORT ParseResult parse_v1(std::span<const std::uint8_t> bytes) noexcept;
 // v2 if the first byte is 0x0D, v1 if it is 'P', else errc::not_proxy_protocol.
-ParseResult parse_any(std::span<const std::uint8_t> bytes,
-                      const DecoderOptions& opts = {}) noexcept;
+DIVERT_EXPORT ParseResult parse_any(std::span<const std::uint8_t> bytes,
+                                    const DecoderOptions& opts = {}) noexcept;
 
 // Push decoder (v2; v1 too when allow_v1). Feed chunks; each result's `consumed`
 // is the number of bytes of *that chunk* that belonged to the header. After
@@ -138,7 +142,7 @@ ParseResult parse_any(std::span<const std::uint8_t> bytes,
 // The header view points into the Decoder and stays valid until reset() or
 // destruction (a Decoder is neither copyable nor movable). Storage: 536 bytes
 // inline, heap only for larger headers.
-class Decoder {
+class DIVERT_EXPORT Decoder {
  public:
   explicit Decoder(DecoderOptions opts = {}, bool allow_v1 = false) noexcept
       : opts_(opts), allow_v1_(allow_v1) {}
@@ -169,19 +173,90 @@ struct UpstreamView {
   std::string_view host;  // without brackets
   std::uint16_t port = 0;
   bool ipv6_literal = false;
+  friend bool operator==(const UpstreamView&, const UpstreamView&) = default;
 };
-std::optional<UpstreamView> parse_upstream(std::string_view text) noexcept;
+DIVERT_EXPORT std::optional<UpstreamView> parse_upstream(std::string_view text) noexcept;
+
+// An optional-like field of DivertTlvs. It reads like std::optional<T> (if (f),
+// f->x, *f, has_value(), value(), value_or(), == with a T, a std::optional or
+// std::nullopt, conversion to std::optional<T>) but default-constructs by setting
+// one flag, without touching the payload: std::optional members make a default
+// DivertTlvs a 128-byte memset, which costs more than reading the TLVs.
+// T must be trivially copyable (string_view, UpstreamView, Uuid).
+template <class T>
+class TlvField {
+ public:
+  using value_type = T;
+  constexpr TlvField() noexcept {}
+  constexpr TlvField(std::nullopt_t) noexcept {}
+  constexpr TlvField(const T& v) noexcept : v_(v), has_(true) {}
+  TlvField(const TlvField&) = default;
+  TlvField& operator=(const TlvField&) = default;
+  TlvField& operator=(std::nullopt_t) noexcept {
+    has_ = false;
+    return *this;
+  }
+  TlvField& operator=(const T& v) noexcept {
+    ::new (static_cast<void*>(&v_)) T(v);
+    has_ = true;
+    return *this;
+  }
+
+  constexpr bool has_value() const noexcept { return has_; }
+  constexpr explicit operator bool() const noexcept { return has_; }
+  // Unchecked access, like std::optional's (only when has_value()).
+  constexpr const T& operator*() const noexcept { return v_; }
+  constexpr T& operator*() noexcept { return v_; }
+  constexpr const T* operator->() const noexcept { return &v_; }
+  constexpr T* operator->() noexcept { return &v_; }
+  // Checked access: throws std::bad_optional_access when empty.
+  const T& value() const {
+    if (!has_) throw std::bad_optional_access();
+    return v_;
+  }
+  template <class U>
+  T value_or(U&& fallback) const {
+    return has_ ? v_ : static_cast<T>(std::forward<U>(fallback));
+  }
+  void reset() noexcept { has_ = false; }
+  template <class... A>
+  T& emplace(A&&... a) noexcept {
+    ::new (static_cast<void*>(&v_)) T{std::forward<A>(a)...};
+    has_ = true;
+    return v_;
+  }
+  operator std::optional<T>() const noexcept {
+    return has_ ? std::optional<T>(v_) : std::optional<T>();
+  }
+
+  friend bool operator==(const TlvField& a, std::nullopt_t) noexcept { return !a.has_; }
+  friend bool operator==(const TlvField& a, const TlvField& b) noexcept {
+    return a.has_ == b.has_ && (!a.has_ || a.v_ == b.v_);
+  }
+  template <class U>
+  friend bool operator==(const TlvField& a, const std::optional<U>& b) {
+    return a.has_ == b.has_value() && (!a.has_ || a.v_ == *b);
+  }
+  friend bool operator==(const TlvField& a, const T& b) noexcept { return a.has_ && a.v_ == b; }
+
+ private:
+  union {
+    T v_;
+  };
+  bool has_ = false;
+};
 
 struct DivertTlvs {
-  std::optional<std::string_view> upstream_text;  // 0xE0 raw
-  std::optional<UpstreamView> upstream;           // 0xE0 parsed
-  std::optional<std::string_view> tls_name;       // 0xE1
-  std::optional<std::string_view> username;       // 0xE2
-  std::optional<Uuid> task_id;                    // 0xE3
+  TlvField<std::string_view> upstream_text;  // 0xE0 raw
+  TlvField<UpstreamView> upstream;           // 0xE0 parsed
+  TlvField<std::string_view> tls_name;       // 0xE1
+  TlvField<std::string_view> username;       // 0xE2
+  TlvField<Uuid> task_id;                    // 0xE3
 };
-// Reads 0xE0-0xE3 from a decoded header. Errors: bad_upstream (0xE0 not host:port
-// or containing NUL), bad_task_id (0xE3 not 16 bytes), duplicate_tlv. Absent TLVs
-// stay nullopt; whether one is required is the caller's policy.
-std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept;
+// Reads 0xE0-0xE3 from a decoded header, in one pass over the TLVs. Errors:
+// bad_upstream (0xE0 not host:port or containing NUL), bad_task_id (0xE3 not 16
+// bytes), duplicate_tlv. Absent TLVs stay empty; whether one is required is the
+// caller's policy. Every field is reset first, so a DivertTlvs can be reused.
+DIVERT_EXPORT std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept;
 
 }  // namespace divert::ppv2

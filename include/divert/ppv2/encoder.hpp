@@ -28,6 +28,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "divert/export.hpp"
 #include "divert/ppv2/types.hpp"
 
 namespace divert::ppv2 {
@@ -60,15 +61,24 @@ struct EncodedSize {
   std::size_t size = 0;
   std::error_code ec;
 };
-EncodedSize encoded_size(const HeaderSpec& spec, const EncodeOptions& opts = {}) noexcept;
+DIVERT_EXPORT EncodedSize encoded_size(const HeaderSpec& spec,
+                                       const EncodeOptions& opts = {}) noexcept;
 
 // Encodes into `out`; returns the number of bytes written or an error (out is then
 // unspecified). errc::buffer_too_small when out is shorter than the header.
-EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
-                   const EncodeOptions& opts = {}) noexcept;
+DIVERT_EXPORT EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
+                                 const EncodeOptions& opts = {}) noexcept;
+
+namespace detail {
+// encode() without its fast path for the common shape (PROXY, plain IPv4 or IPv6,
+// divert TLVs only, no CRC): the general writer alone. Same contract and bytes as
+// encode(); exists so tests can check that both paths agree.
+DIVERT_EXPORT EncodedSize encode_general(const HeaderSpec& spec, std::span<std::uint8_t> out,
+                                         const EncodeOptions& opts = {}) noexcept;
+}  // namespace detail
 
 // An encoded header: inline storage up to 536 bytes, heap above.
-class HeaderBuffer {
+class DIVERT_EXPORT HeaderBuffer {
  public:
   HeaderBuffer() = default;
   HeaderBuffer(const HeaderBuffer& o) { assign(o.bytes()); }
@@ -94,6 +104,7 @@ class HeaderBuffer {
 };
 
 // Encodes into `out` (replacing its content).
-std::error_code encode(const HeaderSpec& spec, HeaderBuffer& out, const EncodeOptions& opts = {});
+DIVERT_EXPORT std::error_code encode(const HeaderSpec& spec, HeaderBuffer& out,
+                                     const EncodeOptions& opts = {});
 
 }  // namespace divert::ppv2

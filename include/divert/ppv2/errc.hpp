@@ -9,6 +9,8 @@
 
 #include <system_error>
 
+#include "divert/export.hpp"
+
 namespace divert::ppv2 {
 
 enum class errc {
@@ -43,8 +45,8 @@ enum class errc {
   truncated,  // peer closed the stream before a complete header
 };
 
-const std::error_category& ppv2_category() noexcept;
-std::error_code make_error_code(errc e) noexcept;
+DIVERT_EXPORT const std::error_category& ppv2_category() noexcept;
+DIVERT_EXPORT std::error_code make_error_code(errc e) noexcept;
 
 }  // namespace divert::ppv2
 

@@ -25,6 +25,7 @@
 #include <system_error>
 #include <vector>
 
+#include "divert/export.hpp"
 #include "divert/ppv2/decoder.hpp"
 
 namespace divert::ppv2 {
@@ -53,20 +54,21 @@ class ReceivedHeader {
   std::size_t header_size() const noexcept { return header_size_; }
 
  private:
-  friend asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket&, ReceivedHeader&,
-                                                            ReadHeaderOptions);
+  friend DIVERT_EXPORT asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket&,
+                                                                          ReceivedHeader&,
+                                                                          ReadHeaderOptions);
   std::vector<std::uint8_t> bytes_;
   std::size_t header_size_ = 0;
   HeaderView header_;
 };
 
 // Non-throwing form: fills `out` and returns {} on success.
-asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket,
-                                                   ReceivedHeader& out,
-                                                   ReadHeaderOptions opts = {});
+DIVERT_EXPORT asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket,
+                                                                 ReceivedHeader& out,
+                                                                 ReadHeaderOptions opts = {});
 
 // Throwing form: std::system_error with the codes above.
-asio::awaitable<ReceivedHeader> read_proxy_header(asio::ip::tcp::socket& socket,
-                                                  ReadHeaderOptions opts = {});
+DIVERT_EXPORT asio::awaitable<ReceivedHeader> read_proxy_header(asio::ip::tcp::socket& socket,
+                                                                ReadHeaderOptions opts = {});
 
 }  // namespace divert::ppv2

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "divert/export.hpp"
+
 namespace divert::ppv2 {
 
 // The 12-byte v2 signature. Byte 5 is NUL: never treat it as a C string.
@@ -55,7 +57,7 @@ inline constexpr std::uint8_t divert_task_id = 0xE3;   // 16 raw UUID bytes
 // nothing (none = unknown / not sent). IPv4 uses ip[0..3]. `path` is a view: for
 // encoding it must outlive the encode() call; for decoding it points into the
 // decoded buffer (up to the first NUL of the 108-byte field).
-struct Endpoint {
+struct DIVERT_EXPORT Endpoint {
   enum class Kind : std::uint8_t { none, ipv4, ipv6, unix_path };
   Kind kind = Kind::none;
   std::array<std::uint8_t, 16> ip{};
@@ -81,7 +83,7 @@ struct Endpoint {
   // The address without port: "192.0.2.1", "2001:db8::1", the path, or "" for none.
   std::string ip_string() const;
 
-  friend bool operator==(const Endpoint& a, const Endpoint& b) noexcept;
+  friend DIVERT_EXPORT bool operator==(const Endpoint& a, const Endpoint& b) noexcept;
 };
 
 // A TLV as found on the wire: type and a view of its value.
@@ -94,7 +96,7 @@ struct TlvView {
 };
 
 // A 16-byte UUID (the divert task id, TLV 0xE3), RFC 9562 byte order.
-struct Uuid {
+struct DIVERT_EXPORT Uuid {
   std::array<std::uint8_t, 16> bytes{};
   // Canonical lower-case 8-4-4-4-12 form, 36 characters.
   std::string to_string() const;
