@@ -1,4 +1,4 @@
-#include "common/http_request.hpp"
+#include "http_request.hpp"  // sibling include: also compiled into fuzz/fuzz_http_request.cpp
 
 #include <algorithm>
 #include <array>
@@ -166,7 +166,12 @@ ParseResult parse_request_head(std::string_view data, RequestHead& out, std::siz
   std::string_view version = rl.substr(sp2 + 1);
   if (r.method.empty() || !std::all_of(r.method.begin(), r.method.end(), is_tchar))
     return error(400, "malformed method");
-  if (target.empty() || target.find(' ') != std::string_view::npos)
+  // No space or control byte in the target: a lone CR (or any CTL) would be
+  // copied into the origin-form request line sent upstream, where a lenient
+  // parser may take it for a line end (request/header injection).
+  if (target.empty() || std::any_of(target.begin(), target.end(), [](char c) {
+        return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) == 0x7f;
+      }))
     return error(400, "malformed request target");
   if (version == "HTTP/1.1") r.version_minor = 1;
   else if (version == "HTTP/1.0") r.version_minor = 0;
