@@ -54,14 +54,31 @@ int status_for(const std::error_code& ec) {
   return 502;
 }
 
+// A deadline's shared state: `done` once the guarded read has finished (the
+// connection runs on one thread, so no atomics are needed).
+struct TimerState {
+  bool done = false;
+  bool fired = false;
+};
+
 // Reads the request head under a deadline; returns false after answering an error.
 asio::awaitable<bool> read_head(tcp::socket& s, std::string& buf, RequestHead& head,
                                 std::size_t& head_len, std::chrono::milliseconds timeout) {
-  using namespace asio::experimental::awaitable_operators;
+  // The timer's handler may run after this frame is gone (a completion
+  // already queued when cancel() is called): it touches only shared state,
+  // and the socket only while the read is still pending.
+  auto state = std::make_shared<TimerState>();
   asio::steady_timer timer(s.get_executor(), timeout);
-  timer.async_wait([&s](std::error_code ec) {
-    if (!ec) s.cancel(ec);
+  timer.async_wait([state, sock = &s](std::error_code ec) {
+    if (!ec && !state->done) {
+      state->fired = true;
+      sock->cancel(ec);
+    }
   });
+  struct Done {
+    TimerState& st;
+    ~Done() { st.done = true; }
+  } mark_done{*state};
   char chunk[4096];
   for (;;) {
     auto r = parse_request_head(buf, head);
@@ -91,19 +108,19 @@ template <class Stream>
 asio::awaitable<bool> first_response(tcp::socket& client, Stream& stream,
                                      std::chrono::milliseconds timeout) {
   char buf[16 * 1024];
+  auto state = std::make_shared<TimerState>();
   asio::steady_timer timer(client.get_executor(), timeout);
-  bool timed_out = false;
-  timer.async_wait([&](std::error_code ec) {
-    if (!ec) {
-      timed_out = true;
-      std::error_code ignored;
-      stream.lowest_layer().cancel(ignored);
+  timer.async_wait([state, sock = &stream.lowest_layer()](std::error_code ec) {
+    if (!ec && !state->done) {
+      state->fired = true;
+      sock->cancel(ec);
     }
   });
   auto [ec, n] = co_await stream.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(asio::use_awaitable));
+  state->done = true;
   timer.cancel();
   if (n == 0) {
-    int status = timed_out ? 504 : 502;
+    int status = state->fired ? 504 : 502;
     co_await reply(client, status, reason_for(status));
     co_return false;
   }

@@ -119,7 +119,8 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
   metrics.add(MetricsCounter::task_total);
 
   const TaskId id = task.task_id ? *task.task_id : make_task_id_v7();
-  const std::string id_text = hex_id(id);
+  // Formatted only when a log line may need it.
+  const std::string id_text = cfg.shared_logger.enabled(LogLevel::error) ? hex_id(id) : std::string();
   const std::string upstream = task.upstream.to_string();
 
   ppv2::HeaderSpec spec;

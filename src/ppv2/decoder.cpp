@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 
 #include "divert/ppv2/crc32c.hpp"
@@ -126,14 +127,22 @@ namespace {
 [[gnu::always_inline]] inline bool check_tlvs(const std::uint8_t* d, std::size_t from,
                                               std::size_t total, const DecoderOptions& opts,
                                               ParseResult& r) noexcept {
-  const std::uint8_t* p = d + from;
+  const std::uint8_t* const tlv0 = d + from;
+  const std::uint8_t* p = tlv0;
   const std::uint8_t* const end = d + total;
   const std::uint8_t* crc = nullptr;
+  HeaderView::DivertIndex& ix = r.header.divert_index;
+  bool dup = false;
   while (end - p >= 3) {
     const std::size_t vlen = be16(p + 1);
     if (vlen > static_cast<std::size_t>(end - p) - 3) [[unlikely]] {
       set_fail(r, errc::tlv_overrun, static_cast<std::size_t>(p - d));
       return false;
+    }
+    // Index 0xE0-0xE3 for read_divert_tlvs() (value offset >= 3, so 0 means absent).
+    if (const unsigned k = p[0] - 0xE0u; k < 4) {
+      dup |= ix.at[k] != 0;
+      ix.at[k] = static_cast<std::uint16_t>(p + 3 - tlv0);
     }
     if (p[0] == tlv::crc32c) [[unlikely]] {
       if (vlen != 4 || crc) {
@@ -147,6 +156,10 @@ namespace {
   if (p != end) [[unlikely]] {
     set_fail(r, errc::trailing_bytes, static_cast<std::size_t>(p - d));
     return false;
+  }
+  if (!dup) [[likely]] {
+    ix.base = tlv0;
+    ix.size = static_cast<std::uint16_t>(end - tlv0);
   }
   if (crc) [[unlikely]]
     return check_crc(d, crc, total, opts, r);
@@ -476,6 +489,36 @@ inline Bytes16 load16(const char* p) noexcept {
   return false;
 }
 
+// The port of "host:port" from the last 8 bytes of the text (w, loaded little-endian:
+// the last character is the top byte), the host being at least 2 bytes before them
+// is implied by the caller's n >= 8. Same rules as the byte loop: 1-5 digits right
+// after a ':', no leading zero. Sets `digits` and `port` (range checked by the caller).
+[[gnu::always_inline]] inline bool port_swar(std::uint64_t w, std::size_t& digits,
+                                             unsigned& port) noexcept {
+  if constexpr (std::endian::native != std::endian::little) w = __builtin_bswap64(w);
+  constexpr std::uint64_t k7f = 0x7F7F7F7F7F7F7F7FULL, k80 = 0x8080808080808080ULL;
+  constexpr std::uint64_t k30 = 0x3030303030303030ULL, k46 = 0x4646464646464646ULL;
+  // A byte's top bit is set in `nondigit` unless the byte is '0'..'9' (byte-wise,
+  // no carry between bytes: t <= 0x7F).
+  const std::uint64_t t = w & k7f;
+  const std::uint64_t nondigit = (w | (t + k46) | ~((t | k80) - k30)) & k80;
+  if (nondigit == 0) return false;  // 8 digits: too many
+  const unsigned d = static_cast<unsigned>(std::countl_zero(nondigit)) >> 3;
+  if (d == 0 || d > 5) return false;
+  const unsigned sh = 8 * (7 - d);  // bit offset of the ':' byte
+  const std::uint64_t x = w >> sh;  // ':' then the digits
+  if (static_cast<std::uint8_t>(x) != ':') return false;
+  if (d > 1 && static_cast<std::uint8_t>(x >> 8) == '0') return false;  // no leading zero
+  // Digit values in the top d bytes, zero (a leading 0 digit) below; convert all 8.
+  const std::uint64_t keep = ~std::uint64_t{0} << (sh + 8);
+  std::uint64_t v = (w & keep) - (k30 & keep);
+  v = (v * 10 + (v >> 8)) & 0x00FF00FF00FF00FFULL;    // pairs of digits
+  v = (v * 100 + (v >> 16)) & 0x0000FFFF0000FFFFULL;  // groups of four
+  port = static_cast<unsigned>((v & 0xFFFF) * 10000 + (v >> 32));
+  digits = d;
+  return true;
+}
+
 // "[v6]" host of 0xE0 (rare): brackets, no NUL, a valid IPv6 literal.
 [[gnu::noinline]] bool bracketed_v6(std::string_view& host) noexcept {
   if (host.size() < 3 || host.back() != ']') return false;
@@ -493,16 +536,22 @@ inline Bytes16 load16(const char* p) noexcept {
   // after the last ':' (any other byte after that ':' is an error).
   const char* s = t.data();
   const std::size_t n = t.size();
-  // Walk back over at most 5 digits, then read them forwards.
-  const std::size_t lowest = n > 5 ? n - 5 : 0;
-  std::size_t i = n;
-  while (i > lowest && static_cast<unsigned char>(s[i - 1] - '0') <= 9) --i;
-  const std::size_t digits = n - i;
-  // i is the index just after the ':'; the host is [0, i - 1) and must not be empty.
-  if (digits == 0 || i < 2 || s[i - 1] != ':') return false;
-  if (digits > 1 && s[i] == '0') return false;  // no leading zeros
-  unsigned port = 0;
-  for (std::size_t k = i; k < n; ++k) port = port * 10 + static_cast<unsigned>(s[k] - '0');
+  std::size_t i;  // index just after the ':'; the host is [0, i - 1) and must not be empty
+  unsigned port;
+  if (n >= 8) [[likely]] {
+    if (!port_swar(load64(s + n - 8), i, port)) return false;
+    i = n - i;  // port_swar() gave the digit count
+  } else {
+    // Walk back over at most 5 digits, then read them forwards.
+    const std::size_t lowest = n > 5 ? n - 5 : 0;
+    i = n;
+    while (i > lowest && static_cast<unsigned char>(s[i - 1] - '0') <= 9) --i;
+    const std::size_t digits = n - i;
+    if (digits == 0 || i < 2 || s[i - 1] != ':') return false;
+    if (digits > 1 && s[i] == '0') return false;  // no leading zeros
+    port = 0;
+    for (std::size_t k = i; k < n; ++k) port = port * 10 + static_cast<unsigned>(s[k] - '0');
+  }
   if (port == 0 || port > 65535) return false;
   std::string_view host(s, i - 1);
   u.port = static_cast<std::uint16_t>(port);
@@ -524,7 +573,9 @@ std::optional<UpstreamView> parse_upstream(std::string_view t) noexcept {
   return u;
 }
 
-std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept {
+namespace {
+// The general reader: one pass over tlv_bytes.
+[[gnu::noinline]] std::error_code read_divert_walk(const HeaderView& h, DivertTlvs& out) noexcept {
   out.upstream_text.reset();
   out.upstream.reset();
   out.tls_name.reset();
@@ -568,6 +619,51 @@ std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept 
     }
   }
   return {};
+}
+}  // namespace
+
+std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept {
+  // Fast path: parse() indexed the divert TLVs (each at most once). Anything that
+  // is an error goes to the walk, which reports it exactly as it would without the
+  // index (same error, same fields filled before it).
+  const HeaderView::DivertIndex& ix = h.divert_index;
+  const std::uint8_t* const t = h.tlv_bytes.data();
+  if (ix.base == t && ix.size == h.tlv_bytes.size()) [[likely]] {
+    auto text = [t](std::size_t at) {
+      return std::string_view(reinterpret_cast<const char*>(t + at), be16(t + at - 2));
+    };
+    // Values are built in locals and stored once (emplace() would zero them first).
+    if (ix.at[3]) {
+      if (be16(t + ix.at[3] - 2) != 16) [[unlikely]]
+        return read_divert_walk(h, out);
+      Uuid id;
+      std::memcpy(id.bytes.data(), t + ix.at[3], 16);
+      out.task_id = id;
+    } else {
+      out.task_id.reset();
+    }
+    if (ix.at[0]) {
+      const std::string_view up = text(ix.at[0]);
+      UpstreamView u;
+      if (!parse_upstream_into(up, u)) [[unlikely]]
+        return read_divert_walk(h, out);
+      out.upstream = u;
+      out.upstream_text = up;
+    } else {
+      out.upstream_text.reset();
+      out.upstream.reset();
+    }
+    if (ix.at[1])
+      out.tls_name = text(ix.at[1]);
+    else
+      out.tls_name.reset();
+    if (ix.at[2])
+      out.username = text(ix.at[2]);
+    else
+      out.username.reset();
+    return {};
+  }
+  return read_divert_walk(h, out);
 }
 
 }  // namespace divert::ppv2

@@ -226,7 +226,8 @@ std::optional<UpstreamView> upstream_reference(std::string_view t) {
 
 TEST_CASE("parse_upstream matches a plain reference on random strings", "[ppv2][divert]") {
   Rng g;
-  static constexpr char kAlphabet[] = "ab.-09:[] \0xyz5";
+  // High bytes whose low 7 bits are '0', '9', ':' check that only ASCII digits count.
+  static constexpr char kAlphabet[] = "ab.-09:[] \0xyz5\x80\xb0\xb9\xba";
   const char* const v6[] = {"[2001:db8::1]", "[::1]",        "[::ffff:1.2.3.4]", "[1.2.3.4]", "[]",
                             "[:::]",         "[2001:db8::1", "2001:db8::1]"};
   int valid = 0;
@@ -238,6 +239,7 @@ TEST_CASE("parse_upstream matches a plain reference on random strings", "[ppv2][
       t += g.one_in(3) ? kAlphabet[g.below(sizeof kAlphabet - 1)]
                        : static_cast<char>('a' + g.below(26));
     if (!g.one_in(10)) t += ':';
+    if (g.one_in(10)) t += g.one_in(2) ? "0" : "00";  // leading zeros
     if (!g.one_in(10))
       t += g.one_in(4) ? std::to_string(g.below(200000)) : std::to_string(1 + g.below(65535));
     if (g.one_in(20)) t += kAlphabet[g.below(sizeof kAlphabet - 1)];
@@ -254,4 +256,79 @@ TEST_CASE("parse_upstream matches a plain reference on random strings", "[ppv2][
     }
   }
   CHECK(valid > 5000);
+}
+
+TEST_CASE("read_divert_tlvs: the index parse() fills agrees with a TLV walk", "[ppv2][divert]") {
+  // Raw headers with random TLV sequences: divert types repeated, out of order, bad
+  // 0xE0 and 0xE3 values, other types around them, optionally a CRC32C TLV.
+  Rng g;
+  const char* const upstreams[] = {"example.com:443", "a:1", "[::1]:65535",        "bad",
+                                   "h:0443",          ":80", "host.example:99999", "x y:5"};
+  const std::uint8_t types[] = {0xE0, 0xE1, 0xE2, 0xE3, 0x01, 0x04, 0xDF, 0xE4, 0x02};
+  int indexed = 0, errors = 0;
+  for (int iter = 0; iter < 20000; ++iter) {
+    Bytes wire(kSignature.begin(), kSignature.end());
+    wire.insert(wire.end(), {0x21, 0x11, 0, 0, 192, 0, 2, 1, 198, 51, 100, 1, 0x1F, 0x90, 0, 80});
+    bool seen[4] = {}, dup = false;
+    const std::size_t count = g.below(7);
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::uint8_t type = types[g.below(std::size(types))];
+      Bytes value;
+      if (type == 0xE0) {
+        const std::string_view u = upstreams[g.below(std::size(upstreams))];
+        value.assign(u.begin(), u.end());
+      } else if (type == 0xE3) {
+        value.resize(g.one_in(6) ? g.below(20) : 16);
+      } else {
+        value.resize(g.below(12));
+      }
+      for (auto& b : value)
+        if (type != 0xE0) b = static_cast<std::uint8_t>(g.rng());
+      if (type >= 0xE0 && type <= 0xE3) {
+        dup |= seen[type - 0xE0];
+        seen[type - 0xE0] = true;
+      }
+      wire.push_back(type);
+      wire.push_back(static_cast<std::uint8_t>(value.size() >> 8));
+      wire.push_back(static_cast<std::uint8_t>(value.size()));
+      wire.insert(wire.end(), value.begin(), value.end());
+    }
+    const std::size_t len = wire.size() - kFixedHeaderSize;
+    wire[14] = static_cast<std::uint8_t>(len >> 8);
+    wire[15] = static_cast<std::uint8_t>(len);
+    const auto r = parse(wire);
+    REQUIRE(r.complete());
+    INFO("header " << to_hex(wire));
+    // Indexed exactly when no divert TLV repeats.
+    CHECK((r.header.divert_index.base != nullptr) == !dup);
+    indexed += r.header.divert_index.base != nullptr;
+    HeaderView walk = r.header;
+    walk.divert_index = {};  // forces the walk
+    DivertTlvs a, b;
+    // Stale contents must be reset by both paths.
+    b.username = std::string_view("stale");
+    a.tls_name = std::string_view("stale");
+    const auto ea = read_divert_tlvs(r.header, a);
+    const auto eb = read_divert_tlvs(walk, b);
+    CHECK(ea == eb);
+    errors += static_cast<bool>(ea);
+    CHECK(a.upstream_text == b.upstream_text);
+    CHECK(a.upstream == b.upstream);
+    CHECK(a.tls_name == b.tls_name);
+    CHECK(a.username == b.username);
+    CHECK(a.task_id == b.task_id);
+    // A view whose tlv_bytes no longer match the index is not read through it.
+    if (!r.header.tlv_bytes.empty()) {
+      HeaderView shorter = r.header;
+      shorter.tlv_bytes = shorter.tlv_bytes.first(shorter.tlv_bytes.size() - 1);
+      DivertTlvs c;
+      walk.tlv_bytes = shorter.tlv_bytes;
+      CHECK(read_divert_tlvs(shorter, c) == read_divert_tlvs(walk, b));
+      CHECK(c.upstream_text == b.upstream_text);
+      CHECK(c.username == b.username);
+      CHECK(c.task_id == b.task_id);
+    }
+  }
+  CHECK(indexed > 5000);
+  CHECK(errors > 1000);
 }
