@@ -19,7 +19,7 @@ for src in fuzz/fuzz_*.cpp; do
   work=$(mktemp -d)
   if [[ -d fuzz/corpus/$corpus_name ]]; then cp -r "fuzz/corpus/$corpus_name/." "$work/"; fi
   echo "== fuzzing $name for ${secs}s"
-  "$BUILD_DIR/divert_$name" -max_total_time="$secs" -print_final_stats=1 "$work"
+  "$BUILD_DIR/fuzz/divert_$name" -max_total_time="$secs" -print_final_stats=1 "$work"
   rm -rf "$work"
   n=$((n + 1))
 done
