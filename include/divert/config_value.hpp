@@ -30,9 +30,11 @@
 #include <variant>
 #include <vector>
 
+#include "divert/export.hpp"
+
 namespace divert {
 
-class ConfigValue {
+class DIVERT_EXPORT ConfigValue {
  public:
   using List = std::vector<ConfigValue>;
   using Map = std::vector<std::pair<std::string, ConfigValue>>;  // keeps the written order
@@ -44,11 +46,14 @@ class ConfigValue {
   ConfigValue(Map map) : v_(std::move(map)) {}
 
   // Parses the flow syntax above. `key` only names the value in errors.
+  // Throws config_error(key, text, reason) on a syntax error (e.g. an unclosed bracket).
   static ConfigValue parse(std::string_view text, std::string_view key = "value");
 
   bool is_scalar() const { return std::holds_alternative<std::string>(v_); }
   bool is_list() const { return std::holds_alternative<List>(v_); }
   bool is_map() const { return std::holds_alternative<Map>(v_); }
+  // Accessors: std::bad_variant_access when the value is of another kind
+  // (use expect_scalar() for a config_error instead).
   const std::string& scalar() const { return std::get<std::string>(v_); }
   const List& list() const { return std::get<List>(v_); }
   const Map& map() const { return std::get<Map>(v_); }
@@ -61,19 +66,19 @@ class ConfigValue {
 };
 
 // Normalises a key as the builder compares keys: lower case, '-' -> '_'.
-std::string normalize_key(std::string_view key);
+DIVERT_EXPORT std::string normalize_key(std::string_view key);
 
 // Scalar interpretations; each throws config_error(key, text, reason).
-std::chrono::milliseconds parse_duration(std::string_view key, std::string_view text);
-std::uint64_t parse_size(std::string_view key, std::string_view text);
-bool parse_bool(std::string_view key, std::string_view text);
+DIVERT_EXPORT std::chrono::milliseconds parse_duration(std::string_view key, std::string_view text);
+DIVERT_EXPORT std::uint64_t parse_size(std::string_view key, std::string_view text);
+DIVERT_EXPORT bool parse_bool(std::string_view key, std::string_view text);
 // An integer in [min, max].
-std::int64_t parse_int(std::string_view key, std::string_view text, std::int64_t min,
-                       std::int64_t max);
+DIVERT_EXPORT std::int64_t parse_int(std::string_view key, std::string_view text, std::int64_t min,
+                                     std::int64_t max);
 // A finite number.
-double parse_number(std::string_view key, std::string_view text);
+DIVERT_EXPORT double parse_number(std::string_view key, std::string_view text);
 
 // The scalar of `v`, or config_error(key, v.to_string(), "expected a single value").
-const std::string& expect_scalar(std::string_view key, const ConfigValue& v);
+DIVERT_EXPORT const std::string& expect_scalar(std::string_view key, const ConfigValue& v);
 
 }  // namespace divert

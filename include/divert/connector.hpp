@@ -24,9 +24,13 @@
 //
 // Errors: the plain overloads throw std::system_error; the overloads taking a
 // std::error_code& report it there and return an unopened stream. Codes:
-// Asio's (connection_refused, timed_out, ...) for the last candidate tried,
-// divert::errc::resolve_failed, header_too_large, tls_handshake_failed,
-// tls_handshake_timeout, and asio::error::operation_aborted on cancellation.
+// Asio's (connection_refused, timed_out, ...) for the last candidate tried;
+// for a domain next proxy the resolver's own code (e.g. host_not_found), or
+// divert::errc::resolve_failed when it answered with no usable address;
+// errc::header_too_large (nothing is connected then); for https forward
+// OpenSSL's code or errc::tls_handshake_timeout; asio::error::operation_aborted
+// on cancellation. Metrics: escaper.tcp.connect.{attempt,error,timeout} count
+// once per next proxy tried (the retries inside one are not counted apart).
 // Cancellation: the awaiting coroutine's cancellation slot is honoured; every
 // socket opened for the call is closed before it returns.
 //
@@ -49,6 +53,7 @@
 
 #include "divert/config_value.hpp"
 #include "divert/error.hpp"
+#include "divert/export.hpp"
 #include "divert/logger.hpp"
 #include "divert/metrics.hpp"
 #include "divert/net/options.hpp"
@@ -87,7 +92,7 @@ struct ConnectorConfig {
   bool header_crc32c = false;                   // append a CRC32C TLV to every header
 };
 
-class DivertTcpConnector {
+class DIVERT_EXPORT DivertTcpConnector {
  public:
   class Builder;
   static Builder builder();
@@ -141,7 +146,7 @@ class DivertTcpConnector {
   std::shared_ptr<State> s_;
 };
 
-class DivertTcpConnector::Builder {
+class DIVERT_EXPORT DivertTcpConnector::Builder {
  public:
   Builder() = default;
 

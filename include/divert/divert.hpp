@@ -1,6 +1,11 @@
 // divert/divert.hpp — everything a host proxy needs, in one include:
 // the connector and its builder, tasks, the PROXY v2 codec (both sides),
 // upstream addresses, selection, the net layer, relay, metrics and logging.
+// Each header documents its own units, defaults, errors and thread-safety.
+// Linking: divert::divert is a static library by default, shared with
+// BUILD_SHARED_LIBS=ON (SONAME libdivert.so.<major>); in a shared build only the
+// declarations marked DIVERT_EXPORT (divert/export.hpp, generated) are exported.
+// Versions: divert/version.hpp (DIVERT_VERSION_MAJOR/MINOR/PATCH), semantic versioning.
 #pragma once
 
 #include "divert/config_value.hpp"
@@ -13,6 +18,7 @@
 #include "divert/net/resolver.hpp"
 #include "divert/ppv2/decoder.hpp"
 #include "divert/ppv2/encoder.hpp"
+#include "divert/ppv2/errc.hpp"
 #include "divert/ppv2/read_header.hpp"
 #include "divert/relay.hpp"
 #include "divert/select/pick_key.hpp"

@@ -12,10 +12,12 @@
 #include <string>
 #include <system_error>
 
+#include "divert/export.hpp"
+
 namespace divert {
 
 // Thrown by builders and parsers of configuration values.
-class config_error : public std::invalid_argument {
+class DIVERT_EXPORT config_error : public std::invalid_argument {
  public:
   // `key` is the configuration key as the user wrote it (e.g. "tcp_connect.max_retry"),
   // `value` the offending value as text, `reason` what is wrong with it.
@@ -42,8 +44,8 @@ enum class errc {
   config_conflict,              // options that contradict each other
 };
 
-const std::error_category& divert_category() noexcept;
-std::error_code make_error_code(errc e) noexcept;
+DIVERT_EXPORT const std::error_category& divert_category() noexcept;
+DIVERT_EXPORT std::error_code make_error_code(errc e) noexcept;
 
 }  // namespace divert
 

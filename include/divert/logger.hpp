@@ -18,12 +18,14 @@
 
 #include <fmt/format.h>
 
+#include "divert/export.hpp"
+
 namespace divert {
 
 enum class LogLevel : std::uint8_t { trace = 0, debug, info, warn, error, off };
 
 // "trace", "debug", "info", "warn", "error", "off".
-std::string_view to_string(LogLevel level) noexcept;
+DIVERT_EXPORT std::string_view to_string(LogLevel level) noexcept;
 
 using LogSink =
     std::function<void(LogLevel level, std::string_view message, std::string_view task_id)>;
@@ -59,7 +61,7 @@ class Logger {
 
 // A logger that writes "divert <level> [task <id>] <message>\n" to stderr, one
 // write(2) per line so lines from several threads never interleave.
-Logger stderr_logger(LogLevel min_level = LogLevel::info);
+DIVERT_EXPORT Logger stderr_logger(LogLevel min_level = LogLevel::info);
 
 // Same as Logger{}: drops everything.
 inline Logger null_logger() {

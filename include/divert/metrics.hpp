@@ -34,6 +34,8 @@
 #include <utility>
 #include <vector>
 
+#include "divert/export.hpp"
+
 namespace divert {
 
 enum class MetricsCounter : std::size_t {
@@ -51,7 +53,7 @@ enum class MetricsCounter : std::size_t {
 inline constexpr std::size_t kMetricsCounterCount = 10;
 
 // "escaper.task.total" etc.
-std::string_view metric_name(MetricsCounter c) noexcept;
+DIVERT_EXPORT std::string_view metric_name(MetricsCounter c) noexcept;
 
 inline constexpr std::size_t kLatencyBuckets = 27;  // 2^0 .. 2^25 us, then +Inf
 inline constexpr std::string_view kConnectLatencyName = "escaper.tcp.connect.duration_us";
@@ -61,12 +63,12 @@ constexpr std::uint64_t latency_bucket_bound_us(std::size_t i) noexcept {
 }
 // Index of the bucket that counts a latency of `us` microseconds
 // (the first i with us <= 2^i; the last bucket above 2^25).
-std::size_t latency_bucket_index(std::uint64_t us) noexcept;
+DIVERT_EXPORT std::size_t latency_bucket_index(std::uint64_t us) noexcept;
 
 using MetricTags = std::vector<std::pair<std::string, std::string>>;
 
 // Throws config_error(key, text, reason) unless `text` is a valid tag name/value.
-void validate_metric_tag(std::string_view key, std::string_view text);
+DIVERT_EXPORT void validate_metric_tag(std::string_view key, std::string_view text);
 
 struct LatencyHistogramSnapshot {
   std::array<std::uint64_t, kLatencyBuckets> buckets{};  // per bucket, not cumulative
@@ -74,7 +76,7 @@ struct LatencyHistogramSnapshot {
   std::uint64_t sum_us = 0;
 };
 
-struct MetricsSnapshot {
+struct DIVERT_EXPORT MetricsSnapshot {
   MetricTags tags;  // escaper=<name> first, then extra tags by name
   std::array<std::uint64_t, kMetricsCounterCount> counters{};
   LatencyHistogramSnapshot connect_latency;
@@ -92,15 +94,15 @@ struct MetricsSnapshot {
 // for the histogram as described at the top.
 using MetricsVisitor =
     std::function<void(std::string_view name, const MetricTags& tags, std::uint64_t value)>;
-void visit(const MetricsSnapshot& snapshot, const MetricsVisitor& visitor);
+DIVERT_EXPORT void visit(const MetricsSnapshot& snapshot, const MetricsVisitor& visitor);
 
 // One StatsD line per visited value, each ended by '\n', in visit() order:
 //   "<prefix>.<name>:<value>|c|#<tag>:<value>,<tag>:<value>"
 // (no "." when prefix is empty). Histogram buckets are sent the same way with
 // their le tag. Send deltas (delta_since) if your StatsD sums counters.
-std::string format_statsd(const MetricsSnapshot& snapshot, std::string_view prefix);
+DIVERT_EXPORT std::string format_statsd(const MetricsSnapshot& snapshot, std::string_view prefix);
 
-class Metrics {
+class DIVERT_EXPORT Metrics {
  public:
   // Throws config_error for an invalid escaper name or extra tag (see top).
   explicit Metrics(std::string escaper_name,

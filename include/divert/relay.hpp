@@ -61,6 +61,7 @@
 #endif
 
 #include "divert/error.hpp"
+#include "divert/export.hpp"
 #include "divert/metrics.hpp"
 #include "divert/speed_limit.hpp"
 
@@ -102,12 +103,12 @@ namespace detail {
 using RelayClock = std::chrono::steady_clock;
 
 // A buffer from a per-thread free list (returned to the releasing thread's list).
-struct RelayBufferDeleter {
+struct DIVERT_EXPORT RelayBufferDeleter {
   std::size_t size = 0;
   void operator()(char* p) const noexcept;
 };
 using RelayBuffer = std::unique_ptr<char[], RelayBufferDeleter>;
-RelayBuffer acquire_relay_buffer(std::size_t size);
+DIVERT_EXPORT RelayBuffer acquire_relay_buffer(std::size_t size);
 
 struct RelayShared {
   RelayClock::time_point last_activity = RelayClock::now();
@@ -153,15 +154,16 @@ struct RelayDirection {
 };
 
 // True when splice(2) is usable on this platform build.
-bool splice_available() noexcept;
+DIVERT_EXPORT bool splice_available() noexcept;
 
 // socket -> pipe -> socket for one direction (Linux only; on other systems it
 // records errc::config_conflict and returns at once).
-asio::awaitable<void> splice_pump(asio::ip::tcp::socket& from, asio::ip::tcp::socket& to,
-                                  RelayDirection& dir, RelayShared& shared);
+DIVERT_EXPORT asio::awaitable<void> splice_pump(asio::ip::tcp::socket& from,
+                                                asio::ip::tcp::socket& to, RelayDirection& dir,
+                                                RelayShared& shared);
 
-asio::awaitable<void> idle_watch(asio::steady_timer& timer, RelayShared& shared,
-                                 std::chrono::milliseconds idle);
+DIVERT_EXPORT asio::awaitable<void> idle_watch(asio::steady_timer& timer, RelayShared& shared,
+                                               std::chrono::milliseconds idle);
 
 template <class S>
 concept TlsLikeStream = requires(S& s) {

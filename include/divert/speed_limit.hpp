@@ -20,9 +20,11 @@
 #include <chrono>
 #include <cstdint>
 
+#include "divert/export.hpp"
+
 namespace divert {
 
-struct SpeedLimitConfig {
+struct DIVERT_EXPORT SpeedLimitConfig {
   static constexpr unsigned kMaxShiftMillis = 12;
 
   unsigned shift_millis = 0;   // 0: off; else the slice is 2^shift_millis ms (<= 12)
@@ -42,7 +44,7 @@ struct SpeedLimitConfig {
   friend bool operator==(const SpeedLimitConfig&, const SpeedLimitConfig&) = default;
 };
 
-class TokenBucket {
+class DIVERT_EXPORT TokenBucket {
  public:
   using duration = std::chrono::nanoseconds;
 

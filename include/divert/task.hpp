@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "divert/export.hpp"
 #include "divert/ppv2/types.hpp"
 #include "divert/upstream.hpp"
 
@@ -20,7 +21,7 @@ using TaskId = ppv2::Uuid;
 // A fresh RFC 9562 UUID version 7: 48-bit Unix time in milliseconds, then
 // 74 random bits (version and variant set). Time-ordered, so task ids sort by
 // creation time in logs. Thread-safe (a per-thread generator seeded from the OS).
-TaskId make_task_id_v7();
+DIVERT_EXPORT TaskId make_task_id_v7();
 
 struct Task {
   // The client as the host accepted it: the PROXY header's source address.

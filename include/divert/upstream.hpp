@@ -37,6 +37,8 @@
 
 #include <asio/ip/address.hpp>
 
+#include "divert/export.hpp"
+
 namespace divert {
 
 // Default port of a next proxy when its address has none (the seed's proxy_addr).
@@ -48,13 +50,13 @@ class UpstreamAddr;
 // IPv4; other IPv6 in RFC 5952 form (lower-case hex, no leading zeros, the longest
 // run of two or more zero groups as "::", first run if tied, no dotted tail), no
 // brackets, no zone index.
-std::string format_ip_address(const asio::ip::address& ip);
+DIVERT_EXPORT std::string format_ip_address(const asio::ip::address& ip);
 
 // Result of the non-throwing UpstreamAddr::try_parse: either an address, or the
 // reason it was refused (the reason does not repeat the input; config_error adds it).
 struct UpstreamAddrParseResult;
 
-class UpstreamAddr {
+class DIVERT_EXPORT UpstreamAddr {
  public:
   // Parses `text` (forms above). Throws config_error with key "upstream"
   // (or `key`, the configuration key the text came from) quoting `text`.
@@ -129,7 +131,7 @@ struct UpstreamAddrParseResult {
 // Build it from an address, or from text parsed with the proxy default port 3128:
 //   std::vector<WeightedUpstreamAddr> v{{"np1.internal:3128", 2.0}, {"10.0.0.7"}};
 // The weight must be finite and > 0 (config_error, key "proxy_addr").
-struct WeightedUpstreamAddr {
+struct DIVERT_EXPORT WeightedUpstreamAddr {
   UpstreamAddr addr;
   double weight = 1.0;
 

@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # tests/package/run.sh — builds and runs tests/package/consumer against divert
-# taken the ways users take it:
-#   1. find_package(divert CONFIG) on a static install (from BUILD_DIR, default build)
-#   2. find_package(divert CONFIG) on a shared install (BUILD_SHARED_LIBS=ON)
+# taken the ways users take it, with as few library builds as possible (one
+# existing build reused, one extra build):
+#   1. static install from BUILD_DIR (an existing build is reused, not rebuilt
+#      beyond the divert target) -> find_package(divert CONFIG)
+#   2. ONE shared build configured exactly as ports/divert/portfile.cmake does
+#      (plus BUILD_SHARED_LIBS=ON): install, the vcpkg layout
+#      (ports/divert/check-layout.sh), SONAME, and find_package(divert CONFIG)
+#      from a moved copy of that prefix (vcpkg relocates packages), running
+#      against the shared library
 #   3. pkg-config on the static install
 #   4. add_subdirectory of this source tree
-#   5. the vcpkg overlay port's configure options and install layout (ports/divert)
-# and checks the Conan recipe compiles as Python. Exits non-zero on any failure.
-set -euo pipefail
+#   5. the Conan recipe and test_package/conanfile.py compile as Python, and
+#      test_package's CMake project builds and runs against the static install
+#   6. every public header compiles on its own (tests/package/headers_compile.sh)
+# Environment: BUILD_DIR (default build), JOBS (default nproc), SHARED_BUILD_DIR
+# (default: a fresh temporary directory; set it to keep the port-style shared
+# build between runs, then it is rebuilt incrementally).
+# Prints "N passed, M failed" last; exits non-zero on any failure.
+set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 BUILD_DIR=${BUILD_DIR:-build}
@@ -18,49 +29,138 @@ pass=0; fail=0
 step() { echo "== package: $*"; }
 ok() { echo "   PASS: $1"; pass=$((pass + 1)); }
 bad() { echo "   FAIL: $1"; fail=$((fail + 1)); }
+finish() { echo "$pass passed, $fail failed"; [[ $fail -eq 0 ]]; exit $?; }
+run_logged() {  # log file, then a command; shows the log when the command fails
+  local log=$1; shift
+  if "$@" >> "$log" 2>&1; then return 0; fi
+  echo "   \$ $*"; tail -n 60 "$log"; return 1
+}
 
-consumer() {  # name, then cmake args
-  local name=$1; shift
-  if cmake -S tests/package/consumer -B "$WORK/c-$name" -G Ninja "$@" > "$WORK/c-$name.log" 2>&1 &&
-     cmake --build "$WORK/c-$name" -j "$JOBS" >> "$WORK/c-$name.log" 2>&1 &&
-     "$WORK/c-$name/consumer"; then
+consumer() {  # name, source dir, executable name, then cmake args
+  local name=$1 src=$2 exe=$3; shift 3
+  local log="$WORK/c-$name.log"
+  if run_logged "$log" cmake -S "$src" -B "$WORK/c-$name" -G Ninja "$@" &&
+     run_logged "$log" cmake --build "$WORK/c-$name" -j "$JOBS" &&
+     run_logged "$log" "$WORK/c-$name/$exe"; then
     ok "$name"
   else
-    cat "$WORK/c-$name.log"; bad "$name"
+    bad "$name"
   fi
 }
 
+# ---- 1. static install from the existing build
 step "static install from $BUILD_DIR"
-[[ -f $BUILD_DIR/build.ninja ]] || cmake -S . -B "$BUILD_DIR" -G Ninja -DDIVERT_BUILD_TESTS=OFF -DDIVERT_BUILD_EXAMPLES=OFF
-cmake --build "$BUILD_DIR" -j "$JOBS" --target divert
-cmake --install "$BUILD_DIR" --prefix "$WORK/static" > /dev/null
-consumer find_package-static -DCMAKE_PREFIX_PATH="$WORK/static"
-
-step "shared build and install"
-cmake -S . -B "$WORK/shared-build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
-  -DDIVERT_BUILD_TESTS=OFF -DDIVERT_BUILD_EXAMPLES=OFF > /dev/null
-cmake --build "$WORK/shared-build" -j "$JOBS"
-cmake --install "$WORK/shared-build" --prefix "$WORK/shared" > /dev/null
-if readelf -d "$WORK"/shared/lib*/libdivert.so | grep -q "SONAME.*libdivert.so.0"; then ok "SONAME libdivert.so.0"; else bad "SONAME"; fi
-consumer find_package-shared -DCMAKE_PREFIX_PATH="$WORK/shared" -DCMAKE_BUILD_RPATH="$(echo "$WORK"/shared/lib*)"
-if ldd "$WORK/c-find_package-shared/consumer" | grep -q "$WORK/shared"; then ok "consumer uses the shared library"; else bad "consumer uses the shared library"; fi
-
-step "pkg-config"
-PKG_CONFIG_PATH=$(echo "$WORK"/static/lib*/pkgconfig) consumer pkg-config -DDIVERT_CONSUME=pkg-config
-
-step "add_subdirectory"
-consumer add_subdirectory -DDIVERT_CONSUME=add_subdirectory -DDIVERT_SOURCE_DIR="$ROOT"
-
-step "vcpkg overlay port layout (what ports/divert/portfile.cmake does)"
-if bash ports/divert/check-layout.sh "$WORK/vcpkg"; then ok "vcpkg port layout"; else bad "vcpkg port layout"; fi
-
-step "Conan recipe"
-if python3 -m py_compile conanfile.py test_package/conanfile.py; then ok "conanfile.py compiles"; else bad "conanfile.py"; fi
-if cmake -S test_package -B "$WORK/conan-tp" -G Ninja -DCMAKE_PREFIX_PATH="$WORK/static" > "$WORK/tp.log" 2>&1 &&
-   cmake --build "$WORK/conan-tp" >> "$WORK/tp.log" 2>&1 && "$WORK/conan-tp/test_package"; then
-  ok "Conan test_package source against the install tree"
-else
-  cat "$WORK/tp.log"; bad "Conan test_package"
+static_ok=1
+if [[ ! -f $BUILD_DIR/build.ninja ]]; then
+  run_logged "$WORK/static.log" cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DDIVERT_BUILD_TESTS=OFF -DDIVERT_BUILD_EXAMPLES=OFF || static_ok=0
 fi
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+if grep -q '^BUILD_SHARED_LIBS:BOOL=ON' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null; then
+  echo "   $BUILD_DIR is a shared build; this step needs a static one"; static_ok=0
+fi
+if [[ $static_ok == 1 ]] &&
+   run_logged "$WORK/static.log" cmake --build "$BUILD_DIR" -j "$JOBS" --target divert &&
+   run_logged "$WORK/static.log" cmake --install "$BUILD_DIR" --prefix "$WORK/static" &&
+   compgen -G "$WORK/static/lib*/libdivert.a" > /dev/null; then
+  ok "static install"
+  consumer find_package-static tests/package/consumer consumer -DCMAKE_PREFIX_PATH="$WORK/static"
+else
+  bad "static install"
+  static_ok=0
+fi
+
+# ---- 2. the shared build, configured as the vcpkg port does
+step "shared build with the vcpkg port's options (ports/divert/portfile.cmake)"
+PORT_OPTIONS=(-DDIVERT_WITH_TLS=ON -DDIVERT_BUILD_TESTS=OFF -DDIVERT_BUILD_EXAMPLES=OFF
+              -DDIVERT_BUILD_BENCHMARKS=OFF -DDIVERT_FUZZ=OFF -DDIVERT_CMAKE_DIR=share/divert)
+# Keep PORT_OPTIONS equal to the portfile's OPTIONS (the tls feature is a default feature).
+for opt in "${PORT_OPTIONS[@]:1}"; do
+  grep -qF -- "$opt" ports/divert/portfile.cmake || bad "portfile.cmake lacks $opt (keep in sync)"
+done
+slog="$WORK/shared.log"
+SHARED_BUILD_DIR=${SHARED_BUILD_DIR:-$WORK/shared-build}
+if run_logged "$slog" cmake -S . -B "$SHARED_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+     -DBUILD_SHARED_LIBS=ON "${PORT_OPTIONS[@]}" &&
+   run_logged "$slog" cmake --build "$SHARED_BUILD_DIR" -j "$JOBS" &&
+   run_logged "$slog" cmake --install "$SHARED_BUILD_DIR" --prefix "$WORK/vcpkg-stage"; then
+  ok "shared build and install"
+  if bash ports/divert/check-layout.sh "$WORK/vcpkg-stage"; then ok "vcpkg port layout"; else bad "vcpkg port layout"; fi
+  so=$(compgen -G "$WORK/vcpkg-stage/lib*/libdivert.so" | head -n 1)
+  version=$(sed -n 's/^  VERSION \([0-9.]*\)$/\1/p' CMakeLists.txt)  # project(divert VERSION x.y.z)
+  if [[ -n $so ]] && readelf -d "$so" | grep -qF "SONAME" &&
+     [[ $(readelf -d "$so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p') == "libdivert.so.${version%%.*}" ]]; then
+    ok "SONAME libdivert.so.${version%%.*}"
+  else
+    bad "SONAME libdivert.so.${version%%.*}"
+  fi
+  if [[ -n $so && -n $version ]] && [[ $(readlink -f "$so") == */libdivert.so.$version ]]; then
+    ok "libdivert.so -> libdivert.so.$version"
+  else
+    bad "libdivert.so -> libdivert.so.$version"
+  fi
+  # Hidden by default: the shared library exports fewer divert:: code symbols than the
+  # static archive defines (inline functions and internals such as src/-only helpers
+  # stay hidden), and the API the consumer needs is there.
+  static_a=$(compgen -G "$WORK/static/lib*/libdivert.a" | head -n 1)
+  if [[ -n $so && -n $static_a ]]; then
+    dyn=$(nm -DC --defined-only "$so")
+    arc=$(nm -C --defined-only "$static_a" 2>/dev/null)
+    n_dyn=$(grep -c ' [TW] .*divert::' <<< "$dyn")
+    n_arc=$(grep -c ' [TW] .*divert::' <<< "$arc")
+    if grep -q ' T divert::ppv2::parse(' <<< "$dyn" && (( n_dyn > 0 && n_dyn < n_arc )); then
+      ok "visibility: $n_dyn of $n_arc divert:: code symbols exported"
+    else
+      bad "visibility: $n_dyn of $n_arc divert:: code symbols exported"
+    fi
+  else
+    bad "visibility (no libdivert.so or libdivert.a)"
+  fi
+  mv "$WORK/vcpkg-stage" "$WORK/vcpkg"  # relocate, as vcpkg does
+  libdir=$(compgen -G "$WORK/vcpkg/lib*" | head -n 1)
+  consumer find_package-shared tests/package/consumer consumer \
+    -DCMAKE_PREFIX_PATH="$WORK/vcpkg" -DCMAKE_BUILD_RPATH="$libdir"
+  if ldd "$WORK/c-find_package-shared/consumer" 2>/dev/null | grep -qF "$WORK/vcpkg/"; then
+    ok "consumer runs against the shared library"
+  else
+    bad "consumer runs against the shared library"
+  fi
+else
+  bad "shared build and install"
+fi
+
+# ---- 3. pkg-config
+step "pkg-config on the static install"
+if [[ $static_ok == 1 ]]; then
+  PKG_CONFIG_PATH=$(compgen -G "$WORK/static/lib*/pkgconfig" | head -n 1) \
+    consumer pkg-config tests/package/consumer consumer -DDIVERT_CONSUME=pkg-config
+else
+  bad "pkg-config (no static install)"
+fi
+
+# ---- 4. add_subdirectory
+step "add_subdirectory"
+consumer add_subdirectory tests/package/consumer consumer \
+  -DDIVERT_CONSUME=add_subdirectory -DDIVERT_SOURCE_DIR="$ROOT"
+
+# ---- 5. Conan
+step "Conan recipe"
+if python3 -m py_compile conanfile.py test_package/conanfile.py; then
+  ok "conanfile.py and test_package/conanfile.py compile"
+else
+  bad "conanfile.py and test_package/conanfile.py compile"
+fi
+if [[ $static_ok == 1 ]]; then
+  consumer conan-test_package test_package test_package -DCMAKE_PREFIX_PATH="$WORK/static"
+else
+  bad "conan-test_package (no static install)"
+fi
+
+# ---- 6. headers alone
+step "every public header compiles on its own"
+if [[ $static_ok == 1 ]] && bash tests/package/headers_compile.sh "$WORK/static/include"; then
+  ok "headers compile alone"
+else
+  bad "headers compile alone"
+fi
+
+finish

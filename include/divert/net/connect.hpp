@@ -23,6 +23,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include "divert/export.hpp"
 #include "divert/net/options.hpp"
 #include "divert/net/resolver.hpp"
 
@@ -43,15 +44,15 @@ struct ConnectResult {
 // resolved per family with `resolver` (required for a domain; nullptr gives
 // errc::resolve_failed). `options` must have passed validate(). Exactly one
 // socket wins; every loser is closed synchronously when the winner is known.
-asio::awaitable<ConnectResult> happy_eyeballs_connect(std::string host, std::uint16_t port,
-                                                      ConnectOptions options,
-                                                      std::shared_ptr<Resolver> resolver);
+DIVERT_EXPORT asio::awaitable<ConnectResult> happy_eyeballs_connect(
+    std::string host, std::uint16_t port, ConnectOptions options,
+    std::shared_ptr<Resolver> resolver);
 
 // Connects to one endpoint with up to tcp_connect.max_retry + 1 tries, each
 // bounded by tcp_connect.each_timeout; the next try starts at once after a
 // failure. A family not allowed by the options gives
 // address_family_not_supported; a socket option failure is not retried.
-asio::awaitable<ConnectResult> connect_with_retry(asio::ip::tcp::endpoint endpoint,
-                                                  ConnectOptions options);
+DIVERT_EXPORT asio::awaitable<ConnectResult> connect_with_retry(asio::ip::tcp::endpoint endpoint,
+                                                                ConnectOptions options);
 
 }  // namespace divert::net

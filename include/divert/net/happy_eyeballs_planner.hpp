@@ -37,6 +37,7 @@
 
 #include <asio/ip/address.hpp>
 
+#include "divert/export.hpp"
 #include "divert/net/options.hpp"
 
 namespace divert::net {
@@ -58,7 +59,7 @@ struct PlannerAction {
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 };
 
-class HappyEyeballsPlanner {
+class DIVERT_EXPORT HappyEyeballsPlanner {
  public:
   using Clock = std::chrono::steady_clock;
   using TimePoint = Clock::time_point;

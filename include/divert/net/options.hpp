@@ -21,6 +21,8 @@
 
 #include <asio/ip/address.hpp>
 
+#include "divert/export.hpp"
+
 namespace divert::net {
 
 using std::chrono::milliseconds;
@@ -33,7 +35,7 @@ constexpr const char* to_string(AddressFamily f) noexcept {
 }
 
 // Key `happy_eyeballs`.
-struct HappyEyeballsConfig {
+struct DIVERT_EXPORT HappyEyeballsConfig {
   // After the non-preferred family answers first, wait this long for the
   // preferred family before connecting (RFC 8305 §3). Never delays a query.
   milliseconds resolution_delay{50};
@@ -99,7 +101,7 @@ struct TcpMiscOpts {
 };
 
 // Everything the net layer needs to open and connect sockets.
-struct ConnectOptions {
+struct DIVERT_EXPORT ConnectOptions {
   HappyEyeballsConfig happy_eyeballs;
   TcpConnectConfig tcp_connect;
   ResolveStrategy resolve_strategy;

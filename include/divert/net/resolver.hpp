@@ -26,11 +26,12 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/ip/address.hpp>
 
+#include "divert/export.hpp"
 #include "divert/net/options.hpp"
 
 namespace divert::net {
 
-class Resolver {
+class DIVERT_EXPORT Resolver {
  public:
   using Handler = std::function<void(std::error_code, std::vector<asio::ip::address>)>;
   virtual ~Resolver() = default;
@@ -41,13 +42,14 @@ class Resolver {
 // getaddrinfo per family (asio::ip::tcp::resolver on `executor`'s context,
 // which runs it on Asio's private resolver thread). Not cancellable: the
 // query runs to its end and its late answer is dropped by the caller.
-std::shared_ptr<Resolver> system_resolver();
+// Errors: Asio's codes for getaddrinfo's failures (e.g. asio::error::host_not_found).
+DIVERT_EXPORT std::shared_ptr<Resolver> system_resolver();
 
 // Fixed answers per host name (exact, case-insensitive) and family, with an
 // optional per-family delay. Unknown names answer asio::error::host_not_found;
 // a name known only in the other family answers an empty list.
 // Configure before use; queries are then thread-safe.
-class StubResolver final : public Resolver {
+class DIVERT_EXPORT StubResolver final : public Resolver {
  public:
   // Adds addresses for `host`; each goes to the family it belongs to.
   StubResolver& add(const std::string& host, const std::vector<asio::ip::address>& addresses);

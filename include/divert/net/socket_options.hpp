@@ -13,6 +13,7 @@
 
 #include <asio/ip/tcp.hpp>
 
+#include "divert/export.hpp"
 #include "divert/net/options.hpp"
 
 namespace divert::net {
@@ -26,13 +27,15 @@ struct SocketOptionResult {
 
 // Applies options to an open socket of family `family` (bind, keepalive,
 // misc). Options of the other family are skipped.
-SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket, AddressFamily family,
-                                        const ConnectOptions& options);
+DIVERT_EXPORT SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket,
+                                                      AddressFamily family,
+                                                      const ConnectOptions& options);
 
 // Opens `socket` (which must be closed) for `family` and applies the options.
 // On failure the socket is closed again.
-SocketOptionResult open_configured_socket(asio::ip::tcp::socket& socket, AddressFamily family,
-                                          const ConnectOptions& options);
+DIVERT_EXPORT SocketOptionResult open_configured_socket(asio::ip::tcp::socket& socket,
+                                                        AddressFamily family,
+                                                        const ConnectOptions& options);
 
 // The family of an address, IPv4-mapped IPv6 counted as IPv6.
 inline AddressFamily family_of(const asio::ip::address& a) noexcept {

@@ -99,6 +99,16 @@ struct DIVERT_EXPORT HeaderView {
   std::span<const std::uint8_t> tlv_bytes;  // the TLV area (empty for LOCAL and v1)
   std::optional<std::uint32_t> crc32c;      // the CRC32C value when the TLV was present
 
+  // Where parse() found divert's TLVs 0xE0-0xE3, so that read_divert_tlvs() needs no
+  // second walk over the TLVs. Used only while `base` == tlv_bytes.data() and `size`
+  // == tlv_bytes.size(); otherwise (hand-made view, a divert TLV repeated, LOCAL, v1)
+  // base is nullptr or stale and read_divert_tlvs() walks tlv_bytes itself.
+  struct DivertIndex {
+    const std::uint8_t* base = nullptr;  // tlv_bytes.data() when filled by parse()
+    std::uint16_t size = 0;              // tlv_bytes.size() when filled by parse()
+    std::uint16_t at[4] = {0, 0, 0, 0};  // offset of TLV 0xE0+k's value in tlv_bytes; 0: absent
+  } divert_index;
+
   // True when src/dst carry addresses the receiver should use instead of the
   // real connection endpoints (PROXY with INET/INET6/UNIX).
   bool addresses_known() const noexcept { return src.kind != Endpoint::Kind::none; }

@@ -61,16 +61,19 @@
 #include <cstdint>
 #include <string_view>
 
+#include "divert/export.hpp"
+
 namespace divert::hash {
 
 // CRC-32/ISO-HDLC (zlib). `previous` is the result of an earlier call, to chain.
-std::uint32_t crc32_bytes(const void* data, std::size_t size, std::uint32_t previous = 0) noexcept;
+DIVERT_EXPORT std::uint32_t crc32_bytes(const void* data, std::size_t size,
+                                        std::uint32_t previous = 0) noexcept;
 inline std::uint32_t crc32(std::string_view data, std::uint32_t previous = 0) noexcept {
   return crc32_bytes(data.data(), data.size(), previous);
 }
 
 // XXH3_64bits with seed 0.
-std::uint64_t xxh3_64(std::string_view data) noexcept;
+DIVERT_EXPORT std::uint64_t xxh3_64(std::string_view data) noexcept;
 
 // SplitMix64 finaliser: a bijective 64-bit mix.
 constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
@@ -97,9 +100,10 @@ constexpr std::int32_t jump_consistent_hash(std::uint64_t key, std::int32_t num_
 }
 
 // Ketama base hash of a node name (crc32(host ‖ 0x00 ‖ port), nginx's split).
-std::uint32_t ketama_base(std::string_view node_name) noexcept;
+DIVERT_EXPORT std::uint32_t ketama_base(std::string_view node_name) noexcept;
 // The point after `previous_point` (use 0 for the first point) of a node with base `base`.
-std::uint32_t ketama_next_point(std::uint32_t base, std::uint32_t previous_point) noexcept;
+DIVERT_EXPORT std::uint32_t ketama_next_point(std::uint32_t base,
+                                              std::uint32_t previous_point) noexcept;
 
 // Rendezvous: U in the open interval (0, 1) for a key hash and a node hash.
 constexpr double rendezvous_unit(std::uint64_t key_hash, std::uint64_t node_hash) noexcept {

@@ -9,7 +9,7 @@
 //   upstream-host  the upstream's host as given (UpstreamAddr::host(): lower-case
 //                  domain or IP without brackets), without the port.
 // Examples: "192.0.2.1-example.com", "2001:db8::7-alice-10.1.2.3".
-// Thread-safety: pure function.
+// Errors: none besides std::bad_alloc. Thread-safety: pure function.
 #pragma once
 
 #include <optional>
@@ -18,9 +18,12 @@
 
 #include <asio/ip/address.hpp>
 
+#include "divert/export.hpp"
+
 namespace divert {
 
-std::string make_pick_key(const asio::ip::address& client_ip,
-                          std::optional<std::string_view> username, std::string_view upstream_host);
+DIVERT_EXPORT std::string make_pick_key(const asio::ip::address& client_ip,
+                                        std::optional<std::string_view> username,
+                                        std::string_view upstream_host);
 
 }  // namespace divert

@@ -16,6 +16,8 @@
 #include <optional>
 #include <string_view>
 
+#include "divert/export.hpp"
+
 namespace divert {
 
 enum class PickPolicy {
@@ -30,13 +32,13 @@ enum class PickPolicy {
 inline constexpr PickPolicy kDefaultPickPolicy = PickPolicy::random;
 
 // The policy for a name or alias above, or nullopt.
-std::optional<PickPolicy> try_parse_pick_policy(std::string_view name) noexcept;
+DIVERT_EXPORT std::optional<PickPolicy> try_parse_pick_policy(std::string_view name) noexcept;
 
 // Same; throws config_error(key, name, reason listing the accepted names).
-PickPolicy parse_pick_policy(std::string_view name,
-                             std::string_view key = "proxy_addr_pick_policy");
+DIVERT_EXPORT PickPolicy parse_pick_policy(std::string_view name,
+                                           std::string_view key = "proxy_addr_pick_policy");
 
 // Canonical name: "random", "serial", "round_robin", "ketama", "rendezvous", "jump_hash".
-std::string_view to_string(PickPolicy policy) noexcept;
+DIVERT_EXPORT std::string_view to_string(PickPolicy policy) noexcept;
 
 }  // namespace divert

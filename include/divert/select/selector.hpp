@@ -68,6 +68,7 @@
 #include <utility>
 #include <vector>
 
+#include "divert/export.hpp"
 #include "divert/select/policy.hpp"
 
 namespace divert {
@@ -79,7 +80,7 @@ struct SelectorNode {
   double weight = 1.0;
 };
 
-class IndexSelector {
+class DIVERT_EXPORT IndexSelector {
  public:
   static constexpr std::size_t kMaxRoundRobinCycle = 65536;
   static constexpr std::uint32_t kKetamaPointsPerWeight = 160;

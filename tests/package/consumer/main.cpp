@@ -2,6 +2,7 @@
 #include <divert/divert.hpp>
 
 #include <cstdio>
+#include <system_error>
 
 int main() {
   auto connector = divert::DivertTcpConnector::builder()
@@ -14,6 +15,29 @@ int main() {
   spec.upstream = "example.com:443";
   spec.task_id = divert::make_task_id_v7();
   divert::ppv2::HeaderBuffer wire;
+  if (auto ec = divert::ppv2::encode(spec, wire)) {
+    std::printf("encode failed: %s\n", ec.message().c_str());
+    return 1;
+  }
+  // Errors cross the library boundary intact (type info and categories are exported
+  // from a shared libdivert): a config_error thrown inside is caught here by type,
+  // and an error_code made inside compares equal to the enum here.
+  try {
+    (void)divert::UpstreamAddr::parse("0.0.0.0:80");
+    std::printf("UpstreamAddr::parse accepted 0.0.0.0\n");
+    return 1;
+  } catch (const divert::config_error& e) {
+    if (e.key() != "upstream") {
+      std::printf("config_error key '%s'\n", e.key().c_str());
+      return 1;
+    }
+  }
+  divert::ppv2::EncodeOptions tiny;
+  tiny.max_size = 16;
+  if (divert::ppv2::encode(spec, wire, tiny) != divert::ppv2::errc::header_too_large) {
+    std::printf("encode with max_size 16 did not report header_too_large\n");
+    return 1;
+  }
   if (auto ec = divert::ppv2::encode(spec, wire)) {
     std::printf("encode failed: %s\n", ec.message().c_str());
     return 1;
