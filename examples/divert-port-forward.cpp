@@ -42,25 +42,7 @@ int main(int argc, char** argv) {
     auto upstream = UpstreamAddr::parse(cli.get("upstream"), 0, "--upstream");
     auto b = DivertTcpConnector::builder();
     b.name("divert-port-forward").resolver(net::system_resolver());
-    std::vector<WeightedUpstreamAddr> proxies;
-    for (auto& np : cli.all("next-proxy")) {
-      auto comma = np.rfind(',');
-      double w = 1.0;
-      std::string addr = np;
-      if (comma != std::string::npos && np.find(']', comma) == std::string::npos) {
-        w = parse_number("--next-proxy", np.substr(comma + 1));
-        addr = np.substr(0, comma);
-      }
-      proxies.emplace_back(UpstreamAddr::parse(addr, kDefaultProxyPort, "--next-proxy"), w);
-    }
-    if (proxies.empty()) throw usage_error("at least one --next-proxy is required");
-    b.proxy_addr(std::move(proxies));
-    if (cli.has("pick-policy")) b.proxy_addr_pick_policy(parse_pick_policy(cli.get("pick-policy"), "--pick-policy"));
-    for (auto& kv : cli.all("set")) {
-      auto eq = kv.find('=');
-      if (eq == std::string::npos) throw usage_error("--set needs KEY=VALUE, got '" + kv + "'");
-      b.set(kv.substr(0, eq), kv.substr(eq + 1));
-    }
+    apply_connector_options(cli, b);
     auto connector = b.build();
     ServerOptions so;
     so.name = "divert-port-forward";

@@ -142,4 +142,27 @@ bool Cidr::contains(const asio::ip::address& in) const {
   return cmp(x.data(), y.data());
 }
 
+void apply_connector_options(const Cli& cli, DivertTcpConnector::Builder& b) {
+  std::vector<WeightedUpstreamAddr> proxies;
+  for (auto& np : cli.all("next-proxy")) {
+    auto comma = np.rfind(',');
+    double w = 1.0;
+    std::string addr = np;
+    if (comma != std::string::npos && np.find(']', comma) == std::string::npos) {
+      w = parse_number("--next-proxy", np.substr(comma + 1));
+      addr = np.substr(0, comma);
+    }
+    proxies.emplace_back(UpstreamAddr::parse(addr, kDefaultProxyPort, "--next-proxy"), w);
+  }
+  if (proxies.empty()) throw usage_error("at least one --next-proxy is required");
+  b.proxy_addr(std::move(proxies));
+  if (cli.has("pick-policy"))
+    b.proxy_addr_pick_policy(parse_pick_policy(cli.get("pick-policy"), "--pick-policy"));
+  for (auto& kv : cli.all("set")) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) throw usage_error("--set needs KEY=VALUE, got '" + kv + "'");
+    b.set(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+}
+
 }  // namespace divert::examples

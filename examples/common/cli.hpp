@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "divert/connector.hpp"
+
 namespace divert::examples {
 
 // A usage mistake: the program prints the message and "try --help", exit 2.
@@ -53,5 +55,11 @@ struct Cidr {
   static Cidr parse(const std::string& text);
   bool contains(const asio::ip::address& a) const;
 };
+
+
+// Applies the options the diverting programs share to a connector builder:
+// --next-proxy ADDR[,WEIGHT] (repeatable, default port 3128, at least one),
+// --pick-policy NAME and --set KEY=VALUE (repeatable, the seed's syntax).
+void apply_connector_options(const Cli& cli, DivertTcpConnector::Builder& builder);
 
 }  // namespace divert::examples
