@@ -1,4 +1,5 @@
 // DivertTcpConnector: pick, connect, send the PROXY v2 header, hand back the stream.
+#include <algorithm>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio.hpp>
@@ -7,7 +8,7 @@
 #include "divert/net/connect.hpp"
 #include "divert/ppv2/encoder.hpp"
 #include "divert/select/pick_key.hpp"
-#include "divert/select/selector.hpp"
+#include "divert/select/upstream_selector.hpp"
 
 #if defined(DIVERT_WITH_TLS)
 #include <openssl/ssl.h>
@@ -33,25 +34,16 @@ ppv2::Endpoint to_ppv2(const tcp::endpoint& e) {
   return ppv2::Endpoint::v6(a.to_v6().to_bytes(), e.port());
 }
 
-std::vector<SelectorNode> make_nodes(const std::vector<WeightedUpstreamAddr>& addrs) {
-  std::vector<SelectorNode> nodes;
-  nodes.reserve(addrs.size());
-  for (auto& w : addrs) nodes.push_back({w.addr.to_string(), w.weight});
-  return nodes;
-}
-
 bool is_timeout(const std::error_code& ec) {
   return ec == asio::error::timed_out || ec == std::errc::timed_out;
 }
-
-std::string hex_id(const TaskId& id) { return id.to_string(); }
 
 }  // namespace
 
 struct DivertTcpConnector::State {
   explicit State(ConnectorConfig c)
       : cfg(std::move(c)),
-        selector(make_nodes(cfg.proxy_addr), cfg.proxy_addr_pick_policy, "proxy_addr"),
+        selector(make_upstream_selector(cfg.proxy_addr, cfg.proxy_addr_pick_policy)),
         metrics(cfg.name, cfg.extra_metrics_tags),
         health(cfg.proxy_addr.size()) {}
 
@@ -61,7 +53,7 @@ struct DivertTcpConnector::State {
   };
 
   ConnectorConfig cfg;
-  IndexSelector selector;
+  UpstreamSelector selector;
   mutable Metrics metrics;
   std::vector<Health> health;
   std::atomic<std::uint64_t> ejections{0};
@@ -79,10 +71,11 @@ struct DivertTcpConnector::State {
     if (cfg.eject_after_failures == 0) return;
     auto n = health[i].failures.fetch_add(1, std::memory_order_relaxed) + 1;
     if (n >= cfg.eject_after_failures) {
-      auto until = now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.eject_duration).count();
+      const auto now = now_ns();
+      auto until = now + std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.eject_duration).count();
       auto prev = health[i].ejected_until_ns.exchange(until, std::memory_order_relaxed);
       health[i].failures.store(0, std::memory_order_relaxed);
-      if (prev <= now_ns()) {
+      if (prev <= now) {
         ejections.fetch_add(1, std::memory_order_relaxed);
         cfg.shared_logger.logf(LogLevel::warn, task_id,
                                "next proxy {} ejected for {} ms after {} consecutive failures",
@@ -93,15 +86,12 @@ struct DivertTcpConnector::State {
 
   // Candidates in failover order, ejected ones left out unless all are.
   std::vector<std::size_t> order(std::string_view key) const {
-    auto all = selector.candidates(key);
+    auto order = selector.candidate_indices(key);
     auto now = now_ns();
-    std::vector<std::size_t> live;
-    live.reserve(all.size());
-    for (auto i : all)
-      if (!ejected(i, now)) live.push_back(i);
-    auto& chosen = live.empty() ? all : live;
-    if (chosen.size() > cfg.proxy_failover + 1) chosen.resize(cfg.proxy_failover + 1);
-    return chosen;
+    auto is_ejected = [&](std::size_t i) { return ejected(i, now); };
+    if (!std::all_of(order.begin(), order.end(), is_ejected)) std::erase_if(order, is_ejected);
+    if (order.size() > cfg.proxy_failover + 1) order.resize(cfg.proxy_failover + 1);
+    return order;
   }
 
   asio::awaitable<tcp::socket> connect(const Task& task, const std::string* tls_name,
@@ -120,7 +110,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
 
   const TaskId id = task.task_id ? *task.task_id : make_task_id_v7();
   // Formatted only when a log line may need it.
-  const std::string id_text = cfg.shared_logger.enabled(LogLevel::error) ? hex_id(id) : std::string();
+  const std::string id_text = cfg.shared_logger.enabled(LogLevel::error) ? id.to_string() : std::string();
   const std::string upstream = task.upstream.to_string();
 
   ppv2::HeaderSpec spec;
@@ -152,6 +142,15 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
   const auto candidates = order(key);
 
   std::error_code last;
+  // A next proxy that failed: remember the error, count it, log it, and
+  // feed passive ejection; the loop then tries the next candidate.
+  auto failed = [&](std::size_t i, std::error_code e, MetricsCounter counter, std::string_view what) {
+    last = e;
+    metrics.add(counter);
+    cfg.shared_logger.logf(LogLevel::warn, id_text, "next proxy {}: {}: {}",
+                           cfg.proxy_addr[i].addr.to_string(), what, e.message());
+    record_failure(i, id_text);
+  };
   for (auto i : candidates) {
     const UpstreamAddr& proxy = cfg.proxy_addr[i].addr;
     metrics.add(MetricsCounter::connection_attempt);
@@ -175,13 +174,9 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
       co_return tcp::socket(ex);
     }
     if (cerr) {
-      last = cerr;
-      metrics.add(is_timeout(cerr) ? MetricsCounter::tcp_connect_timeout
-                                   : MetricsCounter::tcp_connect_error);
-      cfg.shared_logger.logf(LogLevel::warn, id_text, "next proxy {} failed: {}{}",
-                             proxy.to_string(), cerr.message(),
-                             option ? " (option " + std::string(option) + ")" : std::string());
-      record_failure(i, id_text);
+      failed(i, cerr,
+             is_timeout(cerr) ? MetricsCounter::tcp_connect_timeout : MetricsCounter::tcp_connect_error,
+             option ? "connect failed (option " + std::string(option) + ")" : "connect failed");
       continue;
     }
     metrics.add(MetricsCounter::tcp_connect_establish);
@@ -203,11 +198,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
       co_return tcp::socket(ex);
     }
     if (wec) {
-      last = wec;
-      metrics.add(MetricsCounter::tcp_connect_error);
-      cfg.shared_logger.logf(LogLevel::warn, id_text, "sending the PROXY header to {} failed: {}",
-                             proxy.to_string(), wec.message());
-      record_failure(i, id_text);
+      failed(i, wec, MetricsCounter::tcp_connect_error, "sending the PROXY header failed");
       continue;
     }
     record_success(i);
