@@ -54,49 +54,59 @@ int status_for(const std::error_code& ec) {
   return 502;
 }
 
-// A deadline's shared state: `done` once the guarded read has finished (the
-// connection runs on one thread, so no atomics are needed).
-struct TimerState {
-  bool done = false;
-  bool fired = false;
+// Cancels a pending read on `socket` if it has not finished within `timeout`.
+// The timer's handler may run after the owner is gone (a completion already
+// queued when cancel() is called): it touches only shared state, and the
+// socket only while the guarded read is still pending (one thread per
+// connection, so no atomics are needed).
+class ReadDeadline {
+ public:
+  ReadDeadline(tcp::socket::lowest_layer_type& socket, std::chrono::milliseconds timeout)
+      : timer_(socket.get_executor(), timeout) {
+    timer_.async_wait([state = state_, sock = &socket](std::error_code ec) {
+      if (!ec && !state->done) {
+        state->fired = true;
+        sock->cancel(ec);
+      }
+    });
+  }
+  ReadDeadline(const ReadDeadline&) = delete;
+  ReadDeadline& operator=(const ReadDeadline&) = delete;
+  ~ReadDeadline() { finish(); }
+  // The guarded read is over: the deadline no longer applies.
+  void finish() {
+    state_->done = true;
+    timer_.cancel();
+  }
+  bool fired() const { return state_->fired; }
+
+ private:
+  struct State {
+    bool done = false;
+    bool fired = false;
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+  asio::steady_timer timer_;
 };
 
 // Reads the request head under a deadline; returns false after answering an error.
 asio::awaitable<bool> read_head(tcp::socket& s, std::string& buf, RequestHead& head,
                                 std::size_t& head_len, std::chrono::milliseconds timeout) {
-  // The timer's handler may run after this frame is gone (a completion
-  // already queued when cancel() is called): it touches only shared state,
-  // and the socket only while the read is still pending.
-  auto state = std::make_shared<TimerState>();
-  asio::steady_timer timer(s.get_executor(), timeout);
-  timer.async_wait([state, sock = &s](std::error_code ec) {
-    if (!ec && !state->done) {
-      state->fired = true;
-      sock->cancel(ec);
-    }
-  });
-  struct Done {
-    TimerState& st;
-    ~Done() { st.done = true; }
-  } mark_done{*state};
+  ReadDeadline deadline(s, timeout);
   char chunk[4096];
   for (;;) {
     auto r = parse_request_head(buf, head);
     if (r.status == ParseResult::Status::complete) {
       head_len = r.head_length;
-      timer.cancel();
       co_return true;
     }
     if (r.status == ParseResult::Status::error) {
-      timer.cancel();
+      deadline.finish();
       co_await reply(s, r.http_status, reason_for(r.http_status));
       co_return false;
     }
     auto [ec, n] = co_await s.async_read_some(asio::buffer(chunk), asio::experimental::as_tuple(asio::use_awaitable));
-    if (ec) {
-      timer.cancel();
-      co_return false;
-    }
+    if (ec) co_return false;
     buf.append(chunk, n);
   }
 }
@@ -108,19 +118,11 @@ template <class Stream>
 asio::awaitable<bool> first_response(tcp::socket& client, Stream& stream,
                                      std::chrono::milliseconds timeout) {
   char buf[16 * 1024];
-  auto state = std::make_shared<TimerState>();
-  asio::steady_timer timer(client.get_executor(), timeout);
-  timer.async_wait([state, sock = &stream.lowest_layer()](std::error_code ec) {
-    if (!ec && !state->done) {
-      state->fired = true;
-      sock->cancel(ec);
-    }
-  });
+  ReadDeadline deadline(stream.lowest_layer(), timeout);
   auto [ec, n] = co_await stream.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(asio::use_awaitable));
-  state->done = true;
-  timer.cancel();
+  deadline.finish();
   if (n == 0) {
-    int status = state->fired ? 504 : 502;
+    int status = deadline.fired() ? 504 : 502;
     co_await reply(client, status, reason_for(status));
     co_return false;
   }
