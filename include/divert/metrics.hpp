@@ -6,7 +6,9 @@
 //   escaper.task.total, escaper.connection.attempt, escaper.connection.establish,
 //   escaper.tcp.connect.{attempt,establish,success,error,timeout},
 //   escaper.traffic.in.bytes  (bytes received from the next proxy, i.e. download),
-//   escaper.traffic.out.bytes (bytes sent to the next proxy, i.e. upload).
+//   escaper.traffic.out.bytes (bytes sent to the next proxy, i.e. upload),
+//   escaper.tls.handshake.{error,timeout} (https forward: the TLS handshake
+//   with the upstream failed, or did not finish within tls_handshake_timeout).
 // Histogram escaper.tcp.connect.duration_us: fixed log2 buckets in microseconds,
 //   upper bounds 1, 2, 4, ... 2^25 us (about 33.5 s) plus +Inf (kLatencyBuckets).
 //   The visitor reports it Prometheus-style: cumulative `.bucket` values with a
@@ -49,8 +51,10 @@ enum class MetricsCounter : std::size_t {
   tcp_connect_timeout,    // escaper.tcp.connect.timeout (timeouts are not errors)
   traffic_in_bytes,       // escaper.traffic.in.bytes
   traffic_out_bytes,      // escaper.traffic.out.bytes
+  tls_handshake_error,    // escaper.tls.handshake.error
+  tls_handshake_timeout,  // escaper.tls.handshake.timeout (timeouts are not errors)
 };
-inline constexpr std::size_t kMetricsCounterCount = 10;
+inline constexpr std::size_t kMetricsCounterCount = 12;
 
 // "escaper.task.total" etc.
 DIVERT_EXPORT std::string_view metric_name(MetricsCounter c) noexcept;

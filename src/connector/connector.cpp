@@ -280,6 +280,8 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward
     }
   }
   if (ec) {
+    s_->metrics.add(ec == errc::tls_handshake_timeout ? MetricsCounter::tls_handshake_timeout
+                                                      : MetricsCounter::tls_handshake_error);
     s_->cfg.shared_logger.logf(LogLevel::warn, "", "TLS handshake with {} ({}) failed: {}",
                                task.upstream.to_string(), tls_name, ec.message());
     std::error_code ignored;

@@ -12,7 +12,7 @@ constexpr std::array<std::string_view, kMetricsCounterCount> kNames = {
     "escaper.task.total",          "escaper.connection.attempt",    "escaper.connection.establish",
     "escaper.tcp.connect.attempt", "escaper.tcp.connect.establish", "escaper.tcp.connect.success",
     "escaper.tcp.connect.error",   "escaper.tcp.connect.timeout",   "escaper.traffic.in.bytes",
-    "escaper.traffic.out.bytes",
+    "escaper.traffic.out.bytes",   "escaper.tls.handshake.error",   "escaper.tls.handshake.timeout",
 };
 
 // Length of the well-formed UTF-8 multi-byte sequence at s[i] (lead byte

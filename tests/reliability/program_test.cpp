@@ -27,112 +27,14 @@
 #include <thread>
 
 #include "netns.hpp"
+#include "programs.hpp"
 #include "support/live.hpp"
 
 namespace test = divert::test;
+using namespace divert::test;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::string bin(const std::string& name) {
-  return std::string(DIVERT_EXAMPLES_DIR) + "/" + name;
-}
-std::string loopback(unsigned short port) {
-  return "127.0.0.1:" + std::to_string(port);
-}
-
-// ---- small blocking socket helpers (each bounded by a timeout)
-
-struct Fd {
-  int fd = -1;
-  Fd() = default;
-  explicit Fd(int f) : fd(f) {}
-  Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    reset();
-    fd = std::exchange(o.fd, -1);
-    return *this;
-  }
-  ~Fd() { reset(); }
-  void reset() {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-  }
-};
-
-sockaddr_in addr4(const std::string& ip, unsigned short port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-  return a;
-}
-
-// Connects to 127.0.0.1:port (from `src_ip` when given); returns the fd or -errno.
-Fd connect_to(unsigned short port, const std::string& src_ip = "", int* err = nullptr) {
-  Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!src_ip.empty()) {
-    auto a = addr4(src_ip, 0);
-    ::bind(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  }
-  auto a = addr4("127.0.0.1", port);
-  if (::connect(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    if (err) *err = errno;
-    return Fd();
-  }
-  if (err) *err = 0;
-  return s;
-}
-
-bool send_all(int fd, const void* p, std::size_t n) {
-  auto* c = static_cast<const char*>(p);
-  while (n > 0) {
-    auto w = ::send(fd, c, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    c += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-bool send_all(int fd, const std::string& s) {
-  return send_all(fd, s.data(), s.size());
-}
-
-// Reads until EOF/error or `timeout`; `closed` tells whether the peer closed.
-struct ReadResult {
-  std::string data;
-  bool closed = false;
-  Clock::time_point when_closed{};
-};
-ReadResult read_until_close(int fd, std::chrono::milliseconds timeout) {
-  ReadResult r;
-  auto deadline = Clock::now() + timeout;
-  char buf[16384];
-  while (Clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (::poll(&p, 1, static_cast<int>(std::max<long long>(left, 1))) <= 0) continue;
-    auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      r.closed = true;
-      r.when_closed = Clock::now();
-      return r;
-    }
-    r.data.append(buf, static_cast<std::size_t>(n));
-  }
-  return r;
-}
-
-int http_status(const std::string& response) {
-  std::smatch m;
-  if (std::regex_search(response, m, std::regex("^HTTP/1\\.[01] ([0-9]{3})")))
-    return std::stoi(m[1]);
-  return 0;
-}
 
 // ---- PROXY v2 headers built by hand (so the malformed ones can be made)
 
@@ -226,40 +128,10 @@ struct Malformed {
 // reading a line (or EOF).
 class Upstream {
  public:
-  Upstream() {
-    fd_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    int one = 1;
-    ::setsockopt(fd_.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    auto a = addr4("127.0.0.1", 0);
-    ::bind(fd_.fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(fd_.fd, 128);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_.fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { loop(); });
-  }
-  ~Upstream() {
-    stop_ = true;
-    ::shutdown(fd_.fd, SHUT_RDWR);
-    thread_.join();
-  }
-  unsigned short port() const { return port_; }
-  int accepted() const { return accepted_.load(); }
+  unsigned short port() const { return peer_.port(); }
+  int accepted() const { return peer_.accepted(); }
 
  private:
-  void loop() {
-    while (!stop_) {
-      pollfd p{fd_.fd, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      Fd c(::accept4(fd_.fd, nullptr, nullptr, SOCK_CLOEXEC));
-      if (c.fd < 0) continue;
-      int n = ++accepted_;
-      auto r = read_line(c.fd);
-      send_all(c.fd, "upstream-ok " + std::to_string(n) + " " + r + "\n");
-      ::shutdown(c.fd, SHUT_WR);
-      read_until_close(c.fd, 2s);
-    }
-  }
   static std::string read_line(int fd) {
     std::string s;
     auto deadline = Clock::now() + 3s;
@@ -272,25 +144,13 @@ class Upstream {
     }
     return s;
   }
-  Fd fd_;
-  unsigned short port_ = 0;
-  std::atomic<int> accepted_{0};
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  AcceptingPeer peer_{[](int fd, int n) {
+    auto r = read_line(fd);
+    send_all(fd, "upstream-ok " + std::to_string(n) + " " + r + "\n");
+    ::shutdown(fd, SHUT_WR);
+    read_until_close(fd, 2s);
+  }};
 };
-
-std::vector<std::string> lines_of(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(l);
-  return out;
-}
-
-bool wait_listening(const test::TempDir& dir, const std::string& err_file) {
-  return test::wait_until(
-      [&] { return test::read_file(dir / err_file).find("listening") != std::string::npos; });
-}
 
 // Sends a valid header naming the upstream, then "ping\n"; returns what came back.
 std::string valid_request(unsigned short np_port, unsigned short upstream_port) {
@@ -298,69 +158,6 @@ std::string valid_request(unsigned short np_port, unsigned short upstream_port) 
   if (s.fd < 0) return "<connect failed>";
   send_all(s.fd, v2_header(loopback(upstream_port)) + "ping\n");
   return read_until_close(s.fd, 5s).data;
-}
-
-struct NextProxy {
-  unsigned short port = test::free_port();
-  std::unique_ptr<test::Process> proc;
-  NextProxy(const test::TempDir& dir, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv{bin("divert-next-proxy"), "--listen", loopback(port)};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    proc = std::make_unique<test::Process>(argv, dir / "np.jsonl", dir / "np.err");
-    REQUIRE(wait_listening(dir, "np.err"));
-  }
-};
-
-// One HTTP exchange with the forward proxy, bounded; returns the status (0: none).
-int proxy_status(unsigned short fp_port, const std::string& request,
-                 std::chrono::milliseconds bound, std::chrono::milliseconds* took = nullptr) {
-  auto t0 = Clock::now();
-  auto s = connect_to(fp_port);
-  if (s.fd < 0) return -1;
-  send_all(s.fd, request);
-  auto r = read_until_close(s.fd, bound);
-  if (took) *took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
-  return http_status(r.data);
-}
-
-std::string get_request(unsigned short port) {
-  return "GET http://127.0.0.1:" + std::to_string(port) + "/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-}
-std::string connect_request(unsigned short port) {
-  return "CONNECT 127.0.0.1:" + std::to_string(port) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-}
-
-// The forward proxy's final metrics (printed in StatsD form on exit).
-std::uint64_t statsd_value(const std::string& text, const std::string& name) {
-  std::smatch m;
-  if (std::regex_search(
-          text, m,
-          std::regex("divert\\." + std::regex_replace(name, std::regex("\\."), "\\.") +
-                     ":([0-9]+)\\|c")))
-    return std::stoull(m[1]);
-  return ~0ull;
-}
-
-// Open descriptors of a child process (entries in /proc/<pid>/fd).
-int proc_fd_count(int pid) {
-  int n = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
-    ++n;
-  return n;
-}
-
-// The program's descriptors once it is idle after start-up (its signal thread
-// opens a few right after "listening" is printed).
-int settled_fd_count(int pid) {
-  std::this_thread::sleep_for(300ms);
-  return proc_fd_count(pid);
-}
-
-// True when the program is back to `baseline` descriptors within 3 s.
-bool fds_back_to(int pid, int baseline) {
-  return test::wait_until([&] { return proc_fd_count(pid) == baseline; }, 3s);
 }
 
 }  // namespace
@@ -376,7 +173,7 @@ TEST_CASE("forward proxy: next proxy refuses -> 502 at once, error metric counte
        "--set", "tcp_connect.max_retry=0", "--set", "proxy_failover=0"},
       dir / "fp.out", dir / "fp.err");
   REQUIRE(wait_listening(dir, "fp.err"));
-  int fds = settled_fd_count(fp.pid());
+  auto fds = settled_fd_count(fp.pid());
   std::chrono::milliseconds took{};
   CHECK(proxy_status(fp_port, get_request(80), 10s, &took) == 502);
   CHECK(took < 3s);
@@ -407,7 +204,7 @@ TEST_CASE("forward proxy: next proxy black-holes SYNs (netns) -> 504, timeout me
                       "tcp_connect.max_retry=0", "--set", "proxy_failover=0"},
                      dir / "fp.out", dir / "fp.err");
     if (!wait_listening(dir, "fp.err")) return;
-    int fds = settled_fd_count(fp.pid());
+    auto fds = settled_fd_count(fp.pid());
     get_status = proxy_status(fp_port, get_request(80), 10s, &took_get);
     connect_status = proxy_status(fp_port, connect_request(443), 10s, &took_connect);
     fds_closed = fds_back_to(fp.pid(), fds);
@@ -429,57 +226,31 @@ TEST_CASE("forward proxy: next proxy black-holes SYNs (netns) -> 504, timeout me
 TEST_CASE("forward proxy: next proxy closes right after the header -> 502") {
   test::TempDir dir;
   // A next hop that reads whatever arrives (header + request) and closes.
-  Fd lst(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  auto a = addr4("127.0.0.1", 0);
-  ::bind(lst.fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::listen(lst.fd, 16);
-  socklen_t len = sizeof a;
-  ::getsockname(lst.fd, reinterpret_cast<sockaddr*>(&a), &len);
-  auto hop_port = ntohs(a.sin_port);
-  std::atomic<int> hop_conns{0};
-  std::thread hop([&] {
-    for (int i = 0; i < 1; ++i) {
-      pollfd p{lst.fd, POLLIN, 0};
-      if (::poll(&p, 1, 10000) <= 0) return;
-      Fd c(::accept4(lst.fd, nullptr, nullptr, SOCK_CLOEXEC));
-      ++hop_conns;
-      char buf[4096];
-      pollfd q{c.fd, POLLIN, 0};
-      if (::poll(&q, 1, 2000) > 0) (void)::recv(c.fd, buf, sizeof buf, 0);
-      ::shutdown(c.fd, SHUT_WR);  // FIN, no byte
-      read_until_close(c.fd, 5s);
-    }
+  AcceptingPeer hop([](int fd, int) {
+    read_some(fd, 2s);
+    ::shutdown(fd, SHUT_WR);  // FIN, no byte
+    read_until_close(fd, 5s);
   });
-  auto fp_port = test::free_port();
-  test::Process fp({bin("divert-forward-proxy"), "--listen", loopback(fp_port), "--next-proxy",
-                    loopback(hop_port)},
-                   dir / "fp.out", dir / "fp.err");
-  REQUIRE(wait_listening(dir, "fp.err"));
-  int fds = settled_fd_count(fp.pid());
+  ForwardProxy fp(dir, loopback(hop.port()));
+  auto fds = settled_fd_count(fp.proc->pid());
   std::chrono::milliseconds took{};
-  CHECK(proxy_status(fp_port, get_request(80), 10s, &took) == 502);
+  CHECK(proxy_status(fp.port, get_request(80), 10s, &took) == 502);
   CHECK(took < 3s);
-  hop.join();
-  CHECK(hop_conns == 1);
-  CHECK(fds_back_to(fp.pid(), fds));
+  CHECK(hop.accepted() == 1);
+  CHECK(fds_back_to(fp.proc->pid(), fds));
 }
 
 TEST_CASE(
     "forward proxy: next proxy accepts but never reads or answers -> 504 at the response timeout") {
   test::TempDir dir;
   // The kernel completes the handshake (listen backlog); nobody ever accepts.
-  Fd lst(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  auto a = addr4("127.0.0.1", 0);
-  ::bind(lst.fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::listen(lst.fd, 16);
-  socklen_t len = sizeof a;
-  ::getsockname(lst.fd, reinterpret_cast<sockaddr*>(&a), &len);
+  Listener lst;
   auto fp_port = test::free_port();
   test::Process fp({bin("divert-forward-proxy"), "--listen", loopback(fp_port), "--next-proxy",
-                    loopback(ntohs(a.sin_port)), "--response-timeout", "500ms"},
+                    loopback(lst.port), "--response-timeout", "500ms"},
                    dir / "fp.out", dir / "fp.err");
   REQUIRE(wait_listening(dir, "fp.err"));
-  int fds = settled_fd_count(fp.pid());
+  auto fds = settled_fd_count(fp.pid());
   std::chrono::milliseconds took{};
   CHECK(proxy_status(fp_port, get_request(80), 10s, &took) == 504);
   CHECK(took >= 450ms);
@@ -499,8 +270,8 @@ TEST_CASE("forward proxy -> next proxy -> unreachable upstream: 502, and next pr
                     loopback(np.port)},
                    dir / "fp.out", dir / "fp.err");
   REQUIRE(wait_listening(dir, "fp.err"));
-  int fp_fds = settled_fd_count(fp.pid());
-  int np_fds = settled_fd_count(np.proc->pid());
+  auto fp_fds = settled_fd_count(fp.pid());
+  auto np_fds = settled_fd_count(np.proc->pid());
   auto dead = test::free_port();
   std::chrono::milliseconds took{};
   CHECK(proxy_status(fp_port, get_request(dead), 10s, &took) == 502);
@@ -619,7 +390,7 @@ TEST_CASE("next proxy: 10,000 malformed headers — no crash, no upstream connec
   test::TempDir dir;
   Upstream up;
   NextProxy np(dir, {"--header-timeout", "2s"});
-  int np_fds = settled_fd_count(np.proc->pid());
+  auto np_fds = settled_fd_count(np.proc->pid());
   auto valid = v2_header(loopback(up.port()));
   std::atomic<int> done{0}, closed{0}, unexpected_data{0};
   std::vector<std::thread> workers;
@@ -664,18 +435,13 @@ TEST_CASE("graceful shutdown: SIGTERM mid-transfer, the 8 MiB transfer completes
   constexpr std::size_t kTotal = 8 << 20;
   test::TempDir dir;
   // Sink: reads everything until EOF, answers "<count> <xxh3 hex>\n".
-  Fd lst(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  auto a = addr4("127.0.0.1", 0);
-  ::bind(lst.fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::listen(lst.fd, 16);
-  socklen_t alen = sizeof a;
-  ::getsockname(lst.fd, reinterpret_cast<sockaddr*>(&a), &alen);
-  auto sink_port = ntohs(a.sin_port);
+  Listener lst;
+  auto sink_port = lst.port;
   std::atomic<int> sink_conns{0};
   std::thread sink([&] {
-    pollfd p{lst.fd, POLLIN, 0};
+    pollfd p{lst.fd.fd, POLLIN, 0};
     if (::poll(&p, 1, 15000) <= 0) return;
-    Fd c(::accept4(lst.fd, nullptr, nullptr, SOCK_CLOEXEC));
+    Fd c(::accept4(lst.fd.fd, nullptr, nullptr, SOCK_CLOEXEC));
     ++sink_conns;
     XXH3_state_t* st = XXH3_createState();
     XXH3_64bits_reset(st);
@@ -765,18 +531,13 @@ TEST_CASE("graceful shutdown: SIGTERM mid-transfer, the 8 MiB transfer completes
 TEST_CASE("graceful shutdown: a relay still open at the drain deadline is closed") {
   test::TempDir dir;
   // An upstream that completes the handshake (listen backlog) and never answers.
-  Fd lst(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  auto a = addr4("127.0.0.1", 0);
-  ::bind(lst.fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::listen(lst.fd, 16);
-  socklen_t alen = sizeof a;
-  ::getsockname(lst.fd, reinterpret_cast<sockaddr*>(&a), &alen);
+  Listener lst;
   NextProxy np(dir);
   // A client holding a relay open without finishing it.
   auto s = connect_to(np.port);
   REQUIRE(s.fd >= 0);
-  send_all(s.fd, v2_header(loopback(ntohs(a.sin_port))) + "hello");
-  pollfd p{lst.fd, POLLIN, 0};
+  send_all(s.fd, v2_header(loopback(lst.port)) + "hello");
+  pollfd p{lst.fd.fd, POLLIN, 0};
   REQUIRE(::poll(&p, 1, 5000) == 1);  // the next proxy connected upstream
   std::this_thread::sleep_for(100ms);
   auto t0 = Clock::now();
