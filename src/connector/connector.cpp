@@ -86,6 +86,9 @@ struct DivertTcpConnector::State {
 
   // Candidates in failover order, ejected ones left out unless all are.
   std::vector<std::size_t> order(std::string_view key) const {
+    // One next proxy: the order is that proxy, ejected or not (an ejected
+    // proxy is still tried when every proxy is ejected).
+    if (cfg.proxy_addr.size() == 1) return {0};
     auto order = selector.candidate_indices(key);
     auto now = now_ns();
     auto is_ejected = [&](std::size_t i) { return ejected(i, now); };
@@ -205,8 +208,9 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
     metrics.add(MetricsCounter::tcp_connect_success);
     metrics.add(MetricsCounter::connection_establish);
     metrics.add(MetricsCounter::traffic_out_bytes, task.initial_data.size());
-    cfg.shared_logger.logf(LogLevel::debug, id_text, "diverted {} via next proxy {} ({})", upstream,
-                           proxy.to_string(), r->peer.address().to_string());
+    if (cfg.shared_logger.enabled(LogLevel::debug))  // the arguments cost two formats
+      cfg.shared_logger.logf(LogLevel::debug, id_text, "diverted {} via next proxy {} ({})", upstream,
+                             proxy.to_string(), r->peer.address().to_string());
     co_return std::move(*r->socket);
   }
   ec = last ? last : make_error_code(errc::no_next_proxy_available);
