@@ -661,7 +661,8 @@ std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept 
       out.username = text(ix.at[2]);
     else
       out.username.reset();
-    return {};
+    static const std::error_code kOk;
+    return kOk;
   }
   return read_divert_walk(h, out);
 }

@@ -372,8 +372,10 @@ EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
                    const EncodeOptions& opts) noexcept {
   if (fast_shape(spec)) [[likely]] {
     const std::size_t cap = std::min(out.size(), opts.max_size);
-    if (const std::size_t n = write_fast(spec, out.data(), cap)) [[likely]]
-      return {n, {}};
+    if (const std::size_t n = write_fast(spec, out.data(), cap)) [[likely]] {
+      static const std::error_code kOk;
+      return {n, kOk};
+    }
   }
   return encode_slow(spec, out, opts);
 }
