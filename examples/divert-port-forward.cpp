@@ -12,16 +12,23 @@ using asio::ip::tcp;
 
 namespace {
 
+// Connects, then hands both sockets to a detached relay: an open connection
+// keeps one relay object, not this coroutine's frame.
 asio::awaitable<void> handle(tcp::socket client, const DivertTcpConnector& connector,
-                             const UpstreamAddr& upstream) {
+                             const UpstreamAddr& upstream, Server::OpenConnection open) {
   std::error_code ec;
   auto peer = client.remote_endpoint(ec);
   auto local = client.local_endpoint(ec);
   if (ec) co_return;
+  client.set_option(tcp::no_delay(true), ec);
   Task task{.client = peer, .server = local, .upstream = upstream};
   auto stream = co_await connector.tcp_connect(task, ec);
   if (ec) co_return;  // client closed: nothing else to tell it on a raw port
-  co_await connector.relay(client, stream);
+  RelayOptions options;  // what connector.relay() applies
+  options.speed_limit = connector.config().tcp_sock_speed_limit;
+  options.metrics = &connector.metrics();
+  async_relay(std::move(client), std::move(stream), options,
+              [open = std::move(open)](const RelayResult&) {});
 }
 
 }  // namespace
@@ -48,7 +55,9 @@ int main(int argc, char** argv) {
     so.name = "divert-port-forward";
     so.listen = parse_listen(cli.get("listen", "127.0.0.1:8081"));
     so.threads = static_cast<unsigned>(parse_int("--threads", cli.get("threads", "1"), 1, 256));
-    Server server(so, [&](tcp::socket s) { return handle(std::move(s), connector, upstream); });
+    Server server(so, [&](tcp::socket s) {
+      return handle(std::move(s), connector, upstream, server.keep_open());
+    });
     server.bind();
     std::cerr << "divert-port-forward: listening on " << server.local_endpoint() << "\n";
     server.run();

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace divert::examples {
@@ -37,6 +38,23 @@ class Server {
   void run();
   void stop();
   std::size_t active() const noexcept { return active_.load(); }
+
+  // Counts one connection as open (for the drain) for as long as it lives:
+  // a handler that hands its sockets to a detached operation (async_relay)
+  // moves one into that operation's completion handler.
+  class OpenConnection {
+   public:
+    explicit OpenConnection(std::atomic<std::size_t>& n) : n_(&n) { ++n; }
+    OpenConnection(OpenConnection&& o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
+    OpenConnection& operator=(OpenConnection&&) = delete;
+    ~OpenConnection() {
+      if (n_) --*n_;
+    }
+
+   private:
+    std::atomic<std::size_t>* n_;
+  };
+  OpenConnection keep_open() { return OpenConnection(active_); }
 
  private:
   struct Worker;

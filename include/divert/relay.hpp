@@ -33,9 +33,23 @@
 //    socket -> pipe -> socket with splice(2) (SPLICE_F_MOVE|SPLICE_F_NONBLOCK),
 //    in chunks of up to 64 KiB (the kernel's default pipe size), waiting for
 //    readiness with async_wait. The sockets are switched to O_NONBLOCK.
+//    A direction holds a pipe only while bytes are in flight: it takes one
+//    from a per-thread pool of empty pipes when its source is readable and
+//    gives it back once the pipe is drained, so an idle relay holds no pipe
+//    and a new one costs no pipe2()/close(). The pool keeps at most two pipes
+//    per live splice relay on the thread (256 at most): with no relay left
+//    it holds no descriptor. The whole path is one callback
+//    object per relay (no coroutine frame per direction).
 //    RelayResult::path tells which path ran.
 // Errors: SpeedLimitConfig::validate() throws config_error before any I/O.
 // Everything else is reported in RelayResult, never thrown (except bad_alloc).
+//
+//   divert::async_relay(std::move(client), std::move(stream), options, token);
+//
+// The same as an Asio asynchronous operation (completion void(RelayResult))
+// that owns both streams, so the caller need not stay suspended for the
+// relay's lifetime: with asio::detached or a callback an accept loop keeps
+// no coroutine frame per open connection.
 // Thread-safety: run relay() on a single-threaded io_context or a strand (the
 // directions share state without locks; ssl::stream requires it anyway). The
 // live counters (RelayCounters) and Metrics are atomics and may be read from
@@ -51,6 +65,8 @@
 #include <memory>
 #include <optional>
 #include <system_error>
+#include <tuple>
+#include <utility>
 #include <type_traits>
 
 #include <asio.hpp>
@@ -130,10 +146,16 @@ struct RelayShared {
   }
 };
 
-struct RelayDirection {
-  RelayDirection(const asio::any_io_executor& ex, std::atomic<std::uint64_t>* live_counter,
-                 Metrics* m, MetricsCounter c)
-      : timer(ex), live(live_counter), metrics(m), metric(c) {}
+// Bytes written in one direction: the result, the live counter, the metric.
+struct RelayByteCount {
+  RelayByteCount(std::atomic<std::uint64_t>* live_counter, Metrics* m, MetricsCounter c)
+      : live(live_counter), metrics(m), metric(c) {}
+  // The upload (a -> b) or download (b -> a) counters of `o`.
+  RelayByteCount(const RelayOptions& o, bool upload)
+      : RelayByteCount(o.counters ? (upload ? &o.counters->upload : &o.counters->download) : nullptr,
+                       o.metrics,
+                       upload ? MetricsCounter::traffic_out_bytes
+                              : MetricsCounter::traffic_in_bytes) {}
 
   void count(std::size_t n) {
     if (n == 0) return;
@@ -142,12 +164,18 @@ struct RelayDirection {
     if (metrics) metrics->add(metric, n);
   }
 
-  asio::steady_timer timer;  // speed-limit waits
   std::atomic<std::uint64_t>* live;
   Metrics* metrics;
   MetricsCounter metric;
-  std::optional<TokenBucket> bucket;
   std::uint64_t bytes = 0;
+};
+
+struct RelayDirection : RelayByteCount {
+  RelayDirection(const asio::any_io_executor& ex, const RelayOptions& o, bool upload)
+      : RelayByteCount(o, upload), timer(ex) {}
+
+  asio::steady_timer timer;  // speed-limit waits
+  std::optional<TokenBucket> bucket;
   std::error_code error;
   bool eof = false;
   bool deferred_tls_close = false;  // EOF seen, destination is TLS: close_notify at the end
@@ -156,11 +184,114 @@ struct RelayDirection {
 // True when splice(2) is usable on this platform build.
 DIVERT_EXPORT bool splice_available() noexcept;
 
-// socket -> pipe -> socket for one direction (Linux only; on other systems it
-// records errc::config_conflict and returns at once).
-DIVERT_EXPORT asio::awaitable<void> splice_pump(asio::ip::tcp::socket& from,
-                                                asio::ip::tcp::socket& to, RelayDirection& dir,
-                                                RelayShared& shared);
+// True when two tcp::sockets relayed with `o` take the splice path.
+inline bool splice_path(const RelayOptions& o) noexcept {
+  return o.allow_splice && !o.speed_limit.enabled() && splice_available();
+}
+
+// Empty pipes parked in this thread's pool (for tests and diagnostics).
+DIVERT_EXPORT std::size_t pooled_pipes() noexcept;
+
+// The splice path: both directions and the idle timeout driven by callbacks
+// on one object. start() posts the first step; complete() is called once,
+// after both sockets are closed. On systems without splice(2) it completes
+// with errc::config_conflict.
+class DIVERT_EXPORT SpliceRelay : public std::enable_shared_from_this<SpliceRelay> {
+ public:
+  SpliceRelay(asio::ip::tcp::socket& a, asio::ip::tcp::socket& b, const RelayOptions& options);
+  SpliceRelay(const SpliceRelay&) = delete;
+  SpliceRelay& operator=(const SpliceRelay&) = delete;
+  virtual ~SpliceRelay();
+  void start();
+  // Ends the relay with operation_aborted (the awaiting operation was cancelled).
+  void cancel();
+
+ protected:
+  virtual void complete(RelayResult result) = 0;
+
+ private:
+  struct Direction : RelayByteCount {
+    Direction(asio::ip::tcp::socket& f, asio::ip::tcp::socket& t, const RelayOptions& o,
+              bool upload)
+        : RelayByteCount(o, upload), from(f), to(t) {}
+    asio::ip::tcp::socket& from;
+    asio::ip::tcp::socket& to;
+    int pipe[2] = {-1, -1};  // held only while bytes are in it
+    std::size_t in_pipe = 0;
+    std::error_code error;
+    std::error_code read_error;  // reported once the pipe is drained
+    bool source_done = false;
+    bool finished = false;
+  };
+  void pump(Direction& d);
+  void wait(Direction& d, asio::socket_base::wait_type what);
+  void finish(Direction& d);
+  void fail(Direction* d, std::error_code ec);
+  void arm_idle_timer();
+  void close_all() noexcept;
+  static void count_live(int delta) noexcept;  // sizes this thread's pipe pool
+
+  Direction up_, down_;
+  asio::steady_timer idle_timer_;
+  std::chrono::milliseconds idle_timeout_;
+  RelayClock::time_point last_activity_;
+  std::error_code first_error_;
+  bool aborted_ = false;
+  bool done_ = false;
+};
+
+// SpliceRelay completing into an Asio handler on its associated executor.
+// Owned (what holds the streams, or an empty tuple) is kept alive with it.
+template <class Handler, class Owned>
+class SpliceRelayOp final : public SpliceRelay {
+ public:
+  template <class H>
+  SpliceRelayOp(Owned owned, asio::ip::tcp::socket& a, asio::ip::tcp::socket& b,
+                const RelayOptions& options, H&& handler)
+      : SpliceRelay(a, b, options),
+        owned_(std::move(owned)),
+        handler_(std::forward<H>(handler)),
+        work_(asio::prefer(asio::get_associated_executor(handler_, a.get_executor()),
+                           asio::execution::outstanding_work.tracked)) {}
+
+  void connect_cancellation() {
+    auto slot = asio::get_associated_cancellation_slot(handler_);
+    if (slot.is_connected()) {
+      slot.assign([w = std::weak_ptr<SpliceRelay>(shared_from_this())](asio::cancellation_type) {
+        if (auto self = w.lock()) self->cancel();
+      });
+    }
+  }
+
+ private:
+  void complete(RelayResult result) override {
+    auto slot = asio::get_associated_cancellation_slot(handler_);
+    if (slot.is_connected()) slot.clear();
+    auto ex = work_;
+    asio::dispatch(ex, [h = std::move(handler_), r = std::move(result),
+                        w = std::move(work_)]() mutable { std::move(h)(std::move(r)); });
+  }
+
+  Owned owned_;
+  Handler handler_;
+  asio::any_io_executor work_;
+};
+
+// Starts a SpliceRelayOp over `a` and `b` (which live in `owned` or outlive the
+// operation). Everything is passed by value: use_awaitable initiates later.
+template <class Owned, class Token>
+auto async_splice_relay(Owned owned, asio::ip::tcp::socket& a, asio::ip::tcp::socket& b,
+                        RelayOptions options, Token&& token) {
+  return asio::async_initiate<Token, void(RelayResult)>(
+      [](auto handler, Owned owned, asio::ip::tcp::socket* a, asio::ip::tcp::socket* b,
+         const RelayOptions& options) {
+        using Op = SpliceRelayOp<std::decay_t<decltype(handler)>, Owned>;
+        auto op = std::make_shared<Op>(std::move(owned), *a, *b, options, std::move(handler));
+        op->connect_cancellation();
+        op->start();
+      },
+      token, std::move(owned), &a, &b, std::move(options));
+}
 
 DIVERT_EXPORT asio::awaitable<void> idle_watch(asio::steady_timer& timer, RelayShared& shared,
                                                std::chrono::milliseconds idle);
@@ -276,12 +407,18 @@ asio::awaitable<RelayResult> relay(StreamA& a, StreamB& b, RelayOptions options 
   options.speed_limit.validate();
   if (options.buffer_size == 0) options.buffer_size = 16 * 1024;
 
+  if constexpr (std::is_same_v<StreamA, asio::ip::tcp::socket> &&
+                std::is_same_v<StreamB, asio::ip::tcp::socket>) {
+    if (detail::splice_path(options)) {
+      co_return co_await detail::async_splice_relay(std::tuple<>(), a, b, options,
+                                                    asio::use_awaitable);
+    }
+  }
+
   auto ex = co_await asio::this_coro::executor;
   detail::RelayShared shared;
-  detail::RelayDirection up(ex, options.counters ? &options.counters->upload : nullptr,
-                            options.metrics, MetricsCounter::traffic_out_bytes);
-  detail::RelayDirection down(ex, options.counters ? &options.counters->download : nullptr,
-                              options.metrics, MetricsCounter::traffic_in_bytes);
+  detail::RelayDirection up(ex, options, true);
+  detail::RelayDirection down(ex, options, false);
   if (options.speed_limit.enabled()) {
     const auto now = detail::RelayClock::now().time_since_epoch();
     up.bucket.emplace(options.speed_limit.upload, options.speed_limit.shift_millis, now);
@@ -300,30 +437,12 @@ asio::awaitable<RelayResult> relay(StreamA& a, StreamB& b, RelayOptions options 
   shared.touch();
 
   RelayResult result;
-  bool spliced = false;
-  if constexpr (std::is_same_v<StreamA, asio::ip::tcp::socket> &&
-                std::is_same_v<StreamB, asio::ip::tcp::socket>) {
-    if (options.allow_splice && !options.speed_limit.enabled() && detail::splice_available()) {
-      spliced = true;
-      result.path = RelayPath::splice;
-      if (use_idle) {
-        co_await (detail::splice_pump(a, b, up, shared) &&
-                  detail::splice_pump(b, a, down, shared) &&
-                  detail::idle_watch(idle_timer, shared, options.idle_timeout));
-      } else {
-        co_await (detail::splice_pump(a, b, up, shared) && detail::splice_pump(b, a, down, shared));
-      }
-    }
-  }
-  if (!spliced) {
-    const std::size_t n = options.buffer_size;
-    if (use_idle) {
-      co_await (detail::copy_pump(a, b, up, shared, n) &&
-                detail::copy_pump(b, a, down, shared, n) &&
-                detail::idle_watch(idle_timer, shared, options.idle_timeout));
-    } else {
-      co_await (detail::copy_pump(a, b, up, shared, n) && detail::copy_pump(b, a, down, shared, n));
-    }
+  const std::size_t n = options.buffer_size;
+  if (use_idle) {
+    co_await (detail::copy_pump(a, b, up, shared, n) && detail::copy_pump(b, a, down, shared, n) &&
+              detail::idle_watch(idle_timer, shared, options.idle_timeout));
+  } else {
+    co_await (detail::copy_pump(a, b, up, shared, n) && detail::copy_pump(b, a, down, shared, n));
   }
 
   if (!shared.aborted) {
@@ -342,6 +461,41 @@ asio::awaitable<RelayResult> relay(StreamA& a, StreamB& b, RelayOptions options 
   result.download_error = down.error;
   result.error = shared.first_error;
   co_return result;
+}
+
+namespace detail {
+template <class StreamA, class StreamB>
+asio::awaitable<RelayResult> owning_relay(StreamA a, StreamB b, RelayOptions options) {
+  co_return co_await relay(a, b, options);
+}
+}  // namespace detail
+
+// See the header comment: relay() as an asynchronous operation owning both
+// streams. Completion signature void(RelayResult). Throws config_error (as
+// relay() does) before starting when the speed limit is invalid.
+template <class StreamA, class StreamB, class CompletionToken>
+auto async_relay(StreamA a, StreamB b, RelayOptions options, CompletionToken&& token) {
+  options.speed_limit.validate();
+  if constexpr (std::is_same_v<StreamA, asio::ip::tcp::socket> &&
+                std::is_same_v<StreamB, asio::ip::tcp::socket>) {
+    if (detail::splice_path(options)) {
+      auto owned = std::make_unique<std::pair<StreamA, StreamB>>(std::move(a), std::move(b));
+      auto& sa = owned->first;
+      auto& sb = owned->second;
+      return detail::async_splice_relay(std::move(owned), sa, sb, options,
+                                        std::forward<CompletionToken>(token));
+    }
+  }
+  return asio::async_initiate<CompletionToken, void(RelayResult)>(
+      [](auto handler, StreamA a, StreamB b, RelayOptions options) {
+        auto ex = a.get_executor();
+        asio::co_spawn(ex, detail::owning_relay(std::move(a), std::move(b), options),
+                       [h = std::move(handler)](std::exception_ptr e, RelayResult r) mutable {
+                         if (e) std::rethrow_exception(e);  // bad_alloc only
+                         std::move(h)(std::move(r));
+                       });
+      },
+      token, std::move(a), std::move(b), options);
 }
 
 }  // namespace divert

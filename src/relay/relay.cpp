@@ -2,6 +2,8 @@
 // and the Linux splice() direction pump.
 #include "divert/relay.hpp"
 
+#include <algorithm>
+#include <array>
 #include <vector>
 
 #if defined(__linux__)
@@ -82,6 +84,85 @@ asio::awaitable<void> idle_watch(asio::steady_timer& timer, RelayShared& shared,
   }
 }
 
+namespace {
+std::error_code errno_code(int e) {
+  return {e, asio::error::get_system_category()};
+}
+}  // namespace
+
+SpliceRelay::SpliceRelay(asio::ip::tcp::socket& a, asio::ip::tcp::socket& b,
+                         const RelayOptions& options)
+    : up_(a, b, options, true),
+      down_(b, a, options, false),
+      idle_timer_(a.get_executor()),
+      idle_timeout_(options.idle_timeout),
+      last_activity_(RelayClock::now()) {
+  count_live(+1);
+}
+
+void SpliceRelay::start() {
+  asio::post(up_.from.get_executor(), [self = shared_from_this()] {
+    std::error_code ec;
+    self->up_.from.native_non_blocking(true, ec);
+    if (!ec) self->up_.to.native_non_blocking(true, ec);
+#if !defined(__linux__)
+    if (!ec) ec = make_error_code(errc::config_conflict);
+#endif
+    if (ec) {
+      self->fail(&self->up_, ec);
+      self->finish(self->up_);
+      self->finish(self->down_);
+      return;
+    }
+    if (self->idle_timeout_.count() > 0) self->arm_idle_timer();
+    self->pump(self->up_);
+    self->pump(self->down_);
+  });
+}
+
+void SpliceRelay::cancel() {
+  fail(nullptr, asio::error::operation_aborted);
+}
+
+void SpliceRelay::fail(Direction* d, std::error_code ec) {
+  if (aborted_ || done_) return;
+  if (d) d->error = ec;
+  aborted_ = true;
+  first_error_ = ec;
+  close_all();
+}
+
+void SpliceRelay::close_all() noexcept {
+  std::error_code ec;
+  up_.from.close(ec);
+  up_.to.close(ec);
+  idle_timer_.cancel();
+}
+
+void SpliceRelay::wait(Direction& d, asio::socket_base::wait_type what) {
+  auto& s = what == asio::socket_base::wait_read ? d.from : d.to;
+  s.async_wait(what, [self = shared_from_this(), &d](std::error_code ec) {
+    if (ec) {
+      if (!self->aborted_) self->fail(&d, ec);
+      self->finish(d);
+      return;
+    }
+    self->pump(d);
+  });
+}
+
+void SpliceRelay::arm_idle_timer() {
+  idle_timer_.expires_at(last_activity_ + idle_timeout_);
+  idle_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+    if (ec || self->done_ || self->aborted_) return;
+    if (RelayClock::now() - self->last_activity_ >= self->idle_timeout_) {
+      self->fail(nullptr, make_error_code(errc::idle_timeout));
+      return;
+    }
+    self->arm_idle_timer();
+  });
+}
+
 #if defined(__linux__)
 
 bool splice_available() noexcept {
@@ -89,117 +170,134 @@ bool splice_available() noexcept {
 }
 
 namespace {
-std::error_code errno_code(int e) {
-  return {e, asio::error::get_system_category()};
-}
+constexpr std::size_t kSpliceChunk = 64 * 1024;  // the kernel's default pipe capacity
 
-struct PipePair {
-  int fds[2] = {-1, -1};
-  ~PipePair() {
-    if (fds[0] >= 0) ::close(fds[0]);
-    if (fds[1] >= 0) ::close(fds[1]);
+// Per-thread pool of empty pipes: a relay direction takes one while bytes are
+// in flight and gives it back drained, so most relays never call pipe2().
+// It keeps at most two pipes per splice relay alive on this thread (and
+// kMax): when the last relay ends the pool is empty and holds no descriptor.
+struct PipePool {
+  static constexpr std::size_t kMax = 256;
+  std::vector<std::array<int, 2>> free;
+  long live_relays = 0;
+  void trim() noexcept {
+    const auto keep = static_cast<std::size_t>(std::max(live_relays, 0L)) * 2;
+    while (free.size() > keep) {
+      ::close(free.back()[0]);
+      ::close(free.back()[1]);
+      free.pop_back();
+    }
+  }
+  ~PipePool() {
+    live_relays = 0;
+    trim();
   }
 };
+thread_local PipePool t_pipes;
 
-constexpr std::size_t kSpliceChunk = 64 * 1024;  // the kernel's default pipe capacity
+std::error_code take_pipe(int (&fds)[2]) {
+  if (!t_pipes.free.empty()) {
+    fds[0] = t_pipes.free.back()[0];
+    fds[1] = t_pipes.free.back()[1];
+    t_pipes.free.pop_back();
+    return {};
+  }
+  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return errno_code(errno);
+  return {};
+}
+
+// Returns the pipe to the pool when it is empty, else closes it.
+void put_pipe(int (&fds)[2], bool empty) noexcept {
+  if (fds[0] < 0) return;
+  bool pooled = false;
+  if (empty && t_pipes.free.size() < PipePool::kMax) {
+    try {
+      t_pipes.free.push_back({fds[0], fds[1]});
+      pooled = true;
+    } catch (...) {  // bad_alloc: close it instead
+    }
+  }
+  if (!pooled) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  fds[0] = fds[1] = -1;
+}
 }  // namespace
 
-asio::awaitable<void> splice_pump(asio::ip::tcp::socket& from, asio::ip::tcp::socket& to,
-                                  RelayDirection& dir, RelayShared& shared) {
-  using asio::experimental::as_tuple;
-  co_await asio::this_coro::throw_if_cancelled(false);
-  PipePair pipe;
-  std::error_code ec;
-  if (::pipe2(pipe.fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-    ec = errno_code(errno);
-  } else {
-    from.native_non_blocking(true, ec);
-    if (!ec) to.native_non_blocking(true, ec);
-  }
-  if (ec) {
-    dir.error = ec;
-    shared.fail(ec);
-    shared.finished();
-    co_return;
-  }
+std::size_t pooled_pipes() noexcept {
+  return t_pipes.free.size();
+}
 
-  std::size_t in_pipe = 0;
-  bool source_done = false;    // EOF or read error seen
-  std::error_code read_error;  // reported after the pipe is drained
+void SpliceRelay::pump(Direction& d) {
   constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-  while (!shared.aborted) {
-    if (!source_done && in_pipe < kSpliceChunk) {
-      const ssize_t n = ::splice(from.native_handle(), nullptr, pipe.fds[1], nullptr,
-                                 kSpliceChunk - in_pipe, kFlags);
+  while (!aborted_) {
+    if (!d.source_done && d.in_pipe < kSpliceChunk) {
+      if (d.pipe[0] < 0) {
+        if (auto ec = take_pipe(d.pipe)) {
+          fail(&d, ec);
+          break;
+        }
+      }
+      const ssize_t n = ::splice(d.from.native_handle(), nullptr, d.pipe[1], nullptr,
+                                 kSpliceChunk - d.in_pipe, kFlags);
       if (n > 0) {
-        in_pipe += static_cast<std::size_t>(n);
-        shared.touch();
+        d.in_pipe += static_cast<std::size_t>(n);
+        last_activity_ = RelayClock::now();
       } else if (n == 0) {
-        source_done = true;
+        d.source_done = true;
       } else if (errno == EINTR) {
         continue;
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        if (in_pipe == 0) {
-          // Nothing to forward: wait until the source is readable.
-          auto [wec] =
-              co_await from.async_wait(asio::socket_base::wait_read, as_tuple(asio::use_awaitable));
-          if (wec) {
-            if (!shared.aborted) {
-              dir.error = wec;
-              shared.fail(wec);
-            }
-            break;
-          }
-          continue;
+        if (d.in_pipe == 0) {  // nothing to forward: park the pipe, wait for the source
+          put_pipe(d.pipe, true);
+          wait(d, asio::socket_base::wait_read);
+          return;
         }
       } else {
-        read_error = errno_code(errno);
-        source_done = true;
+        d.read_error = errno_code(errno);
+        d.source_done = true;
       }
     }
-    if (in_pipe > 0) {
+    if (d.in_pipe > 0) {
       const ssize_t n =
-          ::splice(pipe.fds[0], nullptr, to.native_handle(), nullptr, in_pipe, kFlags);
+          ::splice(d.pipe[0], nullptr, d.to.native_handle(), nullptr, d.in_pipe, kFlags);
       if (n > 0) {
-        in_pipe -= static_cast<std::size_t>(n);
-        dir.count(static_cast<std::size_t>(n));
-        shared.touch();
+        d.in_pipe -= static_cast<std::size_t>(n);
+        d.count(static_cast<std::size_t>(n));
+        last_activity_ = RelayClock::now();
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        auto [wec] =
-            co_await to.async_wait(asio::socket_base::wait_write, as_tuple(asio::use_awaitable));
-        if (wec) {
-          if (!shared.aborted) {
-            dir.error = wec;
-            shared.fail(wec);
-          }
-          break;
-        }
-        continue;
+        wait(d, asio::socket_base::wait_write);
+        return;
       }
-      const std::error_code wec = n < 0 ? errno_code(errno) : make_error_code(asio::error::eof);
-      if (!shared.aborted) {
-        dir.error = wec;
-        shared.fail(wec);
-      }
+      fail(&d, n < 0 ? errno_code(errno) : make_error_code(asio::error::eof));
       break;
     }
-    if (source_done) {  // and the pipe is empty
-      if (read_error) {
-        if (!shared.aborted) {
-          dir.error = read_error;
-          shared.fail(read_error);
-        }
+    if (d.source_done) {  // and the pipe is empty
+      if (d.read_error) {
+        fail(&d, d.read_error);
       } else {
-        dir.eof = true;
-        half_close(to);
+        std::error_code ec;
+        d.to.shutdown(asio::socket_base::shutdown_send, ec);
       }
       break;
     }
   }
-  shared.finished();
+  finish(d);
+}
+
+void SpliceRelay::count_live(int delta) noexcept {
+  t_pipes.live_relays += delta;
+  if (delta < 0) t_pipes.trim();
+}
+
+SpliceRelay::~SpliceRelay() {
+  put_pipe(up_.pipe, false);
+  put_pipe(down_.pipe, false);
+  count_live(-1);
 }
 
 #else  // !__linux__
@@ -208,14 +306,37 @@ bool splice_available() noexcept {
   return false;
 }
 
-asio::awaitable<void> splice_pump(asio::ip::tcp::socket&, asio::ip::tcp::socket&,
-                                  RelayDirection& dir, RelayShared& shared) {
-  dir.error = make_error_code(errc::config_conflict);
-  shared.fail(dir.error);
-  shared.finished();
-  co_return;
+std::size_t pooled_pipes() noexcept {
+  return 0;
 }
 
+void SpliceRelay::pump(Direction& d) {
+  finish(d);
+}
+
+void SpliceRelay::count_live(int) noexcept {}
+
+SpliceRelay::~SpliceRelay() = default;
+
 #endif
+
+void SpliceRelay::finish(Direction& d) {
+  if (d.finished) return;
+  d.finished = true;
+#if defined(__linux__)
+  put_pipe(d.pipe, d.in_pipe == 0);
+#endif
+  if (!up_.finished || !down_.finished) return;
+  done_ = true;
+  close_all();
+  RelayResult r;
+  r.path = RelayPath::splice;
+  r.upload_bytes = up_.bytes;
+  r.download_bytes = down_.bytes;
+  r.upload_error = up_.error;
+  r.download_error = down_.error;
+  r.error = first_error_;
+  complete(std::move(r));
+}
 
 }  // namespace divert::detail

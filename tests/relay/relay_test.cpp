@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -642,4 +643,110 @@ TEST_CASE("relay: bytes read before a reset are delivered before the error", "[r
     CHECK(down_recv.hash == down_sent.hash);
     CHECK(down_recv.error);  // the relay closed the client side
   }
+}
+
+namespace {
+std::size_t open_fds() {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("relay: splice pipes are pooled; an idle relay holds none", "[relay][live]") {
+  if (!divert::detail::splice_available()) return;  // no splice(2) on this system
+  constexpr int kRelays = 8;
+  std::vector<std::unique_ptr<Topology>> ts;
+  for (int i = 0; i < kRelays; ++i) ts.push_back(std::make_unique<Topology>());
+  std::vector<Outcome<divert::RelayResult>> rs(kRelays);
+  const std::size_t fds_before = open_fds();
+  const std::size_t pooled_before = divert::detail::pooled_pipes();  // other tests' pipes
+  for (int i = 0; i < kRelays; ++i) spawn_into(ts[i]->io, divert::relay(ts[i]->a, ts[i]->b), rs[i]);
+  // Idle: every direction waits for its source without a pipe (the first
+  // read attempt borrowed one from the pool and gave it back).
+  for (auto& t : ts) t->io.run_for(50ms);
+  CHECK(divert::detail::pooled_pipes() <= pooled_before + 1);
+  CHECK(open_fds() == fds_before + 2 * (divert::detail::pooled_pipes() - pooled_before));
+  // Traffic through the first relay takes a pipe and gives it back drained.
+  StreamStats sent, got;
+  std::exception_ptr err;
+  spawn_void(ts[0]->io, send_stream(ts[0]->client, 300000, 7, sent, true), err);
+  spawn_void(ts[0]->io, recv_stream(ts[0]->server, got, 300000), err);
+  ts[0]->io.run_for(500ms);
+  REQUIRE_FALSE(err);
+  CHECK(got.bytes == 300000);
+  CHECK(got.hash == sent.hash);
+  const std::size_t pooled = divert::detail::pooled_pipes();
+  CHECK(pooled >= 1);
+  CHECK(open_fds() == fds_before + 2 * (pooled - pooled_before));  // only pooled pipes left
+  // The next burst reuses a pooled pipe instead of creating one.
+  StreamStats sent2, got2;
+  spawn_void(ts[1]->io, send_stream(ts[1]->client, 300000, 8, sent2, true), err);
+  spawn_void(ts[1]->io, recv_stream(ts[1]->server, got2, 300000), err);
+  ts[1]->io.run_for(500ms);
+  CHECK(got2.bytes == 300000);
+  CHECK(divert::detail::pooled_pipes() == pooled);
+  for (auto& t : ts) {
+    std::error_code ec;
+    t->client.close(ec);
+    t->server.close(ec);
+    t->io.run_for(200ms);
+  }
+  for (auto& r : rs) {
+    REQUIRE(r.value);
+    CHECK(r.value->path == divert::RelayPath::splice);
+  }
+  ts.clear();
+  // No relay left on this thread: the pool holds no descriptor.
+  CHECK(divert::detail::pooled_pipes() == 0);
+}
+
+TEST_CASE("relay: async_relay owns the streams and completes into a callback", "[relay][live]") {
+  for (bool splice : {true, false}) {
+    CAPTURE(splice);
+    Topology t;
+    divert::RelayOptions opt;
+    opt.allow_splice = splice;
+    std::optional<divert::RelayResult> result;
+    divert::async_relay(std::move(t.a), std::move(t.b), opt,
+                        [&](divert::RelayResult r) { result = r; });
+    CHECK_FALSE(t.a.is_open());  // moved into the operation
+    StreamStats up_sent, up_recv, down_sent, down_recv;
+    std::exception_ptr err;
+    spawn_void(t.io, send_stream(t.client, 1 << 20, 1, up_sent, true), err);
+    spawn_void(t.io, recv_stream(t.server, up_recv), err);
+    spawn_void(t.io, send_stream(t.server, 3 << 20, 2, down_sent, true), err);
+    spawn_void(t.io, recv_stream(t.client, down_recv), err);
+    t.io.run_for(10s);
+    REQUIRE_FALSE(err);
+    REQUIRE(result);
+    CHECK(result->ok());
+    CHECK(result->path == (splice ? divert::RelayPath::splice : divert::RelayPath::copy));
+    CHECK(result->upload_bytes == 1 << 20);
+    CHECK(result->download_bytes == 3 << 20);
+    CHECK(up_recv.hash == up_sent.hash);
+    CHECK(down_recv.hash == down_sent.hash);
+  }
+}
+
+TEST_CASE("relay: cancelling the awaiting coroutine ends a splice relay", "[relay][live]") {
+  Topology t;
+  Outcome<divert::RelayResult> r;
+  asio::cancellation_signal stop;
+  asio::co_spawn(t.io, divert::relay(t.a, t.b),
+                 asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e,
+                                                               divert::RelayResult v) {
+                   r.error = e;
+                   if (!e) r.value = v;
+                 }));
+  t.io.run_for(50ms);
+  stop.emit(asio::cancellation_type::terminal);
+  t.io.run_for(1s);
+  REQUIRE(r.value);
+  CHECK(r.value->error == asio::error::operation_aborted);
+  CHECK_FALSE(t.a.is_open());
+  CHECK_FALSE(t.b.is_open());
 }

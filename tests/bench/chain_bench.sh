@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# tests/bench/chain_bench.sh — divert-port-forward against HAProxy 2.6
+# (send-proxy-v2) doing the same job, on loopback, alternating A/B in one run:
+#
+#   wrk / divert_bench_chainload -> [A: divert-port-forward | B: haproxy send-proxy-v2]
+#       -> haproxy "accept-proxy" (the shared next hop) -> nginx
+#
+# Figures per side and the ratio divert/HAProxy:
+#   (a) new connections per second: wrk, tiny response, "Connection: close"
+#   (b) throughput of 1 MiB responses over keep-alive (wrk)
+#   (c) p99 latency of requests started at a fixed rate, each on a new
+#       connection (divert_bench_chainload rate: open loop)
+#   (d) RSS per idle connection: VmRSS of the side's process before and after
+#       10,000 keep-alive connections are opened through it and left idle
+# First both sides single-threaded, then divert --threads 2 against HAProxy
+# nbthread 2 (next hop and nginx get 2 threads/workers too). Each figure is the
+# median of --runs runs; in each run A and B are measured back to back, in
+# alternating order (A first in odd runs, B first in even ones), each side
+# started afresh for every measurement.
+#
+# Usage: tests/bench/chain_bench.sh [--build DIR] [--duration S] [--runs N]
+#          [--rate R] [--idle-conns N] [--threads "1 2"] [--only abcd]
+# Defaults: build-perf (or $DIVERT_BUILD_DIR), 5 s, 3 runs, 500 req/s,
+# 10000 idle connections, threads "1 2", all four figures. Installs wrk,
+# haproxy and nginx-light when missing (as tests/deps.sh does). Everything runs
+# as the current user in a temp dir and is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${DIVERT_BUILD_DIR:-$ROOT/build-perf}
+DURATION=5
+RUNS=3
+RATE=500
+IDLE_CONNS=10000
+THREAD_SETS="1 2"
+ONLY=abcd
+while (($#)); do
+  case $1 in
+    --build) BUILD=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    --rate) RATE=$2; shift 2 ;;
+    --idle-conns) IDLE_CONNS=$2; shift 2 ;;
+    --threads) THREAD_SETS=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    *) echo "chain_bench: unknown option $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+[[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
+
+# ---- packages and programs
+need=()
+for p in wrk haproxy nginx-light python3; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if ((${#need[@]})); then
+  echo "chain_bench: installing ${need[*]}" >&2
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${need[@]}"
+fi
+DIVERT=$BUILD/examples/divert-port-forward
+LOADGEN=$BUILD/bench/divert_bench_chainload
+for f in "$DIVERT" "$LOADGEN"; do
+  [[ -x $f ]] || { echo "chain_bench: $f missing: build it (ninja -C $BUILD divert-port-forward divert_bench_chainload)" >&2; exit 2; }
+done
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# (d) needs two descriptors per idle connection in the side under test and
+# the next hop: raise the limit as far as allowed (a container may cap it).
+ulimit -Hn 200000 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if (($(ulimit -n) < 2 * IDLE_CONNS + 300)); then
+  IDLE_CONNS=$((($(ulimit -n) - 300) / 2))
+  echo "chain_bench: open-file limit $(ulimit -n): (d) uses $IDLE_CONNS connections" >&2
+fi
+
+TMP=$(mktemp -d /tmp/divert-chain-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_listen() {  # port
+  local i
+  for i in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "chain_bench: nothing listens on $1; logs:" >&2
+  tail -n 5 "$TMP"/*.log >&2
+  exit 1
+}
+stop_pid() {  # pid [signal]: stops one process this script started
+  kill -"${2:-TERM}" "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  local keep=() p
+  for p in "${PIDS[@]}"; do [[ $p = "$1" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+P_NGINX=$(free_port); P_NEXT=$(free_port); P_A=$(free_port); P_B=$(free_port)
+mkdir -p "$TMP/www" "$TMP/nginx-tmp"
+head -c 1048576 /dev/zero > "$TMP/www/1m"
+MAXCONN=$((IDLE_CONNS + 50))  # HAProxy needs 2 fds per connection + a few
+
+start_backend() {  # threads: nginx and the next hop
+  local t=$1 user_line=""
+  [[ $(id -u) -eq 0 ]] && user_line="user $(id -un);"
+  cat > "$TMP/nginx.conf" <<EOF
+$user_line
+worker_processes $t;
+worker_rlimit_nofile $(ulimit -n);
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections $MAXCONN; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx-tmp;
+  proxy_temp_path $TMP/nginx-tmp;
+  keepalive_timeout 300s;
+  keepalive_requests 100000000;
+  sendfile on;
+  tcp_nopush on;
+  server {
+    listen 127.0.0.1:$P_NGINX backlog=4096 reuseport;
+    location = /tiny { return 200 "ok\n"; }
+    location = /1m { root $TMP/www; }
+  }
+}
+EOF
+  "$NGINX" -p "$TMP" -c "$TMP/nginx.conf" 2>>"$TMP/nginx-error.log" &
+  PIDS+=($!); NGINX_PID=$!
+  haproxy_conf next "$t" "bind 127.0.0.1:$P_NEXT accept-proxy backlog 4096" \
+    "server nginx 127.0.0.1:$P_NGINX"
+  "$HAPROXY" -db -f "$TMP/next.cfg" 2>>"$TMP/next.log" &
+  PIDS+=($!); NEXT_PID=$!
+  wait_listen "$P_NGINX"; wait_listen "$P_NEXT"
+}
+stop_backend() { stop_pid "$NEXT_PID"; stop_pid "$NGINX_PID"; }
+
+haproxy_conf() {  # name threads bind-line server-line
+  cat > "$TMP/$1.cfg" <<EOF
+global
+  nbthread $2
+  maxconn $MAXCONN
+  pidfile $TMP/$1.pid
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+  maxconn $MAXCONN
+frontend fe
+  $3
+  default_backend be
+backend be
+  $4
+EOF
+}
+
+SIDE_PID=""
+start_side() {  # A|B threads
+  if [[ $1 = A ]]; then
+    "$DIVERT" --listen "127.0.0.1:$P_A" --upstream "127.0.0.1:$P_NGINX" \
+      --next-proxy "127.0.0.1:$P_NEXT" --threads "$2" 2>>"$TMP/divert.log" &
+    SIDE_PID=$!; PIDS+=($!); wait_listen "$P_A"
+  else
+    haproxy_conf side "$2" "bind 127.0.0.1:$P_B backlog 4096" \
+      "server next 127.0.0.1:$P_NEXT send-proxy-v2"
+    "$HAPROXY" -db -f "$TMP/side.cfg" 2>>"$TMP/side.log" &
+    SIDE_PID=$!; PIDS+=($!); wait_listen "$P_B"
+  fi
+}
+side_port() { [[ $1 = A ]] && echo "$P_A" || echo "$P_B"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# wrk's "Transfer/sec: 1.95GB" -> MB/s (1e6 bytes)
+to_mbps() {
+  awk '{v=$1; u=$1; gsub(/[0-9.]/,"",u); sub(/[A-Za-z]+$/,"",v);
+        m = u=="GB" ? 1073741824 : u=="MB" ? 1048576 : u=="KB" ? 1024 : 1;
+        printf "%.0f", v*m/1e6}'
+}
+
+RESULT=""
+measure() {  # test side threads -> RESULT (not a subshell: the trap must see every pid)
+  local test=$1 side=$2 t=$3 port out
+  port=$(side_port "$side")
+  start_side "$side" "$t"
+  case $test in
+    a)
+      out=$(wrk -t"$t" -c64 -d"${DURATION}s" -H "Connection: close" "http://127.0.0.1:$port/tiny")
+      RESULT=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out") ;;
+    b)
+      out=$(wrk -t"$t" -c8 -d"${DURATION}s" "http://127.0.0.1:$port/1m")
+      RESULT=$(awk '/^Transfer\/sec:/ {print $2}' <<<"$out" | to_mbps) ;;
+    c)
+      out=$("$LOADGEN" rate "127.0.0.1:$port" /tiny "$RATE" "$DURATION" || true)
+      echo "$side $out" >>"$TMP/rate.log"
+      RESULT=$(awk '{for (i=1;i<NF;i++) if ($i=="p99_us") printf "%d", $(i+1)}' <<<"$out") ;;
+    d)
+      # warm up (first allocations, thread start), then the baseline
+      "$LOADGEN" rate "127.0.0.1:$port" /tiny 200 0.5 >/dev/null || true
+      sleep 0.3
+      local before after hold n
+      before=$(rss_kib "$SIDE_PID")
+      "$LOADGEN" hold "127.0.0.1:$port" /tiny "$IDLE_CONNS" >"$TMP/hold.out" &
+      hold=$!; PIDS+=($hold)
+      for _ in $(seq 1200); do [[ -s $TMP/hold.out ]] && break; sleep 0.1; done
+      sleep 0.5
+      after=$(rss_kib "$SIDE_PID")
+      n=$(awk '/^ready/ {print $2}' "$TMP/hold.out")
+      stop_pid "$hold"
+      # bytes per connection
+      RESULT=$(awk -v b="$before" -v a="$after" -v n="${n:-0}" 'BEGIN {printf "%.0f", n ? (a-b)*1024/n : -1}') ;;
+  esac
+  stop_pid "$SIDE_PID" KILL  # no graceful drain needed
+}
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+declare -A NAME=([a]="new connections/s (Connection: close)" [b]="1 MiB responses, keep-alive (MB/s)"
+                 [c]="p99 latency at ${RATE} req/s, new conn (us)" [d]="RSS per idle connection (bytes)")
+declare -A GOAL=([a]=">= 1.00" [b]=">= 1.00" [c]="<= 1.00" [d]="<= 1.00")
+
+echo "chain_bench: $(nproc) cores, $(uname -r), $(haproxy -v | head -1 | cut -d' ' -f1-3), nginx $("$NGINX" -v 2>&1 | cut -d/ -f2)"
+echo "chain_bench: duration ${DURATION}s, runs $RUNS, rate $RATE/s, idle connections $IDLE_CONNS"
+for t in $THREAD_SETS; do
+  start_backend "$t"
+  declare -A VALUES=()
+  for ((r = 1; r <= RUNS; r++)); do
+    order="A B"; ((r % 2)) || order="B A"
+    for test in a b c d; do
+      [[ $ONLY = *$test* ]] || continue
+      for side in $order; do
+        measure "$test" "$side" "$t"
+        VALUES[$test$side]+=" $RESULT"
+        echo "  threads $t run $r ($test) $side: $RESULT" >&2
+      done
+    done
+  done
+  stop_backend
+  echo
+  echo "threads $t (divert --threads $t | haproxy nbthread $t), medians of $RUNS alternating runs"
+  printf '  %-44s %12s %12s %8s %s\n' "figure" "divert" "haproxy" "ratio" "goal"
+  for test in a b c d; do
+    [[ $ONLY = *$test* ]] || continue
+    ma=$(median <<<"${VALUES[${test}A]}"); mb=$(median <<<"${VALUES[${test}B]}")
+    ratio=$(awk -v a="$ma" -v b="$mb" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
+    printf '  (%s) %-40s %12s %12s %7sx %s\n' "$test" "${NAME[$test]}" "$ma" "$mb" "$ratio" "${GOAL[$test]}"
+    printf '      all runs: divert%s | haproxy%s\n' "${VALUES[${test}A]}" "${VALUES[${test}B]}"
+  done
+  unset VALUES
+done
