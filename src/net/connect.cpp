@@ -1,5 +1,6 @@
 #include "divert/net/connect.hpp"
 
+#include <cerrno>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -16,6 +17,9 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+
+#include <poll.h>
+#include <sys/socket.h>
 
 #include "divert/error.hpp"
 #include "divert/net/happy_eyeballs_planner.hpp"
@@ -196,8 +200,55 @@ class Race : public std::enable_shared_from_this<Race> {
       asio::post(ex_, [self, i, ec = r.error] { self->on_connect(i, ec); });
       return;
     }
-    slot.socket.async_connect(slot.endpoint,
-                              [self, i](std::error_code ec) { self->on_connect(i, ec); });
+    start_connect(i);
+  }
+
+  // connect(2) on the non-blocking socket, then a zero-timeout poll: a next
+  // proxy on the same host (loopback, a local address) has finished the
+  // handshake by the time connect(2) returns, so the attempt completes here —
+  // without registering for writability, waiting for the reactor or arming
+  // the attempt's timer (rearm() skips it while such a result is queued).
+  // Otherwise the socket is watched for writability and SO_ERROR read then,
+  // as async_connect would. Either way on_connect() runs from a posted
+  // handler, never inside the planner's action loop.
+  void start_connect(std::size_t i) {
+    auto self = shared_from_this();
+    auto& slot = attempts_[i];
+    std::error_code ec;
+    slot.socket.native_non_blocking(true, ec);
+    const int fd = slot.socket.native_handle();
+    int rc = ec ? -1 : ::connect(fd, slot.endpoint.data(), static_cast<socklen_t>(slot.endpoint.size()));
+    if (!ec && rc != 0 && errno != EINPROGRESS && errno != EINTR)
+      ec.assign(errno, asio::error::get_system_category());
+    if (!ec && rc != 0) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, 0) == 1) ec = socket_error(fd), rc = 0;
+    }
+    if (ec || rc == 0) {
+      ++immediate_;
+      asio::post(ex_, [self, i, ec] {
+        self->locked([&] { --self->immediate_; });
+        self->on_connect(i, ec);
+      });
+      return;
+    }
+    slot.socket.async_wait(tcp::socket::wait_write, [self, i](std::error_code ec) {
+      if (!ec) {
+        std::lock_guard lock(self->mutex_);
+        if (i < self->attempts_.size() && self->attempts_[i].socket.is_open())
+          ec = socket_error(self->attempts_[i].socket.native_handle());
+        else
+          ec = asio::error::operation_aborted;
+      }
+      self->on_connect(i, ec);
+    });
+  }
+
+  static std::error_code socket_error(int fd) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    return err ? std::error_code(err, asio::error::get_system_category()) : std::error_code();
   }
 
   void on_connect(std::size_t i, std::error_code ec) {
@@ -215,6 +266,7 @@ class Race : public std::enable_shared_from_this<Race> {
   }
 
   void rearm() {
+    if (immediate_ > 0) return;  // an attempt already finished; its handler is queued
     auto w = planner_.next_wakeup();
     if (w == armed_) return;
     armed_ = w;
@@ -275,6 +327,7 @@ class Race : public std::enable_shared_from_this<Race> {
   std::vector<AttemptSlot> attempts_;
   std::optional<HappyEyeballsPlanner::TimePoint> armed_;
   std::uint64_t timer_generation_ = 0;
+  int immediate_ = 0;  // attempts finished in start_connect() whose on_connect() is queued
   bool done_ = false;
 };
 
