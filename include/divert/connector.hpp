@@ -98,6 +98,10 @@ class DIVERT_EXPORT DivertTcpConnector {
   static Builder builder();
 
   // tcp connect (CONNECT tunnels, port forwarding): the next proxy relays bytes.
+  // `task` must stay alive until the returned awaitable is first awaited
+  // (`co_await connector.tcp_connect(task)` always satisfies this); what is
+  // needed after that is copied. The overload without `ec` throws
+  // std::system_error ("divert tcp_connect to <upstream>: <reason>").
   asio::awaitable<asio::ip::tcp::socket> tcp_connect(const Task& task) const;
   asio::awaitable<asio::ip::tcp::socket> tcp_connect(const Task& task, std::error_code& ec) const;
 

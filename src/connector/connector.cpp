@@ -3,6 +3,7 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio.hpp>
+#include <fmt/format.h>
 
 #include "divert/connector.hpp"
 #include "divert/net/connect.hpp"
@@ -97,17 +98,39 @@ struct DivertTcpConnector::State {
     return order;
   }
 
+  // The PROXY v2 header of one task (a plain function: the spec stays out of
+  // the coroutine frame).
+  std::error_code encode_header(const Task& task, const std::string* tls_name, const TaskId& id,
+                                std::string_view upstream, ppv2::HeaderBuffer& out) const {
+    ppv2::HeaderSpec spec;
+    spec.command = ppv2::Command::proxy;
+    spec.src = to_ppv2(task.client);
+    spec.dst = to_ppv2(task.server);
+    spec.upstream = upstream;
+    if (tls_name) spec.tls_name = *tls_name;
+    if (task.username) spec.username = *task.username;
+    spec.task_id = id;
+    spec.crc32c = cfg.header_crc32c;
+    return ppv2::encode(spec, out, {.max_size = cfg.max_header_size});
+  }
+
+  // Reports an error through *ec_out, or throws std::system_error naming
+  // `what` when ec_out is null (the throwing entry points: no wrapper frame).
   asio::awaitable<tcp::socket> connect(const Task& task, const std::string* tls_name,
-                                       std::error_code& ec);
+                                       std::error_code* ec_out, const char* what);
 };
 
 asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task_in,
                                                                 const std::string* tls_name,
-                                                                std::error_code& ec) {
+                                                                std::error_code* ec_out,
+                                                                const char* what) {
+  std::error_code ec_local;
+  std::error_code& ec = ec_out ? *ec_out : ec_local;
   ec.clear();
-  // Own copies: the caller's Task may go away while we are suspended.
-  const Task task = task_in;
-  const std::string tls = tls_name ? *tls_name : std::string();
+  // `task` is read only before the first suspension (the caller's Task is
+  // alive while it starts awaiting us); what is needed later is copied:
+  // the 0xE0 text and the initial data. This keeps the frame small.
+  const Task& task = task_in;
   auto ex = co_await asio::this_coro::executor;
   metrics.add(MetricsCounter::task_total);
 
@@ -115,22 +138,19 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
   // Formatted only when a log line may need it.
   const std::string id_text = cfg.shared_logger.enabled(LogLevel::error) ? id.to_string() : std::string();
   const std::string upstream = task.upstream.to_string();
+  const std::string initial_data = task.initial_data;
+  // Every error exit: an unconnected socket, or the exception.
+  auto failure = [&]() -> tcp::socket {
+    if (!ec_out) throw std::system_error(ec, fmt::format("divert {} to {}", what, upstream));
+    return tcp::socket(ex);
+  };
 
-  ppv2::HeaderSpec spec;
-  spec.command = ppv2::Command::proxy;
-  spec.src = to_ppv2(task.client);
-  spec.dst = to_ppv2(task.server);
-  spec.upstream = upstream;
-  if (tls_name) spec.tls_name = tls;
-  if (task.username) spec.username = *task.username;
-  spec.task_id = id;
-  spec.crc32c = cfg.header_crc32c;
   ppv2::HeaderBuffer header;
-  if (auto e = ppv2::encode(spec, header, {.max_size = cfg.max_header_size})) {
+  if (auto e = encode_header(task, tls_name, id, upstream, header)) {
     cfg.shared_logger.logf(LogLevel::warn, id_text, "cannot encode the PROXY header for {}: {}",
                            upstream, e.message());
     ec = errc::header_too_large;
-    co_return tcp::socket(ex);
+    co_return failure();
   }
 
   // Only the hashing policies read the key; the others skip formatting it.
@@ -174,7 +194,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
     }
     if (cerr == asio::error::operation_aborted) {
       ec = cerr;
-      co_return tcp::socket(ex);
+      co_return failure();
     }
     if (cerr) {
       failed(i, cerr,
@@ -188,7 +208,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
     // One write: header then the client's first bytes (writev, one segment
     // when it fits) so a receiver never sees a split header.
     std::array<asio::const_buffer, 2> bufs{asio::buffer(header.data(), header.size()),
-                                           asio::buffer(task.initial_data)};
+                                           asio::buffer(initial_data)};
     std::error_code wec;
     try {
       auto [e, n] = co_await asio::async_write(*r->socket, bufs, asio::experimental::as_tuple(asio::use_awaitable));
@@ -198,7 +218,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
     }
     if (wec == asio::error::operation_aborted) {
       ec = wec;
-      co_return tcp::socket(ex);
+      co_return failure();
     }
     if (wec) {
       failed(i, wec, MetricsCounter::tcp_connect_error, "sending the PROXY header failed");
@@ -207,36 +227,32 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
     record_success(i);
     metrics.add(MetricsCounter::tcp_connect_success);
     metrics.add(MetricsCounter::connection_establish);
-    metrics.add(MetricsCounter::traffic_out_bytes, task.initial_data.size());
+    metrics.add(MetricsCounter::traffic_out_bytes, initial_data.size());
     if (cfg.shared_logger.enabled(LogLevel::debug))  // the arguments cost two formats
       cfg.shared_logger.logf(LogLevel::debug, id_text, "diverted {} via next proxy {} ({})", upstream,
                              proxy.to_string(), r->peer.address().to_string());
     co_return std::move(*r->socket);
   }
   ec = last ? last : make_error_code(errc::no_next_proxy_available);
-  co_return tcp::socket(ex);
+  co_return failure();
 }
 
+// Not coroutines: each returns State::connect's awaitable itself (one frame
+// per connection, not two).
 asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(const Task& task, std::error_code& ec) const {
-  co_return co_await s_->connect(task, nullptr, ec);
+  return s_->connect(task, nullptr, &ec, "tcp_connect");
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(const Task& task) const {
-  std::error_code ec;
-  auto s = co_await s_->connect(task, nullptr, ec);
-  if (ec) throw std::system_error(ec, "divert tcp_connect to " + task.upstream.to_string());
-  co_return s;
+  return s_->connect(task, nullptr, nullptr, "tcp_connect");
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(const Task& task, std::error_code& ec) const {
-  co_return co_await s_->connect(task, nullptr, ec);
+  return s_->connect(task, nullptr, &ec, "http_forward");
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(const Task& task) const {
-  std::error_code ec;
-  auto s = co_await s_->connect(task, nullptr, ec);
-  if (ec) throw std::system_error(ec, "divert http_forward to " + task.upstream.to_string());
-  co_return s;
+  return s_->connect(task, nullptr, nullptr, "http_forward");
 }
 
 #if defined(DIVERT_WITH_TLS)
@@ -247,7 +263,7 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward
     ec = asio::error::invalid_argument;
     co_return TlsStream(tcp::socket(ex), ctx);
   }
-  auto sock = co_await s_->connect(task, &tls_name, ec);
+  auto sock = co_await s_->connect(task, &tls_name, &ec, "https_forward");
   TlsStream stream(std::move(sock), ctx);
   if (ec) co_return stream;
 
