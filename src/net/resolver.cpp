@@ -2,8 +2,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include <asio/error.hpp>
+#include <asio/execution.hpp>
+#include <asio/execution_context.hpp>
+#include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -21,26 +27,64 @@ std::string lower(std::string s) {
   return s;
 }
 
+// getaddrinfo() blocks, and Asio's own async_resolve runs the lookups of an
+// io_context one after the other on a single background thread: an AAAA query
+// stuck on a silent DNS server (5 s per try) held up the A answer happy
+// eyeballs was waiting for, and every other lookup. Here each lookup has a
+// thread of its own. As with Asio's resolver, a pending lookup counts as work
+// for the io_context, and the io_context's destruction waits for the lookups
+// still running (this service's shutdown) so none posts to a destroyed one.
+class LookupThreads final : public asio::execution_context::service {
+ public:
+  static asio::execution_context::id id;
+  explicit LookupThreads(asio::execution_context& ctx) : service(ctx) {}
+  void started() {
+    std::lock_guard lock(mutex_);
+    ++running_;
+  }
+  void finished() {
+    std::lock_guard lock(mutex_);
+    if (--running_ == 0) idle_.notify_all();
+  }
+
+ private:
+  void shutdown() override {
+    std::unique_lock lock(mutex_);
+    idle_.wait(lock, [this] { return running_ == 0; });
+  }
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  std::size_t running_ = 0;
+};
+asio::execution_context::id LookupThreads::id;
+
 class SystemResolver final : public Resolver {
  public:
   void async_resolve(const std::string& host, AddressFamily family,
                      const asio::any_io_executor& executor, Handler handler) override {
-    // The resolver object must live until its handler runs; the handler owns it.
-    auto r = std::make_shared<asio::ip::tcp::resolver>(executor);
-    auto proto = family == AddressFamily::ipv4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6();
-    r->async_resolve(proto, host, "0", asio::ip::resolver_base::numeric_service,
-                     [r, family, h = std::move(handler)](
-                         const std::error_code& ec, asio::ip::tcp::resolver::results_type results) {
-                       std::vector<asio::ip::address> out;
-                       if (!ec) {
-                         for (const auto& e : results) {
-                           auto a = e.endpoint().address();
-                           if ((family == AddressFamily::ipv4) != a.is_v4()) continue;
-                           if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
-                         }
-                       }
-                       h(ec, std::move(out));
-                     });
+    auto& threads = asio::use_service<LookupThreads>(asio::query(executor, asio::execution::context));
+    auto work = asio::prefer(executor, asio::execution::outstanding_work.tracked);
+    threads.started();
+    std::thread([&threads, host, family, work, h = std::move(handler)]() mutable {
+      asio::io_context blocking_io(1);  // the synchronous resolve needs one; never run
+      asio::ip::tcp::resolver r(blocking_io);
+      auto proto = family == AddressFamily::ipv4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6();
+      std::error_code ec;
+      auto results = r.resolve(proto, host, "0", asio::ip::resolver_base::numeric_service, ec);
+      std::vector<asio::ip::address> out;
+      if (!ec) {
+        for (const auto& e : results) {
+          auto a = e.endpoint().address();
+          if ((family == AddressFamily::ipv4) != a.is_v4()) continue;
+          if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+        }
+      }
+      asio::post(work, [h = std::move(h), ec, out = std::move(out)]() mutable {
+        h(ec, std::move(out));
+      });
+      work = asio::any_io_executor();  // the answer is queued: no longer outstanding work
+      threads.finished();              // last touch of the io_context's services
+    }).detach();
   }
 };
 

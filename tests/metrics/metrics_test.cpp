@@ -56,6 +56,9 @@ TEST_CASE("metrics: names are the seed's escaper metric names", "[metrics]") {
   CHECK(divert::metric_name(MetricsCounter::tcp_connect_timeout) == "escaper.tcp.connect.timeout");
   CHECK(divert::metric_name(MetricsCounter::traffic_in_bytes) == "escaper.traffic.in.bytes");
   CHECK(divert::metric_name(MetricsCounter::traffic_out_bytes) == "escaper.traffic.out.bytes");
+  CHECK(divert::metric_name(MetricsCounter::tls_handshake_error) == "escaper.tls.handshake.error");
+  CHECK(divert::metric_name(MetricsCounter::tls_handshake_timeout) ==
+        "escaper.tls.handshake.timeout");
 }
 
 TEST_CASE("metrics: counters add up, also from several threads", "[metrics]") {
@@ -149,19 +152,21 @@ TEST_CASE("metrics: the visitor sees every counter, then cumulative buckets", "[
   CHECK(rows[9].name == "escaper.traffic.out.bytes");
   CHECK(rows[9].value == 2000);
   CHECK(rows[0].tags == m.tags());
-  const Row& b0 = rows[10];
+  CHECK(rows[11].name == "escaper.tls.handshake.timeout");
+  const std::size_t c = divert::kMetricsCounterCount;  // the first bucket's row
+  const Row& b0 = rows[c];
   CHECK(b0.name == "escaper.tcp.connect.duration_us.bucket");
   REQUIRE(b0.tags.size() == 3);
   CHECK(b0.tags[2] == std::pair<std::string, std::string>("le", "1"));
   CHECK(b0.value == 1);
-  CHECK(rows[12].value == 2);  // le=4, cumulative
-  CHECK(rows[12].tags[2].second == "4");
-  CHECK(rows[10 + 26].tags[2].second == "+Inf");
-  CHECK(rows[10 + 26].value == 4);
-  CHECK(rows[37].name == "escaper.tcp.connect.duration_us.count");
-  CHECK(rows[37].value == 4);
-  CHECK(rows[38].name == "escaper.tcp.connect.duration_us.sum");
-  CHECK(rows[38].value == 3 + 1500 + 100'000'000);
+  CHECK(rows[c + 2].value == 2);  // le=4, cumulative
+  CHECK(rows[c + 2].tags[2].second == "4");
+  CHECK(rows[c + 26].tags[2].second == "+Inf");
+  CHECK(rows[c + 26].value == 4);
+  CHECK(rows[c + 27].name == "escaper.tcp.connect.duration_us.count");
+  CHECK(rows[c + 27].value == 4);
+  CHECK(rows[c + 28].name == "escaper.tcp.connect.duration_us.sum");
+  CHECK(rows[c + 28].value == 3 + 1500 + 100'000'000);
 }
 
 TEST_CASE("metrics: StatsD text, exact", "[metrics]") {
@@ -178,6 +183,8 @@ TEST_CASE("metrics: StatsD text, exact", "[metrics]") {
       "svc.escaper.tcp.connect.timeout:1|c|#escaper:div1,pool:a.b/c,site:eu-1\n"
       "svc.escaper.traffic.in.bytes:1000|c|#escaper:div1,pool:a.b/c,site:eu-1\n"
       "svc.escaper.traffic.out.bytes:2000|c|#escaper:div1,pool:a.b/c,site:eu-1\n"
+      "svc.escaper.tls.handshake.error:0|c|#escaper:div1,pool:a.b/c,site:eu-1\n"
+      "svc.escaper.tls.handshake.timeout:0|c|#escaper:div1,pool:a.b/c,site:eu-1\n"
       "svc.escaper.tcp.connect.duration_us.bucket:1|c|#escaper:div1,pool:a.b/c,site:eu-1,le:1\n"
       "svc.escaper.tcp.connect.duration_us.bucket:1|c|#escaper:div1,pool:a.b/c,site:eu-1,le:2\n"
       "svc.escaper.tcp.connect.duration_us.bucket:2|c|#escaper:div1,pool:a.b/c,site:eu-1,le:4\n"
