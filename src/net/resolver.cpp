@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -30,31 +32,60 @@ std::string lower(std::string s) {
 // getaddrinfo() blocks, and Asio's own async_resolve runs the lookups of an
 // io_context one after the other on a single background thread: an AAAA query
 // stuck on a silent DNS server (5 s per try) held up the A answer happy
-// eyeballs was waiting for, and every other lookup. Here each lookup has a
-// thread of its own. As with Asio's resolver, a pending lookup counts as work
-// for the io_context, and the io_context's destruction waits for the lookups
-// still running (this service's shutdown) so none posts to a destroyed one.
+// eyeballs was waiting for, and every other lookup. Here the lookups of an
+// io_context run on up to kMaxThreads threads of their own (started on
+// demand, so a stuck lookup holds up others only when that many are stuck).
+// As with Asio's resolver, a pending lookup counts as work for the
+// io_context, and the io_context's destruction (this service's shutdown)
+// drops the queued lookups and waits for the running ones, so none posts to a
+// destroyed io_context.
 class LookupThreads final : public asio::execution_context::service {
  public:
+  static constexpr std::size_t kMaxThreads = 32;
   static asio::execution_context::id id;
   explicit LookupThreads(asio::execution_context& ctx) : service(ctx) {}
-  void started() {
+
+  void submit(std::function<void()> job) {
     std::lock_guard lock(mutex_);
-    ++running_;
-  }
-  void finished() {
-    std::lock_guard lock(mutex_);
-    if (--running_ == 0) idle_.notify_all();
+    queue_.push_back(std::move(job));
+    if (idle_ == 0 && threads_ < kMaxThreads) {
+      ++threads_;
+      std::thread([this] { run(); }).detach();
+    } else {
+      work_.notify_one();
+    }
   }
 
  private:
-  void shutdown() override {
+  void run() {
     std::unique_lock lock(mutex_);
-    idle_.wait(lock, [this] { return running_ == 0; });
+    for (;;) {
+      ++idle_;
+      work_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      --idle_;
+      if (stopping_) break;
+      auto job = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      job();
+      job = nullptr;
+      lock.lock();
+    }
+    if (--threads_ == 0) done_.notify_all();  // last touch of this service
+  }
+  void shutdown() override {
+    std::deque<std::function<void()>> dropped;
+    std::unique_lock lock(mutex_);
+    stopping_ = true;
+    dropped.swap(queue_);
+    work_.notify_all();
+    done_.wait(lock, [this] { return threads_ == 0; });
   }
   std::mutex mutex_;
-  std::condition_variable idle_;
-  std::size_t running_ = 0;
+  std::condition_variable work_, done_;
+  std::deque<std::function<void()>> queue_;
+  std::size_t threads_ = 0, idle_ = 0;
+  bool stopping_ = false;
 };
 asio::execution_context::id LookupThreads::id;
 
@@ -64,8 +95,7 @@ class SystemResolver final : public Resolver {
                      const asio::any_io_executor& executor, Handler handler) override {
     auto& threads = asio::use_service<LookupThreads>(asio::query(executor, asio::execution::context));
     auto work = asio::prefer(executor, asio::execution::outstanding_work.tracked);
-    threads.started();
-    std::thread([&threads, host, family, work, h = std::move(handler)]() mutable {
+    threads.submit([host, family, work, h = std::move(handler)]() mutable {
       asio::io_context blocking_io(1);  // the synchronous resolve needs one; never run
       asio::ip::tcp::resolver r(blocking_io);
       auto proto = family == AddressFamily::ipv4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6();
@@ -82,9 +112,7 @@ class SystemResolver final : public Resolver {
       asio::post(work, [h = std::move(h), ec, out = std::move(out)]() mutable {
         h(ec, std::move(out));
       });
-      work = asio::any_io_executor();  // the answer is queued: no longer outstanding work
-      threads.finished();              // last touch of the io_context's services
-    }).detach();
+    });
   }
 };
 
