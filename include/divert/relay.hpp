@@ -33,6 +33,9 @@
 //    socket -> pipe -> socket with splice(2) (SPLICE_F_MOVE|SPLICE_F_NONBLOCK),
 //    in chunks of up to 64 KiB (the kernel's default pipe size), waiting for
 //    readiness with async_wait. The sockets are switched to O_NONBLOCK.
+//    Until a direction has read a full page at once it copies through a
+//    per-thread page with recv()/send() instead (cheaper for small
+//    transfers; bytes send() leaves over wait in a pipe).
 //    A direction holds a pipe only while bytes are in flight: it takes one
 //    from a per-thread pool of empty pipes when its source is readable and
 //    gives it back once the pipe is drained, so an idle relay holds no pipe
@@ -221,9 +224,11 @@ class DIVERT_EXPORT SpliceRelay : public std::enable_shared_from_this<SpliceRela
     std::error_code error;
     std::error_code read_error;  // reported once the pipe is drained
     bool source_done = false;
+    bool bulk = false;  // a full copy chunk was seen: splice from now on
     bool finished = false;
   };
   void pump(Direction& d);
+  bool copy_small(Direction& d);
   void wait(Direction& d, asio::socket_base::wait_type what);
   void finish(Direction& d);
   void fail(Direction* d, std::error_code ec);
