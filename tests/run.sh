@@ -9,6 +9,10 @@
 #   JOBS             parallel build jobs      (default: nproc)
 #   CTEST_ARGS       extra arguments to ctest (e.g. "-L live" or "-LE slow")
 #   DIVERT_BENCHMARKS  build the benchmark programs too (default ON)
+#   DIVERT_EXAMPLES  build the example programs (default ON)
+#   BUILD_TYPE       CMake build type         (default RelWithDebInfo)
+#   BUILD_TARGETS    build only these targets (default: all), e.g. for a
+#                    sanitizer run of a few tests together with CTEST_ARGS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +22,9 @@ BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
 cmake -S . -B "$BUILD_DIR" -G Ninja \
   -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
-  -DDIVERT_BUILD_TESTS=ON -DDIVERT_BUILD_EXAMPLES=ON -DDIVERT_BUILD_BENCHMARKS="${DIVERT_BENCHMARKS:-ON}" \
+  -DDIVERT_BUILD_TESTS=ON -DDIVERT_BUILD_EXAMPLES="${DIVERT_EXAMPLES:-ON}" -DDIVERT_BUILD_BENCHMARKS="${DIVERT_BENCHMARKS:-ON}" \
   -DDIVERT_SANITIZE="${DIVERT_SANITIZE:-}"
-cmake --build "$BUILD_DIR" -j "$JOBS"
+# shellcheck disable=SC2086
+cmake --build "$BUILD_DIR" -j "$JOBS" ${BUILD_TARGETS:+--target $BUILD_TARGETS}
 # shellcheck disable=SC2086
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" ${CTEST_ARGS:-}

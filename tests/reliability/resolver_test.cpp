@@ -59,8 +59,8 @@ TEST_CASE("system resolver: a lookup stuck on DNS does not hold up another one")
       setup.push_back({"ip", "-6", "addr", "add", ns.to_string() + "/128", "dev", "lo"});
   }
   auto why = test::run_in_netns(setup, [&] {
+        asio::io_context sockets_io;  // outlives its sockets
         std::vector<asio::ip::udp::socket> silent;
-        asio::io_context sockets_io;
         for (auto& ns : servers) {
           std::error_code ec;
           silent.emplace_back(sockets_io);
