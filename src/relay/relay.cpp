@@ -104,8 +104,9 @@ SpliceRelay::SpliceRelay(asio::ip::tcp::socket& a, asio::ip::tcp::socket& b,
 void SpliceRelay::start() {
   asio::post(up_.from.get_executor(), [self = shared_from_this()] {
     std::error_code ec;
-    self->up_.from.native_non_blocking(true, ec);
-    if (!ec) self->up_.to.native_non_blocking(true, ec);
+    for (auto* s : {&self->up_.from, &self->up_.to}) {  // asio caches the mode: no ioctl when set
+      if (!ec && !s->native_non_blocking()) s->native_non_blocking(true, ec);
+    }
 #if !defined(__linux__)
     if (!ec) ec = make_error_code(errc::config_conflict);
 #endif

@@ -750,3 +750,54 @@ TEST_CASE("relay: cancelling the awaiting coroutine ends a splice relay", "[rela
   CHECK_FALSE(t.a.is_open());
   CHECK_FALSE(t.b.is_open());
 }
+
+TEST_CASE("relay: small writes toward a full receiver arrive byte-exact (leftovers in a pipe)",
+          "[relay][live]") {
+  Topology t;
+  // A small send buffer toward the server, which reads only after 300 ms:
+  // the relay's send() of a small copy comes back short and the rest waits.
+  // (A tiny receive buffer too would stall TCP itself on loopback's 64 KiB MSS.)
+  t.b.set_option(asio::socket_base::send_buffer_size(4096));
+  Outcome<divert::RelayResult> r;
+  spawn_into(t.io, divert::relay(t.a, t.b), r);
+  constexpr int kMessages = 300;
+  constexpr std::size_t kSize = 3000;  // below the relay's copy chunk
+  std::uint64_t sent_hash = 0;
+  std::exception_ptr err;
+  spawn_void(
+      t.io,
+      [&]() -> asio::awaitable<void> {
+        Generator gen(42);
+        XXH3_state_t* st = XXH3_createState();
+        XXH3_64bits_reset(st);
+        std::vector<char> buf(kSize);
+        asio::steady_timer pause(t.io);
+        for (int i = 0; i < kMessages; ++i) {
+          gen.fill(buf.data(), kSize);
+          XXH3_64bits_update(st, buf.data(), kSize);
+          co_await asio::async_write(t.client, asio::buffer(buf), asio::use_awaitable);
+          pause.expires_after(500us);
+          co_await pause.async_wait(asio::use_awaitable);
+        }
+        sent_hash = XXH3_64bits_digest(st);
+        XXH3_freeState(st);
+        t.client.shutdown(tcp::socket::shutdown_send);
+      },
+      err);
+  StreamStats got;
+  asio::steady_timer later(t.io, 300ms);
+  later.async_wait([&](std::error_code) { spawn_void(t.io, recv_stream(t.server, got), err); });
+  t.io.run_for(20s);
+  REQUIRE_FALSE(err);
+  INFO("received " << got.bytes << " of " << kMessages * kSize);
+  REQUIRE(got.done);
+  CHECK(got.bytes == kMessages * kSize);
+  CHECK(got.hash == sent_hash);
+  std::error_code ec;
+  t.server.close(ec);
+  t.io.restart();
+  t.io.run_for(1s);
+  REQUIRE(r.value);
+  CHECK(r.value->upload_bytes == kMessages * kSize);
+  CHECK(r.value->path == divert::RelayPath::splice);
+}
