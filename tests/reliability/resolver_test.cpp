@@ -6,11 +6,17 @@
 // waited behind a stuck AAAA query for the whole DNS timeout (5 s by default),
 // and so did every other lookup of that io_context (found by the soak: one
 // https forward in ~60 took 5 s where the DNS server dropped a query).
-#include <asio.hpp>
+// A standard header before Asio: Asio decides between aligned_alloc and
+// operator new for its handler memory by a libstdc++ macro, which is only
+// defined once a standard header is in; the library's files include one first,
+// and so must this file, or ASan sees blocks allocated there freed here with
+// the other function (alloc-dealloc-mismatch).
 #include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <sstream>
+
+#include <asio.hpp>
 
 #include "divert/net/resolver.hpp"
 #include "netns.hpp"
