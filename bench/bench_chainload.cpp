@@ -2,12 +2,13 @@
 // wrk: an open-loop fixed-rate client (wrk2 is not in Debian) and a holder of
 // many idle keep-alive connections. HTTP/1.1 only, one io_context thread.
 //
-//   divert_bench_chainload rate HOST:PORT PATH RATE SECONDS
+//   divert_bench_chainload rate HOST:PORT PATH RATE SECONDS [FILE]
 //     Starts one request on a NEW connection (Connection: close) every 1/RATE
 //     seconds, whatever the responses do (open loop), and measures each
 //     latency from its scheduled start to its last response byte, so a stall
 //     counts for every request it delays (no coordinated omission). Prints
-//     `requests N errors E rate R p50_us X p90_us X p99_us X max_us X`.
+//     `requests N errors E rate R p50_us X p90_us X p99_us X max_us X`, and
+//     appends every latency (us, one a line) to FILE when given.
 //   divert_bench_chainload hold HOST:PORT PATH CONNECTIONS
 //     Opens CONNECTIONS keep-alive connections (at most 256 connecting at a
 //     time), makes one request on each, prints `ready N errors E` and keeps
@@ -114,7 +115,8 @@ std::uint32_t percentile(const std::vector<std::uint32_t>& sorted, double p) {
   return sorted[std::min(i, sorted.size() - 1)];
 }
 
-int run_rate(const tcp::endpoint& target, const std::string& path, double rate, double seconds) {
+int run_rate(const tcp::endpoint& target, const std::string& path, double rate, double seconds,
+             const char* latency_file) {
   asio::io_context io(1);
   RateRun run;
   run.target = target;
@@ -124,6 +126,12 @@ int run_rate(const tcp::endpoint& target, const std::string& path, double rate, 
   io.run();
   auto& l = run.latencies_us;
   std::sort(l.begin(), l.end());
+  if (latency_file) {
+    if (std::FILE* f = std::fopen(latency_file, "a")) {
+      for (auto us : l) std::fprintf(f, "%u\n", us);
+      std::fclose(f);
+    }
+  }
   std::printf("requests %zu errors %zu rate %.0f p50_us %u p90_us %u p99_us %u max_us %u\n",
               l.size(), run.errors, static_cast<double>(l.size()) / seconds, percentile(l, 0.50),
               percentile(l, 0.90), percentile(l, 0.99), l.empty() ? 0 : l.back());
@@ -176,8 +184,9 @@ tcp::endpoint parse_target(const std::string& text) {
 int main(int argc, char** argv) {
   try {
     const std::string mode = argc > 1 ? argv[1] : "";
-    if (mode == "rate" && argc == 6)
-      return run_rate(parse_target(argv[2]), argv[3], std::stod(argv[4]), std::stod(argv[5]));
+    if (mode == "rate" && (argc == 6 || argc == 7))
+      return run_rate(parse_target(argv[2]), argv[3], std::stod(argv[4]), std::stod(argv[5]),
+                      argc == 7 ? argv[6] : nullptr);
     if (mode == "hold" && argc == 5)
       return run_hold(parse_target(argv[2]), argv[3], std::stoul(argv[4]));
   } catch (const std::exception& e) {
@@ -185,7 +194,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::fprintf(stderr,
-               "usage: divert_bench_chainload rate HOST:PORT PATH RATE SECONDS\n"
+               "usage: divert_bench_chainload rate HOST:PORT PATH RATE SECONDS [FILE]\n"
                "       divert_bench_chainload hold HOST:PORT PATH CONNECTIONS\n");
   return 2;
 }

@@ -5,11 +5,16 @@
 #   wrk / divert_bench_chainload -> [A: divert-port-forward | B: haproxy send-proxy-v2]
 #       -> haproxy "accept-proxy" (the shared next hop) -> nginx
 #
-# Figures per side and the ratio divert/HAProxy:
+# Figures per side and the ratio divert/HAProxy (of the medians, and the
+# median of each run's own ratio, "per-run": the figure to trust on a busy
+# machine):
 #   (a) new connections per second: wrk, tiny response, "Connection: close"
 #   (b) throughput of 1 MiB responses over keep-alive (wrk)
 #   (c) p99 latency of requests started at a fixed rate, each on a new
-#       connection (divert_bench_chainload rate: open loop)
+#       connection (divert_bench_chainload rate: open loop); both sides run
+#       side by side and take turns in 5 slices per run, the p99 is over all
+#       of a side's requests in the run (slow drift in the machine's load
+#       then hits both alike)
 #   (d) RSS per idle connection: VmRSS of the side's process before and after
 #       10,000 keep-alive connections are opened through it and left idle
 # First both sides single-threaded, then divert --threads 2 against HAProxy
@@ -205,10 +210,6 @@ measure() {  # test side threads -> RESULT (not a subshell: the trap must see ev
     b)
       out=$(wrk -t"$t" -c8 -d"${DURATION}s" "http://127.0.0.1:$port/1m")
       RESULT=$(awk '/^Transfer\/sec:/ {print $2}' <<<"$out" | to_mbps) ;;
-    c)
-      out=$("$LOADGEN" rate "127.0.0.1:$port" /tiny "$RATE" "$DURATION" || true)
-      echo "$side $out" >>"$TMP/rate.log"
-      RESULT=$(awk '{for (i=1;i<NF;i++) if ($i=="p99_us") printf "%d", $(i+1)}' <<<"$out") ;;
     d)
       # warm up (first allocations, thread start), then the baseline
       "$LOADGEN" rate "127.0.0.1:$port" /tiny 200 0.5 >/dev/null || true
@@ -236,7 +237,25 @@ measure() {  # test side threads -> RESULT (not a subshell: the trap must see ev
   stop_pid "$SIDE_PID" KILL  # no graceful drain needed
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+# (c) for both sides at once: RESULT_A, RESULT_B (p99 over the run's slices)
+measure_latency() {  # threads order
+  local t=$1 order=$2 pa pb side slice out
+  start_side A "$t"; pa=$SIDE_PID
+  start_side B "$t"; pb=$SIDE_PID
+  rm -f "$TMP/lat-A" "$TMP/lat-B"
+  for slice in 1 2 3 4 5; do
+    for side in $order; do
+      out=$("$LOADGEN" rate "127.0.0.1:$(side_port "$side")" /tiny "$RATE" \
+        "$(awk -v d="$DURATION" 'BEGIN {print d / 5}')" "$TMP/lat-$side" || true)
+      echo "$side $out" >>"$TMP/rate.log"
+    done
+  done
+  stop_pid "$pa" KILL; stop_pid "$pb" KILL
+  p99() { [[ -s $1 ]] && sort -n "$1" | awk '{v[NR]=$1} END {i=int(0.99*(NR-1)+0.5)+1; print v[i]}'; }
+  RESULT_A=$(p99 "$TMP/lat-A"); RESULT_B=$(p99 "$TMP/lat-B")
+}
+
+median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk '{v[NR]=$1} END {print NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 declare -A NAME=([a]="new connections/s (Connection: close)" [b]="1 MiB responses, keep-alive (MB/s)"
                  [c]="p99 latency at ${RATE} req/s, new conn (us)" [d]="RSS per idle connection (bytes)")
@@ -251,9 +270,15 @@ for t in $THREAD_SETS; do
     order="A B"; ((r % 2)) || order="B A"
     for test in a b c d; do
       [[ $ONLY = *$test* ]] || continue
+      if [[ $test = c ]]; then
+        measure_latency "$t" "$order"
+        VALUES[cA]+=" ${RESULT_A:--}"; VALUES[cB]+=" ${RESULT_B:--}"
+        echo "  threads $t run $r (c) A: $RESULT_A B: $RESULT_B" >&2
+        continue
+      fi
       for side in $order; do
         measure "$test" "$side" "$t"
-        VALUES[$test$side]+=" $RESULT"
+        VALUES[$test$side]+=" ${RESULT:--}"  # "-": failed, left out
         echo "  threads $t run $r ($test) $side: $RESULT" >&2
       done
     done
@@ -261,12 +286,17 @@ for t in $THREAD_SETS; do
   stop_backend
   echo
   echo "threads $t (divert --threads $t | haproxy nbthread $t), medians of $RUNS alternating runs"
-  printf '  %-44s %12s %12s %8s %s\n' "figure" "divert" "haproxy" "ratio" "goal"
+  printf '  %-44s %10s %10s %9s %9s %s\n' "figure" "divert" "haproxy" "ratio" "per-run" "goal"
   for test in a b c d; do
     [[ $ONLY = *$test* ]] || continue
     ma=$(median <<<"${VALUES[${test}A]}"); mb=$(median <<<"${VALUES[${test}B]}")
     ratio=$(awk -v a="$ma" -v b="$mb" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
-    printf '  (%s) %-40s %12s %12s %7sx %s\n' "$test" "${NAME[$test]}" "$ma" "$mb" "$ratio" "${GOAL[$test]}"
+    # the median of each run's own ratio (A and B measured back to back)
+    per_run=$(paste -d' ' <(tr ' ' '\n' <<<"${VALUES[${test}A]}" | grep -v '^$') \
+                          <(tr ' ' '\n' <<<"${VALUES[${test}B]}" | grep -v '^$') |
+              awk '$1 ~ /^[0-9.]+$/ && $2 ~ /^[0-9.]+$/ && $2 > 0 {print $1 / $2}' | median)
+    printf '  (%s) %-40s %10s %10s %8sx %8.2fx %s\n' "$test" "${NAME[$test]}" "$ma" "$mb" "$ratio" \
+      "${per_run:-0}" "${GOAL[$test]}"
     printf '      all runs: divert%s | haproxy%s\n' "${VALUES[${test}A]}" "${VALUES[${test}B]}"
   done
   unset VALUES
