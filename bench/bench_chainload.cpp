@@ -66,7 +66,8 @@ asio::awaitable<bool> one_request(tcp::socket& s, const tcp::endpoint& target,
                                   const std::string& request) {
   auto [cec] = co_await s.async_connect(target, as_tuple(asio::use_awaitable));
   if (cec) co_return false;
-  s.set_option(tcp::no_delay(true));
+  std::error_code ignored;
+  s.set_option(tcp::no_delay(true), ignored);  // a reset right after connect shows in the write
   auto [wec, w] = co_await asio::async_write(s, asio::buffer(request), as_tuple(asio::use_awaitable));
   if (wec) co_return false;
   co_return co_await read_response(s);

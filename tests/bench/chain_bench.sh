@@ -56,7 +56,7 @@ done
 
 # ---- packages and programs
 need=()
-for p in wrk haproxy nginx-light python3; do
+for p in wrk haproxy nginx-light python3 iproute2; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -215,6 +215,12 @@ measure() {  # test side threads -> RESULT (not a subshell: the trap must see ev
       "$LOADGEN" rate "127.0.0.1:$port" /tiny 200 0.5 >/dev/null || true
       sleep 0.3
       local before after hold n
+      # the previous side's connections must be gone from the next hop and
+      # nginx first: their limits leave room for one side's idle set only
+      for _ in $(seq 300); do
+        (($(ss -Htn state established "( sport = :$P_NEXT or sport = :$P_NGINX )" | wc -l) < 200)) && break
+        sleep 0.1
+      done
       before=$(rss_kib "$SIDE_PID")
       "$LOADGEN" hold "127.0.0.1:$port" /tiny "$IDLE_CONNS" >"$TMP/hold.out" &
       hold=$!; PIDS+=($hold)
