@@ -114,9 +114,11 @@ asio::awaitable<bool> read_head(tcp::socket& s, std::string& buf, RequestHead& h
 // For forwards, the next proxy closes without a byte when it cannot reach the
 // upstream (PROXY v2 has no reply): wait for the first response bytes so the
 // client gets a 502/504 instead of an empty reply. Returns false after answering.
+// The bytes pass outside relay(), so they are counted here (traffic.in).
 template <class Stream>
 asio::awaitable<bool> first_response(tcp::socket& client, Stream& stream,
-                                     std::chrono::milliseconds timeout) {
+                                     std::chrono::milliseconds timeout,
+                                     const DivertTcpConnector& connector) {
   char buf[16 * 1024];
   ReadDeadline deadline(stream.lowest_layer(), timeout);
   auto [ec, n] = co_await stream.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(asio::use_awaitable));
@@ -126,6 +128,7 @@ asio::awaitable<bool> first_response(tcp::socket& client, Stream& stream,
     co_await reply(client, status, reason_for(status));
     co_return false;
   }
+  connector.metrics().add(MetricsCounter::traffic_in_bytes, n);
   auto [wec, w] = co_await asio::async_write(client, asio::buffer(buf, n), asio::experimental::as_tuple(asio::use_awaitable));
   co_return !wec;
 }
@@ -178,7 +181,7 @@ asio::awaitable<void> handle(tcp::socket client, Config& cfg) {
       co_await reply(client, status_for(ec), reason_for(status_for(ec)));
       co_return;
     }
-    if (!co_await first_response(client, stream, cfg.response_timeout)) co_return;
+    if (!co_await first_response(client, stream, cfg.response_timeout, connector)) co_return;
     co_await connector.relay(client, stream);
   } else {
     if (!cfg.tls) {
@@ -192,11 +195,12 @@ asio::awaitable<void> handle(tcp::socket client, Config& cfg) {
     }
     std::string req = head.origin_form_request() + rest;
     auto [wec, n] = co_await asio::async_write(stream, asio::buffer(req), asio::experimental::as_tuple(asio::use_awaitable));
+    connector.metrics().add(MetricsCounter::traffic_out_bytes, n);  // written outside relay()
     if (wec) {
       co_await reply(client, 502, reason_for(502));
       co_return;
     }
-    if (!co_await first_response(client, stream, cfg.response_timeout)) co_return;
+    if (!co_await first_response(client, stream, cfg.response_timeout, connector)) co_return;
     co_await connector.relay(client, stream);
   }
 }

@@ -112,6 +112,10 @@ TEST_CASE("https forward control: a good certificate for the name -> 200 through
   CHECK(o.np_fds_back);
   CHECK(statsd_value(o.fp_err, "escaper.tls.handshake.error") == 0);
   CHECK(statsd_value(o.fp_err, "escaper.tls.handshake.timeout") == 0);
+  // Every byte of the answer counted, though the first read is not relay()'s
+  // (it was 0 for a one-read answer), and the request written before relay().
+  CHECK(statsd_value(o.fp_err, "escaper.traffic.in.bytes") == o.response.size());
+  CHECK(statsd_value(o.fp_err, "escaper.traffic.out.bytes") > 0);
 }
 
 TEST_CASE("https forward: the origin speaks garbage (not TLS) -> 502, TLS error counted") {
