@@ -143,11 +143,9 @@ int proc_fd_count(int pid);
 // The program's descriptors once it is idle after start-up (its signal thread
 // opens a few right after "listening" is printed).
 FdCount settled_fd_count(int pid);
-// The relay keeps up to 256 empty pipes per thread for splice() (a cache, not
-// a leak): an idle program may hold that many more pipe descriptors.
-inline constexpr int kRelayPipePoolFds = 2 * 256;
-// True when, within `within`, the program is back to its `baseline` sockets
-// and other descriptors, with at most kRelayPipePoolFds more pipe descriptors.
+// True when, within `within`, the program is back to its `baseline`
+// descriptors exactly: sockets, pipes (the relay's per-thread pipe pool is
+// empty once no relay is left on a thread) and the rest.
 bool fds_back_to(int pid, const FdCount& baseline,
                  std::chrono::milliseconds within = std::chrono::seconds(3));
 // Resident set size of a process in KiB (VmRSS in /proc/<pid>/status; 0 if gone).
