@@ -25,7 +25,8 @@
 #
 # Usage: tests/bench/chain_bench.sh [--build DIR] [--duration S] [--runs N]
 #          [--rate R] [--idle-conns N] [--threads "1 2"] [--only abcd]
-# Defaults: build-perf (or $DIVERT_BUILD_DIR), 5 s, 3 runs, 500 req/s,
+# Defaults: build-perf (or $DIVERT_BUILD_DIR; configured and built when
+# missing), 5 s, 3 runs, 500 req/s,
 # 10000 idle connections, threads "1 2", all four figures. Installs wrk,
 # haproxy and nginx-light when missing (as tests/deps.sh does). Everything runs
 # as the current user in a temp dir and is stopped on exit.
@@ -67,9 +68,14 @@ if ((${#need[@]})); then
 fi
 DIVERT=$BUILD/examples/divert-port-forward
 LOADGEN=$BUILD/bench/divert_bench_chainload
-for f in "$DIVERT" "$LOADGEN"; do
-  [[ -x $f ]] || { echo "chain_bench: $f missing: build it (ninja -C $BUILD divert-port-forward divert_bench_chainload)" >&2; exit 2; }
-done
+# Configure (RelWithDebInfo, benchmarks on) when the build directory is new,
+# then bring the two programs up to date.
+if [[ ! -f $BUILD/build.ninja ]]; then
+  bash "$ROOT/tests/deps.sh"
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DDIVERT_BUILD_BENCHMARKS=ON -DDIVERT_BUILD_EXAMPLES=ON >&2
+fi
+ninja -C "$BUILD" divert-port-forward divert_bench_chainload >&2
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
