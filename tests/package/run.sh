@@ -87,8 +87,8 @@ if run_logged "$slog" cmake -S . -B "$SHARED_BUILD_DIR" -G Ninja -DCMAKE_BUILD_T
   if bash ports/divert/check-layout.sh "$WORK/vcpkg-stage"; then ok "vcpkg port layout"; else bad "vcpkg port layout"; fi
   so=$(compgen -G "$WORK/vcpkg-stage/lib*/libdivert.so" | head -n 1)
   version=$(sed -n 's/^  VERSION \([0-9.]*\)$/\1/p' CMakeLists.txt)  # project(divert VERSION x.y.z)
-  if [[ -n $so ]] && readelf -d "$so" | grep -qF "SONAME" &&
-     [[ $(readelf -d "$so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p') == "libdivert.so.${version%%.*}" ]]; then
+  soname=$([[ -n $so ]] && readelf -d "$so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
+  if [[ -n $soname && $soname == "libdivert.so.${version%%.*}" ]]; then
     ok "SONAME libdivert.so.${version%%.*}"
   else
     bad "SONAME libdivert.so.${version%%.*}"
@@ -119,10 +119,14 @@ if run_logged "$slog" cmake -S . -B "$SHARED_BUILD_DIR" -G Ninja -DCMAKE_BUILD_T
   libdir=$(compgen -G "$WORK/vcpkg/lib*" | head -n 1)
   consumer find_package-shared tests/package/consumer consumer \
     -DCMAKE_PREFIX_PATH="$WORK/vcpkg" -DCMAKE_BUILD_RPATH="$libdir"
-  if ldd "$WORK/c-find_package-shared/consumer" 2>/dev/null | grep -qF "$WORK/vcpkg/"; then
+  # ldd's output is captured first: `ldd | grep -q` under pipefail fails
+  # whenever grep exits before ldd has written everything (SIGPIPE).
+  deps=$(ldd "$WORK/c-find_package-shared/consumer" 2>&1 || true)
+  if grep -qF "$WORK/vcpkg/" <<< "$deps"; then
     ok "consumer runs against the shared library"
   else
     bad "consumer runs against the shared library"
+    echo "$deps" | sed 's/^/     /'
   fi
 else
   bad "shared build and install"
