@@ -71,6 +71,16 @@ inline int address_block(std::uint8_t fam) noexcept {
   }
 }
 
+// The two endpoints of an INET (IpLen 4) or INET6 (IpLen 16) address block.
+template <std::size_t IpLen>
+[[gnu::always_inline]] inline void read_ip_pair(HeaderView& h, const std::uint8_t* a) noexcept {
+  h.src.kind = h.dst.kind = IpLen == 4 ? Endpoint::Kind::ipv4 : Endpoint::Kind::ipv6;
+  std::memcpy(h.src.ip.data(), a, IpLen);
+  std::memcpy(h.dst.ip.data(), a + IpLen, IpLen);
+  h.src.port = be16(a + 2 * IpLen);
+  h.dst.port = be16(a + 2 * IpLen + 2);
+}
+
 std::string_view unix_path(const std::uint8_t* p) noexcept {
   const auto* c = reinterpret_cast<const char*>(p);
   const void* nul = std::memchr(c, 0, kUnixPathSize);
@@ -211,18 +221,10 @@ namespace {
   const std::uint8_t* a = d + kFixedHeaderSize;
   switch (block) {
     case 12:
-      h.src.kind = h.dst.kind = Endpoint::Kind::ipv4;
-      std::memcpy(h.src.ip.data(), a, 4);
-      std::memcpy(h.dst.ip.data(), a + 4, 4);
-      h.src.port = be16(a + 8);
-      h.dst.port = be16(a + 10);
+      read_ip_pair<4>(h, a);
       break;
     case 36:
-      h.src.kind = h.dst.kind = Endpoint::Kind::ipv6;
-      std::memcpy(h.src.ip.data(), a, 16);
-      std::memcpy(h.dst.ip.data(), a + 16, 16);
-      h.src.port = be16(a + 32);
-      h.dst.port = be16(a + 34);
+      read_ip_pair<16>(h, a);
       break;
     case 216:
       h.src.kind = h.dst.kind = Endpoint::Kind::unix_path;
@@ -261,18 +263,10 @@ ParseResult parse(std::span<const std::uint8_t> b, const DecoderOptions& opts) n
       h.transport = Transport::stream;
       if (fam == 0x11) {
         h.family = AddressFamily::inet;
-        h.src.kind = h.dst.kind = Endpoint::Kind::ipv4;
-        std::memcpy(h.src.ip.data(), a, 4);
-        std::memcpy(h.dst.ip.data(), a + 4, 4);
-        h.src.port = be16(a + 8);
-        h.dst.port = be16(a + 10);
+        read_ip_pair<4>(h, a);
       } else {
         h.family = AddressFamily::inet6;
-        h.src.kind = h.dst.kind = Endpoint::Kind::ipv6;
-        std::memcpy(h.src.ip.data(), a, 16);
-        std::memcpy(h.dst.ip.data(), a + 16, 16);
-        h.src.port = be16(a + 32);
-        h.dst.port = be16(a + 34);
+        read_ip_pair<16>(h, a);
       }
       const std::size_t tlv_start = kFixedHeaderSize + block;
       r.status = ParseStatus::complete;

@@ -355,19 +355,6 @@ EncodedSize encoded_size(const HeaderSpec& spec, const EncodeOptions& opts) noex
   return {p.size, {}};
 }
 
-namespace {
-// Everything but the fast path, out of line so that encode() keeps a small frame.
-[[gnu::noinline]] EncodedSize encode_slow(const HeaderSpec& spec, std::span<std::uint8_t> out,
-                                          const EncodeOptions& opts) noexcept {
-  const std::size_t cap = std::min(out.size(), opts.max_size);
-  if (const std::size_t n = write_general(spec, out.data(), cap)) return {n, {}};
-  // Something did not fit or is invalid: find out exactly what.
-  Plan p;
-  if (auto e = plan(spec, opts, p); e != errc{}) return {0, e};
-  return {p.size, errc::buffer_too_small};
-}
-}  // namespace
-
 EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
                    const EncodeOptions& opts) noexcept {
   if (fast_shape(spec)) [[likely]] {
@@ -377,14 +364,16 @@ EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
       return {n, kOk};
     }
   }
-  return encode_slow(spec, out, opts);
+  return detail::encode_general(spec, out, opts);
 }
 
 namespace detail {
-EncodedSize encode_general(const HeaderSpec& spec, std::span<std::uint8_t> out,
-                           const EncodeOptions& opts) noexcept {
+// Everything but the fast path; out of line so that encode() keeps a small frame.
+[[gnu::noinline]] EncodedSize encode_general(const HeaderSpec& spec, std::span<std::uint8_t> out,
+                                             const EncodeOptions& opts) noexcept {
   const std::size_t cap = std::min(out.size(), opts.max_size);
   if (const std::size_t n = write_general(spec, out.data(), cap)) return {n, {}};
+  // Something did not fit or is invalid: find out exactly what.
   Plan p;
   if (auto e = plan(spec, opts, p); e != errc{}) return {0, e};
   return {p.size, errc::buffer_too_small};
