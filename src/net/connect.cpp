@@ -226,21 +226,11 @@ class Race : public std::enable_shared_from_this<Race> {
     }
     if (ec || rc == 0) {
       ++immediate_;
-      asio::post(ex_, [self, i, ec] {
-        self->locked([&] { --self->immediate_; });
-        self->on_connect(i, ec);
-      });
+      asio::post(ex_, [self, i, ec] { self->on_connect(i, ec, Finish::immediate); });
       return;
     }
     slot.socket.async_wait(tcp::socket::wait_write, [self, i](std::error_code ec) {
-      if (!ec) {
-        std::lock_guard lock(self->mutex_);
-        if (i < self->attempts_.size() && self->attempts_[i].socket.is_open())
-          ec = socket_error(self->attempts_[i].socket.native_handle());
-        else
-          ec = asio::error::operation_aborted;
-      }
-      self->on_connect(i, ec);
+      self->on_connect(i, ec, Finish::writable);
     });
   }
 
@@ -251,8 +241,19 @@ class Race : public std::enable_shared_from_this<Race> {
     return err ? std::error_code(err, asio::error::get_system_category()) : std::error_code();
   }
 
-  void on_connect(std::size_t i, std::error_code ec) {
+  // How an attempt's result reached on_connect(): as given, from
+  // start_connect() (one fewer queued immediate result), or as writability
+  // (the result is then SO_ERROR, read here under the mutex).
+  enum class Finish { given, immediate, writable };
+
+  void on_connect(std::size_t i, std::error_code ec, Finish how = Finish::given) {
     locked([&] {
+      if (how == Finish::immediate) --immediate_;
+      if (how == Finish::writable && !ec) {
+        const bool open = i < attempts_.size() && attempts_[i].socket.is_open();
+        ec = open ? socket_error(attempts_[i].socket.native_handle())
+                  : std::error_code(asio::error::operation_aborted);
+      }
       if (done_) return;
       if (ec) close(i);  // a loser is closed at once
       apply(planner_.on_attempt_done(i, ec, HappyEyeballsPlanner::Clock::now()));
