@@ -31,6 +31,20 @@ Task make_task(std::string upstream = "origin.test:80") {
               .upstream = UpstreamAddr::parse(upstream, 0)};
 }
 
+// Diverts make_task() through `connector`, then relays `client` with the
+// stream; `relayed` is set once the relay has ended.
+void spawn_divert_relay(asio::io_context& io, const DivertTcpConnector& connector,
+                        tcp::socket& client, RelayResult& res, bool& relayed) {
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        auto stream = co_await connector.tcp_connect(make_task());
+        res = co_await connector.relay(client, stream);
+        relayed = true;
+      },
+      asio::detached);
+}
+
 std::string loopback(unsigned short port) {
   return "127.0.0.1:" + std::to_string(port);
 }
@@ -288,14 +302,7 @@ TEST_CASE("next hop closes right after the header: the client sees EOF, relay en
           client.outer.close();  // the client gives up in turn
         },
         asio::detached);
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-          auto stream = co_await connector.tcp_connect(make_task());
-          res = co_await connector.relay(client.inner, stream);
-          relayed = true;
-        },
-        asio::detached);
+    spawn_divert_relay(io, connector, client.inner, res, relayed);
     io.run_for(10s);
     REQUIRE(relayed);
     CHECK(header_ok);
@@ -436,14 +443,7 @@ TEST_CASE("very slow reader at the next hop: the transfer completes byte-exact")
           client.outer.close();
         },
         asio::detached);
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-          auto stream = co_await connector.tcp_connect(make_task());
-          res = co_await connector.relay(client.inner, stream);
-          relayed = true;
-        },
-        asio::detached);
+    spawn_divert_relay(io, connector, client.inner, res, relayed);
     io.run_for(20s);
     REQUIRE(relayed);
     REQUIRE(hop_done);
