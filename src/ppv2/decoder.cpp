@@ -243,11 +243,67 @@ namespace {
 
 }  // namespace
 
-ParseResult parse(std::span<const std::uint8_t> b, const DecoderOptions& opts) noexcept {
+namespace {
+
+// The fast path's TLV walk: true when the TLVs tile [tlv0, end) exactly with no
+// CRC32C TLV and no divert TLV twice, filling the 0xE0-0xE3 index. Anything else
+// (an error, a CRC to verify, a repeated divert TLV) is left to parse_general().
+[[gnu::always_inline]] inline bool index_plain_tlvs(const std::uint8_t* tlv0,
+                                                    const std::uint8_t* end,
+                                                    HeaderView::DivertIndex& ix) noexcept {
+  const std::uint8_t* p = tlv0;
+  bool odd = false;
+  while (end - p >= 3) {
+    const std::size_t vlen = be16(p + 1);
+    if (vlen > static_cast<std::size_t>(end - p) - 3) [[unlikely]]
+      return false;
+    if (const unsigned k = p[0] - 0xE0u; k < 4) {
+      odd |= ix.at[k] != 0;
+      ix.at[k] = static_cast<std::uint16_t>(p + 3 - tlv0);
+    }
+    odd |= p[0] == tlv::crc32c;
+    p += 3 + vlen;
+  }
+  ix.base = tlv0;
+  ix.size = static_cast<std::uint16_t>(end - tlv0);
+  return p == end && !odd;
+}
+
+// The fast path's result (parse() checked the framing and the TLVs): a complete
+// PROXY header over TCP/IPv4 (IpLen 4) or TCP/IPv6 (16) of `total` bytes. Returned
+// as a prvalue: built once, in the caller's memory.
+template <std::size_t IpLen>
+[[gnu::always_inline]] inline ParseResult fast_result(const std::uint8_t* d, std::size_t total,
+                                                      const HeaderView::DivertIndex& ix) noexcept {
+  constexpr std::size_t tlv_start = kFixedHeaderSize + 2 * IpLen + 4;
   ParseResult r;
+  HeaderView& h = r.header;
+  r.status = ParseStatus::complete;
+  r.consumed = total;
+  h.command = Command::proxy;
+  h.family = IpLen == 4 ? AddressFamily::inet : AddressFamily::inet6;
+  h.transport = Transport::stream;
+  read_ip_pair<IpLen>(h, d + kFixedHeaderSize);
+  h.raw = {d, total};
+  h.tlv_bytes = {d + tlv_start, total - tlv_start};
+  h.divert_index = ix;
+  return r;
+}
+
+// Everything else (other shapes, incomplete input, errors). Out of line, returning
+// a prvalue like parse_fast(), so neither path copies the (large) result.
+[[gnu::noinline]] ParseResult parse_slow(std::span<const std::uint8_t> b,
+                                         const DecoderOptions& opts) noexcept {
+  ParseResult r;
+  parse_general(b, opts, r);
+  return r;
+}
+
+}  // namespace
+
+ParseResult parse(std::span<const std::uint8_t> b, const DecoderOptions& opts) noexcept {
   const std::size_t n = b.size();
   const std::uint8_t* d = b.data();
-  HeaderView& h = r.header;
   // Fast path: a complete PROXY header over TCP/IPv4 or TCP/IPv6 (the shape every
   // divert host proxy sends). Checks exactly what parse_general() checks, in fewer
   // steps; anything else (errors included) goes to parse_general().
@@ -258,28 +314,12 @@ ParseResult parse(std::span<const std::uint8_t> b, const DecoderOptions& opts) n
     const std::size_t block = fam == 0x11 ? 12 : 36;
     if ((fam == 0x11 || fam == 0x21) && len >= block && total <= opts.max_size && n >= total)
         [[likely]] {
-      const std::uint8_t* a = d + kFixedHeaderSize;
-      h.command = Command::proxy;
-      h.transport = Transport::stream;
-      if (fam == 0x11) {
-        h.family = AddressFamily::inet;
-        read_ip_pair<4>(h, a);
-      } else {
-        h.family = AddressFamily::inet6;
-        read_ip_pair<16>(h, a);
-      }
-      const std::size_t tlv_start = kFixedHeaderSize + block;
-      r.status = ParseStatus::complete;
-      r.consumed = total;
-      h.raw = {d, total};
-      if (check_tlvs(d, tlv_start, total, opts, r))
-        h.tlv_bytes = {d + tlv_start, total - tlv_start};
-      return r;
+      HeaderView::DivertIndex ix;
+      if (index_plain_tlvs(d + kFixedHeaderSize + block, d + total, ix)) [[likely]]
+        return fam == 0x11 ? fast_result<4>(d, total, ix) : fast_result<16>(d, total, ix);
     }
   }
-
-  parse_general(b, opts, r);
-  return r;
+  return parse_slow(b, opts);
 }
 
 // ---------------------------------------------------------------- v1
@@ -655,8 +695,7 @@ std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept 
       out.username = text(ix.at[2]);
     else
       out.username.reset();
-    static const std::error_code kOk;
-    return kOk;
+    return detail::no_error();
   }
   return read_divert_walk(h, out);
 }

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "divert/export.hpp"
+#include "divert/ppv2/errc.hpp"
 #include "divert/ppv2/types.hpp"
 
 namespace divert::ppv2 {
@@ -126,10 +127,13 @@ struct DIVERT_EXPORT ParseResult {
   ParseStatus status = ParseStatus::need_more;
   std::size_t consumed = 0;      // complete: header size (16 + len, or the v1 line)
   std::size_t need = 0;          // need_more: total bytes needed before the next step
-  std::error_code ec;            // error: what is wrong
+  std::error_code ec = detail::no_error();  // error: what is wrong
   std::size_t error_offset = 0;  // error: offset of the offending byte in the header
   HeaderView header;             // complete: the header
 
+  // Constructed once per header on the decoder's hot path: kept inline so that
+  // the compiler drops the default stores parse() overwrites.
+  [[gnu::always_inline]] ParseResult() noexcept {}
   bool complete() const noexcept { return status == ParseStatus::complete; }
   bool need_more() const noexcept { return status == ParseStatus::need_more; }
   bool error() const noexcept { return status == ParseStatus::error; }

@@ -29,6 +29,7 @@
 #include <system_error>
 
 #include "divert/export.hpp"
+#include "divert/ppv2/errc.hpp"
 #include "divert/ppv2/types.hpp"
 
 namespace divert::ppv2 {
@@ -59,7 +60,7 @@ struct EncodeOptions {
 // Exact size encode() will write, or the error it would return.
 struct EncodedSize {
   std::size_t size = 0;
-  std::error_code ec;
+  std::error_code ec = detail::no_error();
 };
 DIVERT_EXPORT EncodedSize encoded_size(const HeaderSpec& spec,
                                        const EncodeOptions& opts = {}) noexcept;

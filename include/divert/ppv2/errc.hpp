@@ -48,6 +48,16 @@ enum class errc {
 DIVERT_EXPORT const std::error_category& ppv2_category() noexcept;
 DIVERT_EXPORT std::error_code make_error_code(errc e) noexcept;
 
+namespace detail {
+// A default (no error) std::error_code, made once. Default-constructing one calls
+// std::system_category(), an out-of-line call into the C++ runtime; the codec's
+// results are built once per connection and copy this instead.
+inline const std::error_code& no_error() noexcept {
+  static const std::error_code ok;
+  return ok;
+}
+}  // namespace detail
+
 }  // namespace divert::ppv2
 
 template <>
