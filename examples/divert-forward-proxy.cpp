@@ -133,11 +133,10 @@ asio::awaitable<bool> first_response(tcp::socket& client, Stream& stream,
   co_return !wec;
 }
 
-asio::awaitable<void> handle(tcp::socket client, Config& cfg) {
+asio::awaitable<void> handle(Accepted conn, Config& cfg) {
+  tcp::socket& client = conn.socket;
+  const tcp::endpoint peer = conn.peer, local = conn.local;
   std::error_code ec;
-  auto peer = client.remote_endpoint(ec);
-  auto local = client.local_endpoint(ec);
-  if (ec) co_return;
   std::string buf;
   RequestHead head;
   std::size_t head_len = 0;
@@ -244,7 +243,7 @@ int main(int argc, char** argv) {
     so.name = "divert-forward-proxy";
     so.listen = parse_listen(cli.get("listen", "127.0.0.1:8080"));
     so.threads = static_cast<unsigned>(parse_int("--threads", cli.get("threads", "1"), 1, 256));
-    Server server(so, [&cfg](tcp::socket s) { return handle(std::move(s), cfg); });
+    Server server(so, [&cfg](Accepted a) { return handle(std::move(a), cfg); });
     server.bind();
     std::cerr << "divert-forward-proxy: listening on " << server.local_endpoint() << "\n";
     server.run();

@@ -50,11 +50,11 @@ std::string endpoint_text(const ppv2::Endpoint& e) {
   return (e.kind == ppv2::Endpoint::Kind::ipv6 ? "[" + ip + "]" : ip) + ":" + std::to_string(e.port);
 }
 
-asio::awaitable<void> handle(tcp::socket client, const Config& cfg) {
+asio::awaitable<void> handle(Accepted conn, const Config& cfg) {
+  tcp::socket& client = conn.socket;
+  const tcp::endpoint peer = conn.peer;
   Record rec;
   std::error_code ec;
-  auto peer = client.remote_endpoint(ec);
-  if (ec) co_return;
   bool trusted = false;
   for (auto& c : cfg.trust) trusted = trusted || c.contains(peer.address());
   if (!trusted) {
@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
     so.name = "divert-next-proxy";
     so.listen = parse_listen(cli.get("listen", "127.0.0.1:3128"));
     so.threads = static_cast<unsigned>(parse_int("--threads", cli.get("threads", "1"), 1, 256));
-    Server server(so, [&cfg](tcp::socket s) { return handle(std::move(s), cfg); });
+    Server server(so, [&cfg](Accepted a) { return handle(std::move(a), cfg); });
     server.bind();
     std::cerr << "divert-next-proxy: listening on " << server.local_endpoint() << "\n";
     server.run();

@@ -1,5 +1,8 @@
 // divert-port-forward — diverts every accepted connection to one fixed
 // upstream through the next-proxy list (tcp connect), then relays.
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <iostream>
 
 #include "common/cli.hpp"
@@ -14,21 +17,19 @@ namespace {
 
 // Connects, then hands both sockets to a detached relay: an open connection
 // keeps one relay object, not this coroutine's frame.
-asio::awaitable<void> handle(tcp::socket client, const DivertTcpConnector& connector,
+asio::awaitable<void> handle(Accepted conn, const DivertTcpConnector& connector,
                              const UpstreamAddr& upstream, Server::OpenConnection open) {
+  tcp::socket client = std::move(conn.socket);
   std::error_code ec;
-  auto peer = client.remote_endpoint(ec);
-  auto local = client.local_endpoint(ec);
-  if (ec) co_return;
   client.set_option(tcp::no_delay(true), ec);
-  Task task{.client = peer, .server = local, .upstream = upstream};
+  Task task{.client = conn.peer, .server = conn.local, .upstream = upstream};
   // Bytes the client sent already go in the header's write (one segment to
-  // the next proxy instead of two); nothing is waited for.
-  client.non_blocking(true, ec);
+  // the next proxy instead of two); nothing is waited for (MSG_DONTWAIT: no
+  // ioctl to make the socket non-blocking first).
   char first[4096];
-  const std::size_t n = client.read_some(asio::buffer(first), ec);
-  if (ec && ec != asio::error::would_block) co_return;
-  task.initial_data.assign(first, n);
+  const ssize_t n = ::recv(client.native_handle(), first, sizeof first, MSG_DONTWAIT);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) co_return;
+  if (n > 0) task.initial_data.assign(first, static_cast<std::size_t>(n));
   auto stream = co_await connector.tcp_connect(task, ec);
   if (ec) co_return;  // client closed: nothing else to tell it on a raw port
   RelayOptions options;  // what connector.relay() applies
@@ -62,8 +63,8 @@ int main(int argc, char** argv) {
     so.name = "divert-port-forward";
     so.listen = parse_listen(cli.get("listen", "127.0.0.1:8081"));
     so.threads = static_cast<unsigned>(parse_int("--threads", cli.get("threads", "1"), 1, 256));
-    Server server(so, [&](tcp::socket s) {
-      return handle(std::move(s), connector, upstream, server.keep_open());
+    Server server(so, [&](Accepted a) {
+      return handle(std::move(a), connector, upstream, server.keep_open());
     });
     server.bind();
     std::cerr << "divert-port-forward: listening on " << server.local_endpoint() << "\n";

@@ -8,6 +8,7 @@ namespace divert::examples {
 struct Server::Worker {
   asio::io_context io{1};
   asio::ip::tcp::acceptor acceptor{io};
+  asio::ip::tcp::endpoint bound;  // the listening address, port resolved
   // Sockets of open connections, so a drain past its deadline can close them.
   std::vector<std::weak_ptr<asio::ip::tcp::socket>> open;
 };
@@ -33,6 +34,7 @@ void Server::bind() {
     if (ec) throw std::system_error(ec, "cannot listen on " + opts_.listen.address().to_string() + ":" + std::to_string(opts_.listen.port()));
     a.listen(asio::socket_base::max_listen_connections);
     ep = a.local_endpoint();  // port 0: every worker shares the first one's port
+    w->bound = ep;
   }
 }
 
@@ -40,7 +42,9 @@ asio::ip::tcp::endpoint Server::local_endpoint() const { return workers_.front()
 
 asio::awaitable<void> Server::accept_loop(Worker& w) {
   for (;;) {
-    auto [ec, sock] = co_await w.acceptor.async_accept(asio::experimental::as_tuple(asio::use_awaitable));
+    asio::ip::tcp::endpoint peer;
+    auto [ec, sock] =
+        co_await w.acceptor.async_accept(peer, asio::experimental::as_tuple(asio::use_awaitable));
     if (ec == asio::error::operation_aborted || !w.acceptor.is_open()) co_return;
     if (ec) {
       // EMFILE and friends: back off a little instead of spinning.
@@ -48,8 +52,14 @@ asio::awaitable<void> Server::accept_loop(Worker& w) {
       co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
       continue;
     }
+    asio::ip::tcp::endpoint local = w.bound;
+    if (local.address().is_unspecified()) {  // a wildcard listener: ask which address
+      local = sock.local_endpoint(ec);
+      if (ec) continue;  // already gone; the socket closes here
+    }
     ++active_;
-    asio::co_spawn(w.io, handler_(std::move(sock)), [this](std::exception_ptr e) {
+    Accepted conn{std::move(sock), peer, local};
+    asio::co_spawn(w.io, handler_(std::move(conn)), [this](std::exception_ptr e) {
       --active_;
       if (e) {
         try {

@@ -17,7 +17,16 @@
 
 namespace divert::examples {
 
-using ConnectionHandler = std::function<asio::awaitable<void>(asio::ip::tcp::socket)>;
+// One accepted connection. The peer comes from accept() itself and the local
+// end from the listening address when that is a specific one, so a handler
+// needs no getpeername()/getsockname() call (two system calls per connection).
+struct Accepted {
+  asio::ip::tcp::socket socket;
+  asio::ip::tcp::endpoint peer;
+  asio::ip::tcp::endpoint local;
+};
+
+using ConnectionHandler = std::function<asio::awaitable<void>(Accepted)>;
 
 struct ServerOptions {
   asio::ip::tcp::endpoint listen;

@@ -31,11 +31,15 @@
 //  * Splice path (Linux): when both streams are plain tcp::socket, the speed
 //    limit is off and allow_splice is true, each direction moves bytes
 //    socket -> pipe -> socket with splice(2) (SPLICE_F_MOVE|SPLICE_F_NONBLOCK),
-//    in chunks of up to 64 KiB (the kernel's default pipe size), waiting for
-//    readiness with async_wait. The sockets are switched to O_NONBLOCK.
-//    Until a direction has read a full page at once it copies through a
-//    per-thread page with recv()/send() instead (cheaper for small
-//    transfers; bytes send() leaves over wait in a pipe).
+//    in chunks of up to 64 KiB (the kernel's default pipe size). The sockets
+//    are switched to O_NONBLOCK. Until a direction has read a full page at
+//    once it copies instead (cheaper for small transfers; bytes send()
+//    leaves over wait in a pipe): it waits for bytes with an Asio receive
+//    into a 512-byte buffer of its own (no epoll_ctl() per wait, unlike
+//    async_wait; 1 KiB per relay) and reads any further bytes with recv()
+//    into a per-thread page. splice(2) into a socket cannot be told not to
+//    raise SIGPIPE: unless the process ignores SIGPIPE, the relay blocks it
+//    in the calling thread around that call and discards the one it raised.
 //    A direction holds a pipe only while bytes are in flight: it takes one
 //    from a per-thread pool of empty pipes when its source is readable and
 //    gives it back once the pipe is drained, so an idle relay holds no pipe
@@ -226,9 +230,12 @@ class DIVERT_EXPORT SpliceRelay : public std::enable_shared_from_this<SpliceRela
     bool source_done = false;
     bool bulk = false;  // a full copy chunk was seen: splice from now on
     bool finished = false;
+    char head[512];  // what an Asio receive reads (see read_async())
   };
   void pump(Direction& d);
   bool copy_small(Direction& d);
+  bool forward(Direction& d, const char* data, std::size_t n);
+  void read_async(Direction& d);
   void wait(Direction& d, asio::socket_base::wait_type what);
   void finish(Direction& d);
   void fail(Direction* d, std::error_code ec);
@@ -243,6 +250,7 @@ class DIVERT_EXPORT SpliceRelay : public std::enable_shared_from_this<SpliceRela
   std::error_code first_error_;
   bool aborted_ = false;
   bool done_ = false;
+  signed char sigpipe_ignored_ = -1;  // the process ignores SIGPIPE (-1: not asked yet)
 };
 
 // SpliceRelay completing into an Asio handler on its associated executor.

@@ -221,8 +221,13 @@ class Race : public std::enable_shared_from_this<Race> {
     if (!ec && rc != 0 && errno != EINPROGRESS && errno != EINTR)
       ec.assign(errno, asio::error::get_system_category());
     if (!ec && rc != 0) {
+      // POLLOUT alone means established (a socket still in SYN_SENT is not
+      // writable); SO_ERROR is read only when poll reports an error or hangup.
       pollfd p{fd, POLLOUT, 0};
-      if (::poll(&p, 1, 0) == 1) ec = socket_error(fd), rc = 0;
+      if (::poll(&p, 1, 0) == 1) {
+        if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) ec = socket_error(fd);
+        rc = 0;
+      }
     }
     if (ec || rc == 0) {
       ++immediate_;

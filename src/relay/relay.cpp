@@ -8,10 +8,13 @@
 
 #if defined(__linux__)
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <ctime>
 #endif
 
 namespace divert::detail {
@@ -117,8 +120,8 @@ void SpliceRelay::start() {
       return;
     }
     if (self->idle_timeout_.count() > 0) self->arm_idle_timer();
-    self->pump(self->up_);
-    self->pump(self->down_);
+    self->read_async(self->up_);
+    self->read_async(self->down_);
   });
 }
 
@@ -231,6 +234,40 @@ std::size_t pooled_pipes() noexcept {
   return t_pipes.free.size();
 }
 
+// splice(2) from a pipe into a socket has no MSG_NOSIGNAL: writing to a peer
+// that reset raises SIGPIPE, whose default action ends the host process. Asio
+// consumes the reset itself when a receive is pending on that socket, so the
+// splice that follows gets EPIPE, not ECONNRESET. Unless the process ignores
+// SIGPIPE, the calling thread blocks it for the call and takes a SIGPIPE the
+// call raised off its pending set (a SIGPIPE the host had blocked is left alone).
+// `ignored` caches, per relay, whether the process ignores SIGPIPE (-1: not
+// asked yet), so a bulk transfer asks once.
+namespace {
+ssize_t splice_to_socket(int pipe_rd, int sock, std::size_t n, unsigned flags,
+                         signed char& ignored) noexcept {
+  if (ignored < 0) {
+    struct sigaction sa {};
+    ignored = ::sigaction(SIGPIPE, nullptr, &sa) == 0 && sa.sa_handler == SIG_IGN;
+  }
+  if (ignored) return ::splice(pipe_rd, nullptr, sock, nullptr, n, flags);
+  sigset_t pipe_only, old;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  if (::pthread_sigmask(SIG_BLOCK, &pipe_only, &old) != 0 || sigismember(&old, SIGPIPE))
+    return ::splice(pipe_rd, nullptr, sock, nullptr, n, flags);
+  const ssize_t r = ::splice(pipe_rd, nullptr, sock, nullptr, n, flags);
+  const int e = errno;
+  if (r < 0 && e == EPIPE) {
+    const timespec now{0, 0};
+    while (::sigtimedwait(&pipe_only, nullptr, &now) == SIGPIPE) {
+    }
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = e;
+  return r;
+}
+}  // namespace
+
 // Small transfers: recv() into this thread's scratch buffer and send() at
 // once costs half of splice() in and out of a pipe (measured on loopback,
 // tests/bench/chain_bench.sh). One page: whatever send() leaves over always
@@ -238,6 +275,68 @@ std::size_t pooled_pipes() noexcept {
 // full page switches the direction to splice() for the rest of the relay.
 constexpr std::size_t kCopyChunk = 4096;
 thread_local char t_scratch[kCopyChunk];
+
+// Waiting for bytes: an Asio receive into the direction's 512-byte head
+// buffer. Asio tries the read at once and, after a read that came back short,
+// queues the next one without a system call until epoll reports the socket;
+// async_wait() instead re-arms the descriptor with epoll_ctl() on every wait
+// (one system call per wait, three in a short request/response). Bytes that
+// arrive are forwarded like copy_small()'s; a full head means more is queued,
+// and recv() into the scratch page takes over.
+void SpliceRelay::read_async(Direction& d) {
+  d.from.async_receive(
+      asio::buffer(d.head), [self = shared_from_this(), &d](std::error_code ec, std::size_t n) {
+        if (ec == asio::error::operation_aborted || self->aborted_) {
+          if (!self->aborted_) self->fail(&d, ec);
+          self->finish(d);
+          return;
+        }
+        if (ec) {  // eof: the source is done; anything else is reported once the pipe drains
+          if (ec != asio::error::eof) d.read_error = ec;
+          d.source_done = true;
+          self->pump(d);
+          return;
+        }
+        self->last_activity_ = RelayClock::now();
+        if (!self->forward(d, d.head, n)) return;
+        if (n < sizeof d.head && d.in_pipe == 0) {  // drained: Asio waits without a system call
+          self->read_async(d);
+          return;
+        }
+        self->pump(d);
+      });
+}
+
+// Sends `n` bytes read from d.from to d.to; what send() leaves over waits in a
+// pipe until d.to is writable. False when the direction failed (and finished).
+bool SpliceRelay::forward(Direction& d, const char* data, std::size_t n) {
+  ssize_t w;
+  do {
+    w = ::send(d.to.native_handle(), data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (w < 0 && errno == EINTR);
+  if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    fail(&d, errno_code(errno));
+    finish(d);
+    return false;
+  }
+  const std::size_t sent = w > 0 ? static_cast<std::size_t>(w) : 0;
+  d.count(sent);
+  if (sent < n) {
+    if (auto ec = take_pipe(d.pipe)) {
+      fail(&d, ec);
+      finish(d);
+      return false;
+    }
+    const ssize_t p = ::write(d.pipe[1], data + sent, n - sent);
+    if (p != static_cast<ssize_t>(n - sent)) {
+      fail(&d, p < 0 ? errno_code(errno) : make_error_code(asio::error::no_buffer_space));
+      finish(d);
+      return false;
+    }
+    d.in_pipe = n - sent;
+  }
+  return true;
+}
 
 // Returns true when the direction should go on with pump()'s loop, false
 // when it is waiting or finished.
@@ -250,7 +349,7 @@ bool SpliceRelay::copy_small(Direction& d) {
   if (n < 0) {
     if (errno == EINTR) return true;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      wait(d, asio::socket_base::wait_read);
+      read_async(d);
       return false;
     }
     d.read_error = errno_code(errno);
@@ -260,34 +359,10 @@ bool SpliceRelay::copy_small(Direction& d) {
   last_activity_ = RelayClock::now();
   const auto got = static_cast<std::size_t>(n);
   if (got == kCopyChunk) d.bulk = true;
-  ssize_t w;
-  do {
-    w = ::send(d.to.native_handle(), t_scratch, got, MSG_DONTWAIT | MSG_NOSIGNAL);
-  } while (w < 0 && errno == EINTR);
-  if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-    fail(&d, errno_code(errno));
-    finish(d);
-    return false;
-  }
-  const std::size_t sent = w > 0 ? static_cast<std::size_t>(w) : 0;
-  d.count(sent);
-  if (sent < got) {  // the rest waits in a pipe until `to` is writable
-    if (auto ec = take_pipe(d.pipe)) {
-      fail(&d, ec);
-      finish(d);
-      return false;
-    }
-    const ssize_t p = ::write(d.pipe[1], t_scratch + sent, got - sent);
-    if (p != static_cast<ssize_t>(got - sent)) {
-      fail(&d, p < 0 ? errno_code(errno) : make_error_code(asio::error::no_buffer_space));
-      finish(d);
-      return false;
-    }
-    d.in_pipe = got - sent;
-    return true;
-  }
-  if (got < kCopyChunk) {  // drained: edge-triggered epoll reports the next bytes
-    wait(d, asio::socket_base::wait_read);
+  if (!forward(d, t_scratch, got)) return false;
+  if (d.in_pipe > 0) return true;  // pump() splices the rest out when `to` is writable
+  if (got < kCopyChunk) {  // drained
+    read_async(d);
     return false;
   }
   return true;
@@ -328,8 +403,8 @@ void SpliceRelay::pump(Direction& d) {
       }
     }
     if (d.in_pipe > 0) {
-      const ssize_t n =
-          ::splice(d.pipe[0], nullptr, d.to.native_handle(), nullptr, d.in_pipe, kFlags);
+      const ssize_t n = splice_to_socket(d.pipe[0], d.to.native_handle(), d.in_pipe, kFlags,
+                                         sigpipe_ignored_);
       if (n > 0) {
         d.in_pipe -= static_cast<std::size_t>(n);
         d.count(static_cast<std::size_t>(n));
@@ -387,6 +462,14 @@ void SpliceRelay::pump(Direction& d) {
 
 bool SpliceRelay::copy_small(Direction&) {
   return false;
+}
+
+bool SpliceRelay::forward(Direction&, const char*, std::size_t) {
+  return false;
+}
+
+void SpliceRelay::read_async(Direction& d) {
+  finish(d);
 }
 
 void SpliceRelay::count_live(int) noexcept {}
