@@ -372,19 +372,80 @@ asio::awaitable<ConnectResult> happy_eyeballs_connect(std::string host, std::uin
                     asio::use_awaitable);
 }
 
+namespace {
+
+// The first try at a loopback next proxy (one on this host, the sidecar
+// layout): Linux completes a loopback handshake inside connect(2), so the try
+// is made here, with no Race object, timer or posted handler, and its result
+// is returned without the caller suspending. nullopt when the try is still in
+// progress (a listener whose queue is full dropped the SYN): the socket
+// closes here, unconnected, and the race makes that try instead.
+std::optional<ConnectResult> try_loopback_now(const asio::any_io_executor& ex,
+                                              const tcp::endpoint& endpoint,
+                                              const ConnectOptions& options) {
+  ConnectResult r;
+  r.peer = endpoint;
+  tcp::socket s(ex);
+  const auto family = endpoint.address().is_v4() ? AddressFamily::ipv4 : AddressFamily::ipv6;
+  if (!options.family_allowed(family)) {  // as the planner decides it
+    r.error = std::make_error_code(std::errc::address_family_not_supported);
+    return r;
+  }
+  if (auto o = open_configured_socket(s, family, options)) {
+    r.error = o.error;
+    r.option = o.option;
+    return r;
+  }
+  s.native_non_blocking(true, r.error);
+  if (r.error) return r;
+  const int fd = s.native_handle();
+  if (::connect(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0) {
+    if (errno != EINPROGRESS && errno != EINTR) {
+      r.error.assign(errno, asio::error::get_system_category());
+      return r;
+    }
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 0) != 1) return std::nullopt;
+    if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (err) {
+        r.error.assign(err, asio::error::get_system_category());
+        return r;
+      }
+    }
+  }
+  r.socket.emplace(std::move(s));
+  return r;
+}
+
+// The retry rule of connect_with_retry(): no retry after success, cancellation,
+// a refused family or a socket option the OS rejects (it would fail again the
+// same way), nor after the last try.
+bool final_try(const ConnectResult& r, std::size_t t, std::size_t tries) {
+  return !r.error || r.option || t + 1 >= tries || r.error == asio::error::operation_aborted ||
+         r.error == std::errc::address_family_not_supported;
+}
+
+}  // namespace
+
 asio::awaitable<ConnectResult> connect_with_retry(tcp::endpoint endpoint, ConnectOptions options) {
   auto cs = co_await asio::this_coro::cancellation_state;
   const asio::ip::address address = endpoint.address();
   const std::size_t tries = options.tcp_connect.max_retry + 1;
-  for (std::size_t t = 0;; ++t) {
+  std::size_t t = 0;
+  if (address.is_loopback()) {
+    if (auto r = try_loopback_now(co_await asio::this_coro::executor, endpoint, options)) {
+      if (final_try(*r, t, tries)) co_return std::move(*r);
+      ++t;
+    }
+  }
+  for (;; ++t) {
     ConnectResult r =
         co_await async_race(std::string(), address, endpoint.port(), options, nullptr,
                             asio::use_awaitable);
-    // No retry after success, cancellation, a refused family or a socket
-    // option the OS rejects (it would fail again the same way).
-    if (!r.error || r.option || t + 1 >= tries || r.error == asio::error::operation_aborted ||
-        r.error == std::errc::address_family_not_supported)
-      co_return r;
+    if (final_try(r, t, tries)) co_return r;
     if (cs.cancelled() != asio::cancellation_type::none) {
       r.error = asio::error::operation_aborted;
       co_return r;
