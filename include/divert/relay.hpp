@@ -200,7 +200,7 @@ inline bool splice_path(const RelayOptions& o) noexcept {
 DIVERT_EXPORT std::size_t pooled_pipes() noexcept;
 
 // The splice path: both directions and the idle timeout driven by callbacks
-// on one object. start() posts the first step; complete() is called once,
+// on one object. start() dispatches the first step; complete() is called once,
 // after both sockets are closed. On systems without splice(2) it completes
 // with errc::config_conflict.
 class DIVERT_EXPORT SpliceRelay : public std::enable_shared_from_this<SpliceRelay> {

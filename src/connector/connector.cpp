@@ -1,5 +1,9 @@
 // DivertTcpConnector: pick, connect, send the PROXY v2 header, hand back the stream.
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio.hpp>
@@ -120,6 +124,34 @@ struct DivertTcpConnector::State {
                                        std::error_code* ec_out, const char* what);
 };
 
+namespace {
+// One non-blocking sendmsg() of `bufs`; consumes what was sent from `bufs`.
+// EAGAIN is not an error (the caller writes the rest asynchronously).
+std::error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs) {
+  iovec iov[2];
+  for (std::size_t k = 0; k < 2; ++k)
+    iov[k] = {const_cast<void*>(bufs[k].data()), bufs[k].size()};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  ssize_t n;
+  do {
+    n = ::sendmsg(s.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return errno == EAGAIN || errno == EWOULDBLOCK
+               ? std::error_code()
+               : std::error_code(errno, asio::error::get_system_category());
+  auto sent = static_cast<std::size_t>(n);
+  for (auto& b : bufs) {
+    const std::size_t k = std::min(sent, b.size());
+    b += k;
+    sent -= k;
+  }
+  return {};
+}
+}  // namespace
+
 asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task_in,
                                                                 const std::string* tls_name,
                                                                 std::error_code* ec_out,
@@ -209,12 +241,17 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
     // when it fits) so a receiver never sees a split header.
     std::array<asio::const_buffer, 2> bufs{asio::buffer(header.data(), header.size()),
                                            asio::buffer(initial_data)};
-    std::error_code wec;
-    try {
-      auto [e, n] = co_await asio::async_write(*r->socket, bufs, asio::experimental::as_tuple(asio::use_awaitable));
-      wec = e;
-    } catch (const std::system_error& e) {
-      wec = e.code();
+    // A fresh connection's send buffer is empty: the write nearly always goes
+    // out in one sendmsg() here, without an operation object or a trip through
+    // the scheduler. Whatever it leaves (or EAGAIN) goes to async_write.
+    std::error_code wec = send_now(*r->socket, bufs);
+    if (!wec && asio::buffer_size(bufs) > 0) {
+      try {
+        auto [e, n] = co_await asio::async_write(*r->socket, bufs, asio::experimental::as_tuple(asio::use_awaitable));
+        wec = e;
+      } catch (const std::system_error& e) {
+        wec = e.code();
+      }
     }
     if (wec == asio::error::operation_aborted) {
       ec = wec;

@@ -104,8 +104,11 @@ SpliceRelay::SpliceRelay(asio::ip::tcp::socket& a, asio::ip::tcp::socket& b,
   count_live(+1);
 }
 
+// Dispatched: started inline when the caller already runs on the sockets'
+// executor (no trip through the scheduler per relay). Nothing completes inline:
+// a failure to start is posted, and Asio posts the receives' completions.
 void SpliceRelay::start() {
-  asio::post(up_.from.get_executor(), [self = shared_from_this()] {
+  asio::dispatch(up_.from.get_executor(), [self = shared_from_this()] {
     std::error_code ec;
     for (auto* s : {&self->up_.from, &self->up_.to}) {  // asio caches the mode: no ioctl when set
       if (!ec && !s->native_non_blocking()) s->native_non_blocking(true, ec);
@@ -114,9 +117,11 @@ void SpliceRelay::start() {
     if (!ec) ec = make_error_code(errc::config_conflict);
 #endif
     if (ec) {
-      self->fail(&self->up_, ec);
-      self->finish(self->up_);
-      self->finish(self->down_);
+      asio::post(self->up_.from.get_executor(), [self, ec] {
+        self->fail(&self->up_, ec);
+        self->finish(self->up_);
+        self->finish(self->down_);
+      });
       return;
     }
     if (self->idle_timeout_.count() > 0) self->arm_idle_timer();

@@ -115,6 +115,36 @@ TEST_CASE("tcp_connect sends one header with E0 and E3 (and E2 only with a user)
   CHECK(m[MetricsCounter::tcp_connect_success] == 3);
 }
 
+TEST_CASE("tcp_connect: initial data larger than the socket buffers arrives whole after the header") {
+  // The header write goes out in one sendmsg() when it fits; here the first
+  // sendmsg() takes only part of 8 MiB and the rest is written asynchronously.
+  asio::io_context io;
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto port = acc.local_endpoint().port();
+  auto connector = DivertTcpConnector::builder()
+                       .proxy_addr("127.0.0.1:" + std::to_string(port))
+                       .build();
+  std::string big(8 << 20, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7 + i / 4093) % 26);
+  std::optional<Received> got;
+  bool connected = false;
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    got = co_await receive_one(acc, big.size());
+  }, asio::detached);
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    auto t = make_task("example.com:443");
+    t.initial_data = big;
+    auto s = co_await connector.tcp_connect(t);
+    connected = s.is_open();
+  }, asio::detached);
+  io.run_for(20s);
+  CHECK(connected);
+  REQUIRE(got);
+  CHECK(got->upstream == "example.com:443");
+  CHECK(got->payload.size() == big.size());
+  CHECK(got->payload == big);
+}
+
 TEST_CASE("failover: one of three next proxies down, every request succeeds, ejection seen") {
   asio::io_context io;
   tcp::acceptor a1(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
