@@ -74,15 +74,19 @@ Task make_task(const std::string& upstream, std::optional<std::string> user = st
               .username = std::move(user)};
 }
 
+// A connector whose one next proxy is `acc`.
+DivertTcpConnector connector_to(const tcp::acceptor& acc) {
+  return DivertTcpConnector::builder()
+      .proxy_addr("127.0.0.1:" + std::to_string(acc.local_endpoint().port()))
+      .build();
+}
+
 }  // namespace
 
 TEST_CASE("tcp_connect sends one header with E0 and E3 (and E2 only with a user), then the data") {
   asio::io_context io;
   tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  auto port = acc.local_endpoint().port();
-  auto connector = DivertTcpConnector::builder()
-                       .proxy_addr("127.0.0.1:" + std::to_string(port))
-                       .build();
+  auto connector = connector_to(acc);
   std::vector<Received> got;
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
     for (int i = 0; i < 3; ++i) got.push_back(co_await receive_one(acc, 5));
@@ -120,10 +124,7 @@ TEST_CASE("tcp_connect: initial data larger than the socket buffers arrives whol
   // sendmsg() takes only part of 8 MiB and the rest is written asynchronously.
   asio::io_context io;
   tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  auto port = acc.local_endpoint().port();
-  auto connector = DivertTcpConnector::builder()
-                       .proxy_addr("127.0.0.1:" + std::to_string(port))
-                       .build();
+  auto connector = connector_to(acc);
   std::string big(8 << 20, '\0');
   for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7 + i / 4093) % 26);
   std::optional<Received> got;
