@@ -234,7 +234,7 @@ class DIVERT_EXPORT SpliceRelay : public std::enable_shared_from_this<SpliceRela
   };
   void pump(Direction& d);
   bool copy_small(Direction& d);
-  bool forward(Direction& d, const char* data, std::size_t n);
+  bool forward(Direction& d, const char* data, std::size_t n, int more = 0);
   void read_async(Direction& d);
   void wait(Direction& d, asio::socket_base::wait_type what);
   void finish(Direction& d);

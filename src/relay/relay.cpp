@@ -303,8 +303,32 @@ void SpliceRelay::read_async(Direction& d) {
           return;
         }
         self->last_activity_ = RelayClock::now();
+        if (n == sizeof d.head) {  // more is queued: recv() into the scratch page goes on
+          if (self->forward(d, d.head, n)) self->pump(d);
+          return;
+        }
+        // A short read. A source that closed right after these bytes (a
+        // response that ends its connection) has its FIN queued already: one
+        // recv() finds it, and the bytes then go out corked (MSG_MORE) so the
+        // half-close that follows leaves in the same segment, with no further
+        // wait for the source (HAProxy learns the same from EPOLLRDHUP).
+        const ssize_t m = ::recv(d.from.native_handle(), t_scratch, kCopyChunk, MSG_DONTWAIT);
+        const int e = errno;
+        if (m == 0) {
+          d.source_done = true;
+          if (self->forward(d, d.head, n, MSG_MORE)) self->pump(d);
+          return;
+        }
         if (!self->forward(d, d.head, n)) return;
-        if (n < sizeof d.head && d.in_pipe == 0) {  // drained: Asio waits without a system call
+        if (m > 0) {
+          if (static_cast<std::size_t>(m) == kCopyChunk) d.bulk = true;
+          if (self->forward(d, t_scratch, static_cast<std::size_t>(m))) self->pump(d);
+          return;
+        }
+        if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR) {
+          d.read_error = errno_code(e);
+          d.source_done = true;
+        } else if (d.in_pipe == 0) {  // drained: Asio waits without a system call
           self->read_async(d);
           return;
         }
@@ -312,12 +336,13 @@ void SpliceRelay::read_async(Direction& d) {
       });
 }
 
-// Sends `n` bytes read from d.from to d.to; what send() leaves over waits in a
-// pipe until d.to is writable. False when the direction failed (and finished).
-bool SpliceRelay::forward(Direction& d, const char* data, std::size_t n) {
+// Sends `n` bytes read from d.from to d.to (`more`: MSG_MORE when a half-close
+// follows at once); what send() leaves over waits in a pipe until d.to is
+// writable. False when the direction failed (and finished).
+bool SpliceRelay::forward(Direction& d, const char* data, std::size_t n, int more) {
   ssize_t w;
   do {
-    w = ::send(d.to.native_handle(), data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    w = ::send(d.to.native_handle(), data, n, MSG_DONTWAIT | MSG_NOSIGNAL | more);
   } while (w < 0 && errno == EINTR);
   if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
     fail(&d, errno_code(errno));
@@ -469,7 +494,7 @@ bool SpliceRelay::copy_small(Direction&) {
   return false;
 }
 
-bool SpliceRelay::forward(Direction&, const char*, std::size_t) {
+bool SpliceRelay::forward(Direction&, const char*, std::size_t, int) {
   return false;
 }
 
