@@ -37,7 +37,11 @@
 //    leaves over wait in a pipe): it waits for bytes with an Asio receive
 //    into a 512-byte buffer of its own (no epoll_ctl() per wait, unlike
 //    async_wait; 1 KiB per relay) and reads any further bytes with recv()
-//    into a per-thread page. splice(2) into a socket cannot be told not to
+//    into a per-thread page. After a read that did not fill the buffer, one
+//    recv() looks for the source's FIN: when it is there, the bytes go out
+//    with MSG_MORE and the half-close in the same segment (otherwise the
+//    recv() returns EAGAIN: one system call per short read, the price of
+//    not seeing EPOLLRDHUP through Asio). splice(2) into a socket cannot be told not to
 //    raise SIGPIPE: unless the process ignores SIGPIPE, the relay blocks it
 //    in the calling thread around that call and discards the one it raised.
 //    A direction holds a pipe only while bytes are in flight: it takes one
