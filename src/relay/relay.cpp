@@ -338,8 +338,20 @@ void SpliceRelay::read_async(Direction& d) {
 
 // Sends `n` bytes read from d.from to d.to (`more`: MSG_MORE when a half-close
 // follows at once); what send() leaves over waits in a pipe until d.to is
-// writable. False when the direction failed (and finished).
+// writable, and while bytes wait there new ones are queued behind them (at
+// most 512 + 4096 bytes, always room in an empty pipe). False when the
+// direction failed (and finished).
 bool SpliceRelay::forward(Direction& d, const char* data, std::size_t n, int more) {
+  if (d.in_pipe > 0) {  // earlier bytes still wait in the pipe: these go behind them
+    const ssize_t p = ::write(d.pipe[1], data, n);
+    if (p != static_cast<ssize_t>(n)) {
+      fail(&d, p < 0 ? errno_code(errno) : make_error_code(asio::error::no_buffer_space));
+      finish(d);
+      return false;
+    }
+    d.in_pipe += n;
+    return true;
+  }
   ssize_t w;
   do {
     w = ::send(d.to.native_handle(), data, n, MSG_DONTWAIT | MSG_NOSIGNAL | more);
