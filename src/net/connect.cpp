@@ -36,6 +36,34 @@ std::uint64_t next_seed() {
   return gen();
 }
 
+std::error_code socket_error(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  return err ? std::error_code(err, asio::error::get_system_category()) : std::error_code();
+}
+
+// connect(2) on `s` made non-blocking, then a zero-timeout poll: a peer on
+// this host (loopback, a local address) has finished the handshake by the
+// time connect(2) returns. True when the attempt is over (`ec` says how),
+// false while it is still in progress. POLLOUT alone means established (a
+// socket in SYN_SENT is not writable); SO_ERROR is read only when poll
+// reports an error or hangup.
+bool connect_at_once(tcp::socket& s, const tcp::endpoint& endpoint, std::error_code& ec) {
+  s.native_non_blocking(true, ec);
+  if (ec) return true;
+  const int fd = s.native_handle();
+  if (::connect(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) == 0) return true;
+  if (errno != EINPROGRESS && errno != EINTR) {
+    ec.assign(errno, asio::error::get_system_category());
+    return true;
+  }
+  pollfd p{fd, POLLOUT, 0};
+  if (::poll(&p, 1, 0) != 1) return false;
+  if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) ec = socket_error(fd);
+  return true;
+}
+
 // Type-erased, move-only completion handler (Asio handlers such as
 // use_awaitable's are move-only, so std::function cannot hold them).
 struct Completion {
@@ -215,21 +243,7 @@ class Race : public std::enable_shared_from_this<Race> {
     auto self = shared_from_this();
     auto& slot = attempts_[i];
     std::error_code ec;
-    slot.socket.native_non_blocking(true, ec);
-    const int fd = slot.socket.native_handle();
-    int rc = ec ? -1 : ::connect(fd, slot.endpoint.data(), static_cast<socklen_t>(slot.endpoint.size()));
-    if (!ec && rc != 0 && errno != EINPROGRESS && errno != EINTR)
-      ec.assign(errno, asio::error::get_system_category());
-    if (!ec && rc != 0) {
-      // POLLOUT alone means established (a socket still in SYN_SENT is not
-      // writable); SO_ERROR is read only when poll reports an error or hangup.
-      pollfd p{fd, POLLOUT, 0};
-      if (::poll(&p, 1, 0) == 1) {
-        if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) ec = socket_error(fd);
-        rc = 0;
-      }
-    }
-    if (ec || rc == 0) {
+    if (connect_at_once(slot.socket, slot.endpoint, ec)) {
       ++immediate_;
       asio::post(ex_, [self, i, ec] { self->on_connect(i, ec, Finish::immediate); });
       return;
@@ -237,13 +251,6 @@ class Race : public std::enable_shared_from_this<Race> {
     slot.socket.async_wait(tcp::socket::wait_write, [self, i](std::error_code ec) {
       self->on_connect(i, ec, Finish::writable);
     });
-  }
-
-  static std::error_code socket_error(int fd) {
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-    return err ? std::error_code(err, asio::error::get_system_category()) : std::error_code();
   }
 
   // How an attempt's result reached on_connect(): as given, from
@@ -396,26 +403,8 @@ std::optional<ConnectResult> try_loopback_now(const asio::any_io_executor& ex,
     r.option = o.option;
     return r;
   }
-  s.native_non_blocking(true, r.error);
+  if (!connect_at_once(s, endpoint, r.error)) return std::nullopt;
   if (r.error) return r;
-  const int fd = s.native_handle();
-  if (::connect(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0) {
-    if (errno != EINPROGRESS && errno != EINTR) {
-      r.error.assign(errno, asio::error::get_system_category());
-      return r;
-    }
-    pollfd p{fd, POLLOUT, 0};
-    if (::poll(&p, 1, 0) != 1) return std::nullopt;
-    if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) {
-      int err = 0;
-      socklen_t len = sizeof err;
-      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-      if (err) {
-        r.error.assign(err, asio::error::get_system_category());
-        return r;
-      }
-    }
-  }
   r.socket.emplace(std::move(s));
   return r;
 }
