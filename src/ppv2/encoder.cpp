@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <utility>
 
 #include "divert/ppv2/crc32c.hpp"
 #include "divert/ppv2/errc.hpp"
@@ -271,82 +272,6 @@ inline bool fast_shape(const HeaderSpec& s) noexcept {
   return s.src.kind == K::ipv6 && !s.src.is_v4_mapped() && !s.dst.is_v4_mapped();
 }
 
-// Writes a fast_shape() header; returns its size, or 0 when it does not fit in cap or
-// a value is invalid (the caller then asks plan() for the exact error).
-[[gnu::always_inline]] inline std::size_t write_fast(const HeaderSpec& s, std::uint8_t* out,
-                                                     std::size_t cap) noexcept {
-  const bool v4 = s.src.kind == Endpoint::Kind::ipv4;
-  const std::size_t n_up = s.upstream ? s.upstream->size() : 0;
-  const std::size_t n_tls = s.tls_name ? s.tls_name->size() : 0;
-  const std::size_t n_user = s.username ? s.username->size() : 0;
-  if ((n_up | n_tls | n_user) > 0xFFFF) [[unlikely]]
-    return 0;
-  const std::size_t len = (v4 ? 12 : 36) + (s.upstream ? 3 + n_up : 0) +
-                          (s.tls_name ? 3 + n_tls : 0) + (s.username ? 3 + n_user : 0) +
-                          (s.task_id ? 3 + 16 : 0);
-  const std::size_t size = kFixedHeaderSize + len;
-  if (size > cap || len > 0xFFFF) [[unlikely]]
-    return 0;
-  const std::uint8_t fam =
-      static_cast<std::uint8_t>((v4 ? 0x10 : 0x20) | (s.transport == Transport::dgram ? 2 : 1));
-  // Signature, ver_cmd 0x21, family, length: 16 bytes.
-  std::memcpy(out, kSignature.data(), 8);
-  std::uint8_t tail[8] = {kSignature[8],
-                          kSignature[9],
-                          kSignature[10],
-                          kSignature[11],
-                          0x21,
-                          fam,
-                          static_cast<std::uint8_t>(len >> 8),
-                          static_cast<std::uint8_t>(len)};
-  std::memcpy(out + 8, tail, 8);
-  std::uint8_t* w = out + kFixedHeaderSize;
-  if (v4) {
-    std::memcpy(w, s.src.ip.data(), 4);
-    std::memcpy(w + 4, s.dst.ip.data(), 4);
-    w += 8;
-  } else {
-    std::memcpy(w, s.src.ip.data(), 16);
-    std::memcpy(w + 16, s.dst.ip.data(), 16);
-    w += 32;
-  }
-  put_be16(w, s.src.port);
-  put_be16(w + 2, s.dst.port);
-  w += 4;
-  if (s.upstream) {
-    w[0] = tlv::divert_upstream;
-    put_be16(w + 1, n_up);
-    if (n_up == 0 || copy_has_nul(w + 3, s.upstream->data(), n_up)) [[unlikely]]
-      return 0;
-    w += 3 + n_up;
-  }
-  if (s.tls_name) {
-    w[0] = tlv::divert_tls_name;
-    put_be16(w + 1, n_tls);
-    copy_small(w + 3, s.tls_name->data(), n_tls);
-    w += 3 + n_tls;
-  }
-  if (s.username) {
-    w[0] = tlv::divert_username;
-    put_be16(w + 1, n_user);
-    copy_small(w + 3, s.username->data(), n_user);
-    w += 3 + n_user;
-  }
-  if (s.task_id) {
-    static constexpr std::uint8_t kTaskIdHeader[3] = {tlv::divert_task_id, 0, 16};
-    std::memcpy(w, kTaskIdHeader, 3);
-    std::memcpy(w + 3, s.task_id->bytes.data(), 16);
-  }
-  return size;
-}
-
-// write_fast() out of line, for the rarer fast shapes (no 0xE0 or no 0xE3): kept
-// out of encode() so that encode() needs no saved registers.
-[[gnu::noinline]] std::size_t write_fast_other(const HeaderSpec& s, std::uint8_t* out,
-                                               std::size_t cap) noexcept {
-  return write_fast(s, out, cap);
-}
-
 // A value copy for write_shape(): lengths 8-16 (host:port, most names) and 4-7
 // (short user names) without a libc call.
 [[gnu::always_inline]] inline void copy_value(std::uint8_t* d, const char* s,
@@ -362,85 +287,113 @@ inline bool fast_shape(const HeaderSpec& s) noexcept {
   }
 }
 
-// write_fast() for one combination of address family and present divert TLVs,
-// known at compile time: no presence tests, one straight line of stores. The
-// connector sends 0xE0 and 0xE3 always, 0xE1 for https and 0xE2 with a user, so
-// encode() picks one of eight of these; other combinations use write_fast().
-// Same bytes and same failures (returns 0) as write_fast().
-template <bool V4, bool Tls, bool User>
-[[gnu::always_inline]] inline std::size_t write_shape(const HeaderSpec& s, std::uint8_t* out, std::size_t cap) noexcept {
-  const std::size_t n_up = s.upstream->size();
-  const std::size_t n_tls = Tls ? s.tls_name->size() : 0;
-  const std::size_t n_user = User ? s.username->size() : 0;
-  const char* const up = s.upstream->data();
-  const std::size_t len = (V4 ? 12 : 36) + 3 + n_up + (Tls ? 3 + n_tls : 0) +
-                          (User ? 3 + n_user : 0) + 3 + 16;
-  // len alone bounds every value (each is part of it); n_up == 0 is invalid.
-  if (kFixedHeaderSize + len > cap || len > 0xFFFF || n_up == 0) [[unlikely]]
+// What write_shape() knows of a part of the header at compile time.
+enum class Known { no, yes, ask };  // absent / present / read it from the spec
+constexpr bool has(Known k, bool asked) noexcept {
+  return k == Known::ask ? asked : k == Known::yes;
+}
+
+// Writes a fast_shape() header with fixed offsets; returns its size, or 0 when
+// it does not fit in cap or a value is invalid (the caller then asks plan() for
+// the exact error). V4: IPv4 (yes) or IPv6 (no); Up, Tls, User, Id: TLVs 0xE0-
+// 0xE3. A part known at compile time costs no test: the connector's eight
+// shapes (0xE0 and 0xE3 always, 0xE1 for https, 0xE2 with a user) are each one
+// straight line; Known::ask everywhere covers any fast_shape() header.
+template <Known V4, Known Up, Known Tls, Known User, Known Id>
+[[gnu::always_inline]] inline std::size_t write_shape(const HeaderSpec& s, std::uint8_t* out,
+                                                      std::size_t cap) noexcept {
+  const bool v4 = has(V4, s.src.kind == Endpoint::Kind::ipv4);
+  const bool up = has(Up, s.upstream.has_value()), tls = has(Tls, s.tls_name.has_value());
+  const bool user = has(User, s.username.has_value()), id = has(Id, s.task_id.has_value());
+  const std::size_t n_up = up ? s.upstream->size() : 0;
+  const std::size_t n_tls = tls ? s.tls_name->size() : 0;
+  const std::size_t n_user = user ? s.username->size() : 0;
+  const std::size_t len = (v4 ? 12 : 36) + (up ? 3 + n_up : 0) + (tls ? 3 + n_tls : 0) +
+                          (user ? 3 + n_user : 0) + (id ? 3 + 16 : 0);
+  // len alone bounds every value (each is part of it); an empty 0xE0 is invalid.
+  if (kFixedHeaderSize + len > cap || len > 0xFFFF || (up && n_up == 0)) [[unlikely]]
     return 0;
   std::memcpy(out, kSignature.data(), 8);
   const std::uint8_t tail[8] = {
       kSignature[8], kSignature[9], kSignature[10], kSignature[11], 0x21,
-      static_cast<std::uint8_t>((V4 ? 0x10 : 0x20) | (s.transport == Transport::dgram ? 2 : 1)),
+      static_cast<std::uint8_t>((v4 ? 0x10 : 0x20) | (s.transport == Transport::dgram ? 2 : 1)),
       static_cast<std::uint8_t>(len >> 8), static_cast<std::uint8_t>(len)};
   std::memcpy(out + 8, tail, 8);
   std::uint8_t* w = out + kFixedHeaderSize;
-  constexpr std::size_t ip = V4 ? 4 : 16;
-  std::memcpy(w, s.src.ip.data(), ip);
-  std::memcpy(w + ip, s.dst.ip.data(), ip);
-  w += 2 * ip;
+  if (v4) {
+    std::memcpy(w, s.src.ip.data(), 4);
+    std::memcpy(w + 4, s.dst.ip.data(), 4);
+    w += 8;
+  } else {
+    std::memcpy(w, s.src.ip.data(), 16);
+    std::memcpy(w + 16, s.dst.ip.data(), 16);
+    w += 32;
+  }
   put_be16(w, s.src.port);
   put_be16(w + 2, s.dst.port);
   w += 4;
-  w[0] = tlv::divert_upstream;
-  put_be16(w + 1, n_up);
-  if (copy_has_nul(w + 3, up, n_up)) [[unlikely]]
-    return 0;
-  w += 3 + n_up;
-  if constexpr (Tls) {
+  if (up) {
+    w[0] = tlv::divert_upstream;
+    put_be16(w + 1, n_up);
+    if (copy_has_nul(w + 3, s.upstream->data(), n_up)) [[unlikely]]
+      return 0;
+    w += 3 + n_up;
+  }
+  if (tls) {
     w[0] = tlv::divert_tls_name;
     put_be16(w + 1, n_tls);
     copy_value(w + 3, s.tls_name->data(), n_tls);
     w += 3 + n_tls;
   }
-  if constexpr (User) {
+  if (user) {
     w[0] = tlv::divert_username;
     put_be16(w + 1, n_user);
     copy_value(w + 3, s.username->data(), n_user);
     w += 3 + n_user;
   }
-  static constexpr std::uint8_t kTaskIdHeader[3] = {tlv::divert_task_id, 0, 16};
-  std::memcpy(w, kTaskIdHeader, 3);
-  std::memcpy(w + 3, s.task_id->bytes.data(), 16);
+  if (id) {
+    static constexpr std::uint8_t kTaskIdHeader[3] = {tlv::divert_task_id, 0, 16};
+    std::memcpy(w, kTaskIdHeader, 3);
+    std::memcpy(w + 3, s.task_id->bytes.data(), 16);
+  }
   return kFixedHeaderSize + len;
 }
 
+// The rarer fast shapes (no 0xE0 or no 0xE3), every part read from the spec;
+// out of line so that encode() needs no saved registers.
+[[gnu::noinline]] std::size_t write_fast_other(const HeaderSpec& s, std::uint8_t* out,
+                                               std::size_t cap) noexcept {
+  using K = Known;
+  return write_shape<K::ask, K::ask, K::ask, K::ask, K::ask>(s, out, cap);
+}
+
+// The connector's shape number `Key` (bit 2: IPv4, bit 1: 0xE1, bit 0: 0xE2).
+template <unsigned Key>
+[[gnu::always_inline]] inline std::size_t write_connector_shape(const HeaderSpec& s,
+                                                                std::uint8_t* out,
+                                                                std::size_t cap) noexcept {
+  constexpr auto bit = [](unsigned b) { return Key & b ? Known::yes : Known::no; };
+  return write_shape<bit(4), Known::yes, bit(2), bit(1), Known::yes>(s, out, cap);
+}
+
+template <unsigned... Keys>
+[[gnu::always_inline]] inline std::size_t write_connector_shape(
+    unsigned key, const HeaderSpec& s, std::uint8_t* out, std::size_t cap,
+    std::integer_sequence<unsigned, Keys...>) noexcept {
+  std::size_t n = 0;
+  (void)((key == Keys && (n = write_connector_shape<Keys>(s, out, cap), true)) || ...);
+  return n;
+}
+
 // A fast_shape() header: the eight combinations the connector sends by one of
-// eight write_shape() instances, anything else by write_fast().
+// eight straight-line write_shape() instances, anything else by write_fast_other().
 [[gnu::always_inline]] inline std::size_t write_fast_shape(const HeaderSpec& s, std::uint8_t* out,
                                                            std::size_t cap) noexcept {
   if (s.upstream.has_value() & s.task_id.has_value()) [[likely]] {
     const unsigned key = static_cast<unsigned>(s.src.kind == Endpoint::Kind::ipv4) << 2 |
                          static_cast<unsigned>(s.tls_name.has_value()) << 1 |
                          static_cast<unsigned>(s.username.has_value());
-    switch (key) {
-      case 0:
-        return write_shape<false, false, false>(s, out, cap);
-      case 1:
-        return write_shape<false, false, true>(s, out, cap);
-      case 2:
-        return write_shape<false, true, false>(s, out, cap);
-      case 3:
-        return write_shape<false, true, true>(s, out, cap);
-      case 4:
-        return write_shape<true, false, false>(s, out, cap);
-      case 5:
-        return write_shape<true, false, true>(s, out, cap);
-      case 6:
-        return write_shape<true, true, false>(s, out, cap);
-      default:
-        return write_shape<true, true, true>(s, out, cap);
-    }
+    return write_connector_shape(key, s, out, cap, std::make_integer_sequence<unsigned, 8>());
   }
   return write_fast_other(s, out, cap);
 }
