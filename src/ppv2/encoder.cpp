@@ -272,21 +272,6 @@ inline bool fast_shape(const HeaderSpec& s) noexcept {
   return s.src.kind == K::ipv6 && !s.src.is_v4_mapped() && !s.dst.is_v4_mapped();
 }
 
-// A value copy for write_shape(): lengths 8-16 (host:port, most names) and 4-7
-// (short user names) without a libc call.
-[[gnu::always_inline]] inline void copy_value(std::uint8_t* d, const char* s,
-                                              std::size_t n) noexcept {
-  if (n >= 8 && n <= 16) [[likely]] {
-    std::uint64_t a, b;
-    std::memcpy(&a, s, 8);
-    std::memcpy(&b, s + n - 8, 8);
-    std::memcpy(d, &a, 8);
-    std::memcpy(d + n - 8, &b, 8);
-  } else {
-    copy_small(d, s, n);
-  }
-}
-
 // What write_shape() knows of a part of the header at compile time.
 enum class Known { no, yes, ask };  // absent / present / read it from the spec
 constexpr bool has(Known k, bool asked) noexcept {
@@ -342,13 +327,13 @@ template <Known V4, Known Up, Known Tls, Known User, Known Id>
   if (tls) {
     w[0] = tlv::divert_tls_name;
     put_be16(w + 1, n_tls);
-    copy_value(w + 3, s.tls_name->data(), n_tls);
+    copy_small(w + 3, s.tls_name->data(), n_tls);
     w += 3 + n_tls;
   }
   if (user) {
     w[0] = tlv::divert_username;
     put_be16(w + 1, n_user);
-    copy_value(w + 3, s.username->data(), n_user);
+    copy_small(w + 3, s.username->data(), n_user);
     w += 3 + n_user;
   }
   if (id) {
