@@ -246,48 +246,47 @@ namespace {
 namespace {
 
 // The fast path's TLV walk: true when the TLVs tile [tlv0, end) exactly with no
-// CRC32C TLV and no divert TLV twice, filling the 0xE0-0xE3 index. Anything else
+// CRC32C TLV and no divert TLV twice, filling ix.at (zero on entry). Anything else
 // (an error, a CRC to verify, a repeated divert TLV) is left to parse_general().
-[[gnu::always_inline]] inline bool index_plain_tlvs(const std::uint8_t* tlv0,
-                                                    const std::uint8_t* end,
+[[gnu::always_inline]] inline bool index_plain_tlvs(const std::uint8_t* tlv0, std::size_t size,
                                                     HeaderView::DivertIndex& ix) noexcept {
-  const std::uint8_t* p = tlv0;
-  bool odd = false;
-  while (end - p >= 3) {
-    const std::size_t vlen = be16(p + 1);
-    if (vlen > static_cast<std::size_t>(end - p) - 3) [[unlikely]]
-      return false;
-    if (const unsigned k = p[0] - 0xE0u; k < 4) {
-      odd |= ix.at[k] != 0;
-      ix.at[k] = static_cast<std::uint16_t>(p + 3 - tlv0);
+  // Offsets, not pointers: a TLV whose length runs past the area moves `at` past
+  // `size` (no pointer beyond the buffer is formed), ends the loop and fails the
+  // final check, and the general decoder reports it. Only bytes below `size` are read.
+  std::size_t at = 0;
+  unsigned odd = 0;
+  while (at + 3 <= size) {
+    const std::uint8_t type = tlv0[at];
+    const std::size_t vlen = be16(tlv0 + at + 1);
+    if (const unsigned k = type - 0xE0u; k < 4) {
+      odd |= ix.at[k];  // seen before
+      ix.at[k] = static_cast<std::uint16_t>(at + 3);
+    } else {
+      odd |= type == tlv::crc32c;
     }
-    odd |= p[0] == tlv::crc32c;
-    p += 3 + vlen;
+    at += 3 + vlen;
   }
-  ix.base = tlv0;
-  ix.size = static_cast<std::uint16_t>(end - tlv0);
-  return p == end && !odd;
+  return at == size && odd == 0;
 }
 
-// The fast path's result (parse() checked the framing and the TLVs): a complete
-// PROXY header over TCP/IPv4 (IpLen 4) or TCP/IPv6 (16) of `total` bytes. Returned
-// as a prvalue: built once, in the caller's memory.
+// The address field of an INET (IpLen 4) or INET6 (16) endpoint, built as a value
+// so that it is stored once, straight into the result.
 template <std::size_t IpLen>
-[[gnu::always_inline]] inline ParseResult fast_result(const std::uint8_t* d, std::size_t total,
-                                                      const HeaderView::DivertIndex& ix) noexcept {
-  constexpr std::size_t tlv_start = kFixedHeaderSize + 2 * IpLen + 4;
-  ParseResult r;
-  HeaderView& h = r.header;
-  r.status = ParseStatus::complete;
-  r.consumed = total;
-  h.command = Command::proxy;
-  h.family = IpLen == 4 ? AddressFamily::inet : AddressFamily::inet6;
-  h.transport = Transport::stream;
-  read_ip_pair<IpLen>(h, d + kFixedHeaderSize);
-  h.raw = {d, total};
-  h.tlv_bytes = {d + tlv_start, total - tlv_start};
-  h.divert_index = ix;
-  return r;
+[[gnu::always_inline]] inline std::array<std::uint8_t, 16> ip_field(const std::uint8_t* a) noexcept {
+  std::array<std::uint8_t, 16> ip;
+  if constexpr (IpLen == 4) {
+    // Two words rather than a zeroed array and a 4-byte copy into it (which
+    // compilers build on the stack and copy out).
+    std::uint32_t v4;
+    std::memcpy(&v4, a, 4);
+    const std::uint64_t w[2] = {
+        std::endian::native == std::endian::little ? std::uint64_t{v4} : std::uint64_t{v4} << 32,
+        0};
+    std::memcpy(ip.data(), w, 16);
+  } else {
+    std::memcpy(ip.data(), a, 16);
+  }
+  return ip;
 }
 
 // Everything else (other shapes, incomplete input, errors). Out of line, returning
@@ -296,6 +295,48 @@ template <std::size_t IpLen>
                                          const DecoderOptions& opts) noexcept {
   ParseResult r;
   parse_general(b, opts, r);
+  return r;
+}
+
+}  // namespace
+
+template <std::size_t IpLen>
+[[gnu::always_inline]] inline HeaderView::HeaderView(detail::ProxyTcp<IpLen> f) noexcept
+    : command(Command::proxy),
+      family(IpLen == 4 ? AddressFamily::inet : AddressFamily::inet6),
+      transport(Transport::stream),
+      src{IpLen == 4 ? Endpoint::Kind::ipv4 : Endpoint::Kind::ipv6,
+          ip_field<IpLen>(f.d + kFixedHeaderSize), be16(f.d + kFixedHeaderSize + 2 * IpLen), {}},
+      dst{IpLen == 4 ? Endpoint::Kind::ipv4 : Endpoint::Kind::ipv6,
+          ip_field<IpLen>(f.d + kFixedHeaderSize + IpLen),
+          be16(f.d + kFixedHeaderSize + 2 * IpLen + 2), {}},
+      raw(f.d, f.total),
+      tlv_bytes(f.d + kFixedHeaderSize + 2 * IpLen + 4, f.total - (kFixedHeaderSize + 2 * IpLen + 4)),
+      divert_index{f.d + kFixedHeaderSize + 2 * IpLen + 4,
+                   static_cast<std::uint16_t>(f.total - (kFixedHeaderSize + 2 * IpLen + 4)),
+                   {0, 0, 0, 0}} {}
+
+template <std::size_t IpLen>
+[[gnu::always_inline]] inline ParseResult::ParseResult(detail::ProxyTcp<IpLen> f) noexcept
+    : status(ParseStatus::complete), consumed(f.total), header(f) {}
+
+namespace {
+
+// The fast path for one shape: the result is built first, straight into the
+// caller's memory (one object, returned from every exit, so NRVO applies), and
+// the TLV walk writes the divert index into it. A walk that finds anything but
+// plain TLVs starts over with the general decoder.
+template <std::size_t IpLen>
+[[gnu::always_inline]] inline ParseResult parse_fast(std::span<const std::uint8_t> b,
+                                                     std::size_t total,
+                                                     const DecoderOptions& opts) noexcept {
+  constexpr std::size_t tlv_start = kFixedHeaderSize + 2 * IpLen + 4;
+  ParseResult r(detail::ProxyTcp<IpLen>{b.data(), total});
+  if (!index_plain_tlvs(b.data() + tlv_start, total - tlv_start, r.header.divert_index))
+      [[unlikely]] {
+    r = ParseResult();
+    parse_general(b, opts, r);
+  }
   return r;
 }
 
@@ -314,9 +355,7 @@ ParseResult parse(std::span<const std::uint8_t> b, const DecoderOptions& opts) n
     const std::size_t block = fam == 0x11 ? 12 : 36;
     if ((fam == 0x11 || fam == 0x21) && len >= block && total <= opts.max_size && n >= total)
         [[likely]] {
-      HeaderView::DivertIndex ix;
-      if (index_plain_tlvs(d + kFixedHeaderSize + block, d + total, ix)) [[likely]]
-        return fam == 0x11 ? fast_result<4>(d, total, ix) : fast_result<16>(d, total, ix);
+      return fam == 0x11 ? parse_fast<4>(b, total, opts) : parse_fast<16>(b, total, opts);
     }
   }
   return parse_slow(b, opts);

@@ -88,8 +88,25 @@ struct TlvRange {
   TlvIterator end() const noexcept { return e; }
 };
 
+namespace detail {
+// What parse()'s fast path found: a complete PROXY header over TCP/IPv4 (IpLen 4)
+// or TCP/IPv6 (16) of `total` bytes at `d`. HeaderView and ParseResult have a
+// constructor taking it that writes every member once (default construction
+// followed by assignments writes much of the 200-byte result twice, and stores
+// are what a header decode is bound by).
+template <std::size_t IpLen>
+struct ProxyTcp {
+  const std::uint8_t* d;
+  std::size_t total;
+};
+}  // namespace detail
+
 // A decoded header: views into the bytes it was decoded from.
 struct DIVERT_EXPORT HeaderView {
+  HeaderView() = default;
+  template <std::size_t IpLen>
+  explicit HeaderView(detail::ProxyTcp<IpLen> found) noexcept;  // parse() only
+
   int version = 2;                   // 2, or 1 for parse_v1()
   Command command = Command::proxy;  // v1 "UNKNOWN" is reported as PROXY with unspec family
   AddressFamily family = AddressFamily::unspec;
@@ -134,6 +151,8 @@ struct DIVERT_EXPORT ParseResult {
   // Constructed once per header on the decoder's hot path: kept inline so that
   // the compiler drops the default stores parse() overwrites.
   [[gnu::always_inline]] ParseResult() noexcept {}
+  template <std::size_t IpLen>
+  explicit ParseResult(detail::ProxyTcp<IpLen> found) noexcept;  // parse() only
   bool complete() const noexcept { return status == ParseStatus::complete; }
   bool need_more() const noexcept { return status == ParseStatus::need_more; }
   bool error() const noexcept { return status == ParseStatus::error; }
