@@ -326,17 +326,22 @@ namespace {
 // caller's memory (one object, returned from every exit, so NRVO applies), and
 // the TLV walk writes the divert index into it. A walk that finds anything but
 // plain TLVs starts over with the general decoder.
+// The general decoder over the header `r` was built for (r.header.raw: all 16 +
+// len bytes of it, which is all parse_general() reads of a longer input), so that
+// the fast path keeps no more than `r` and `opts` alive for it.
+[[gnu::noinline]] void reparse(ParseResult& r, const DecoderOptions& opts) noexcept {
+  const std::span<const std::uint8_t> header = r.header.raw;
+  r = ParseResult();
+  parse_general(header, opts, r);
+}
+
 template <std::size_t IpLen>
-[[gnu::always_inline]] inline ParseResult parse_fast(std::span<const std::uint8_t> b,
-                                                     std::size_t total,
+[[gnu::always_inline]] inline ParseResult parse_fast(const std::uint8_t* d, std::size_t total,
                                                      const DecoderOptions& opts) noexcept {
   constexpr std::size_t tlv_start = kFixedHeaderSize + 2 * IpLen + 4;
-  ParseResult r(detail::ProxyTcp<IpLen>{b.data(), total});
-  if (!index_plain_tlvs(b.data() + tlv_start, total - tlv_start, r.header.divert_index))
-      [[unlikely]] {
-    r = ParseResult();
-    parse_general(b, opts, r);
-  }
+  ParseResult r(detail::ProxyTcp<IpLen>{d, total});
+  if (!index_plain_tlvs(d + tlv_start, total - tlv_start, r.header.divert_index)) [[unlikely]]
+    reparse(r, opts);
   return r;
 }
 
@@ -355,7 +360,7 @@ ParseResult parse(std::span<const std::uint8_t> b, const DecoderOptions& opts) n
     const std::size_t block = fam == 0x11 ? 12 : 36;
     if ((fam == 0x11 || fam == 0x21) && len >= block && total <= opts.max_size && n >= total)
         [[likely]] {
-      return fam == 0x11 ? parse_fast<4>(b, total, opts) : parse_fast<16>(b, total, opts);
+      return fam == 0x11 ? parse_fast<4>(d, total, opts) : parse_fast<16>(d, total, opts);
     }
   }
   return parse_slow(b, opts);

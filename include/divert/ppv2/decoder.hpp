@@ -53,6 +53,11 @@ struct DecoderOptions {
   bool verify_crc = true;                  // check a CRC32C TLV when present
   bool accept_proxy_unspec = true;         // PROXY with family 0x00 (see above)
 };
+namespace detail {
+// The default options, as one object: a `= {}` default argument builds a
+// temporary at every call.
+inline constexpr DecoderOptions kDefaultDecoderOptions{};
+}  // namespace detail
 
 // Forward iterator over the TLVs of a decoded header (already validated).
 class TlvIterator {
@@ -162,12 +167,12 @@ struct DIVERT_EXPORT ParseResult {
 
 // v2 only. Never reads past 16 + len (or past bytes.size()).
 DIVERT_EXPORT ParseResult parse(std::span<const std::uint8_t> bytes,
-                                const DecoderOptions& opts = {}) noexcept;
+                                const DecoderOptions& opts = detail::kDefaultDecoderOptions) noexcept;
 // v1 text line only ("PROXY TCP4|TCP6|UNKNOWN ...\r\n"), strict, at most 107 bytes.
 DIVERT_EXPORT ParseResult parse_v1(std::span<const std::uint8_t> bytes) noexcept;
 // v2 if the first byte is 0x0D, v1 if it is 'P', else errc::not_proxy_protocol.
 DIVERT_EXPORT ParseResult parse_any(std::span<const std::uint8_t> bytes,
-                                    const DecoderOptions& opts = {}) noexcept;
+                                    const DecoderOptions& opts = detail::kDefaultDecoderOptions) noexcept;
 
 // Push decoder (v2; v1 too when allow_v1). Feed chunks; each result's `consumed`
 // is the number of bytes of *that chunk* that belonged to the header. After

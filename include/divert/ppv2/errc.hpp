@@ -51,11 +51,19 @@ DIVERT_EXPORT std::error_code make_error_code(errc e) noexcept;
 namespace detail {
 // A default (no error) std::error_code, made once. Default-constructing one calls
 // std::system_category(), an out-of-line call into the C++ runtime; the codec's
-// results are built once per connection and copy this instead.
+// results are built once per connection and copy this instead. With GCC and Clang
+// it is a namespace-scope object made before any of the program's own static
+// constructors run (init_priority 101; a shared libdivert is initialised before
+// the objects that link it), so reading it costs one load and no guard.
+#if defined(__GNUC__)
+DIVERT_EXPORT extern const std::error_code kNoError;
+inline const std::error_code& no_error() noexcept { return kNoError; }
+#else
 inline const std::error_code& no_error() noexcept {
   static const std::error_code ok;
   return ok;
 }
+#endif
 }  // namespace detail
 
 }  // namespace divert::ppv2
