@@ -116,11 +116,21 @@ inline errc plan(const HeaderSpec& s, const EncodeOptions& o, Plan& p) noexcept 
   return errc{};
 }
 
-// memcpy for the short, variable-length values of a typical header without a libc call.
+// memcpy for the variable-length values of a header without a libc call: the
+// encoder's fast path makes no call at all, so it keeps nothing in registers that
+// would have to be saved and restored around one.
 inline void copy_small(std::uint8_t* d, const void* src, std::size_t n) noexcept {
   const auto* s = static_cast<const std::uint8_t*>(src);
   if (n > 16) {
-    std::memcpy(d, s, n);
+    // 16-byte blocks, the last one ending at n (overlapping the one before).
+    std::uint8_t block[16];
+    for (std::size_t i = 0; i + 16 < n; i += 16) {
+      std::memcpy(block, s + i, 16);
+      std::memcpy(d + i, block, 16);
+      asm("" : "+r"(i));  // keeps the compiler from turning the loop back into memcpy()
+    }
+    std::memcpy(block, s + n - 16, 16);
+    std::memcpy(d + n - 16, block, 16);
   } else if (n >= 8) {
     std::uint64_t a, b;
     std::memcpy(&a, s, 8);
@@ -372,14 +382,20 @@ template <unsigned... Keys>
 
 // A fast_shape() header: the eight combinations the connector sends by one of
 // eight straight-line write_shape() instances, anything else by write_fast_other().
+// A fast_shape() header with 0xE0 and 0xE3: one of the connector's eight.
+[[gnu::always_inline]] inline std::size_t write_connector_shapes(const HeaderSpec& s,
+                                                                 std::uint8_t* out,
+                                                                 std::size_t cap) noexcept {
+  const unsigned key = static_cast<unsigned>(s.src.kind == Endpoint::Kind::ipv4) << 2 |
+                       static_cast<unsigned>(s.tls_name.has_value()) << 1 |
+                       static_cast<unsigned>(s.username.has_value());
+  return write_connector_shape(key, s, out, cap, std::make_integer_sequence<unsigned, 8>());
+}
+
 [[gnu::always_inline]] inline std::size_t write_fast_shape(const HeaderSpec& s, std::uint8_t* out,
                                                            std::size_t cap) noexcept {
-  if (s.upstream.has_value() & s.task_id.has_value()) [[likely]] {
-    const unsigned key = static_cast<unsigned>(s.src.kind == Endpoint::Kind::ipv4) << 2 |
-                         static_cast<unsigned>(s.tls_name.has_value()) << 1 |
-                         static_cast<unsigned>(s.username.has_value());
-    return write_connector_shape(key, s, out, cap, std::make_integer_sequence<unsigned, 8>());
-  }
+  if (s.upstream.has_value() & s.task_id.has_value()) [[likely]]
+    return write_connector_shapes(s, out, cap);
   return write_fast_other(s, out, cap);
 }
 
@@ -398,14 +414,29 @@ EncodedSize encoded_size(const HeaderSpec& spec, const EncodeOptions& opts) noex
   return {p.size};
 }
 
-EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
-                   const EncodeOptions& opts) noexcept {
-  if (fast_shape(spec)) [[likely]] {
+namespace {
+// encode() for every header but the connector's shapes, and for any error: the
+// other fast shapes, else the general writer and its diagnosis.
+[[gnu::noinline]] EncodedSize encode_rest(const HeaderSpec& spec, std::span<std::uint8_t> out,
+                                          const EncodeOptions& opts) noexcept {
+  if (fast_shape(spec)) {
     const std::size_t cap = std::min(out.size(), opts.max_size);
-    if (const std::size_t n = write_fast_shape(spec, out.data(), cap)) [[likely]]
-      return {n};
+    if (const std::size_t n = write_fast_shape(spec, out.data(), cap)) return {n};
   }
   return detail::encode_general(spec, out, opts);
+}
+}  // namespace
+
+EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
+                   const EncodeOptions& opts) noexcept {
+  // The connector's shapes inline; every other header, and any error, through
+  // encode_rest() (a tail call: this path makes no other call).
+  if (fast_shape(spec) && (spec.upstream.has_value() & spec.task_id.has_value())) [[likely]] {
+    const std::size_t cap = std::min(out.size(), opts.max_size);
+    if (const std::size_t n = write_connector_shapes(spec, out.data(), cap)) [[likely]]
+      return {n};
+  }
+  return encode_rest(spec, out, opts);
 }
 
 namespace detail {
