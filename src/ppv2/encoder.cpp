@@ -430,7 +430,7 @@ namespace {
 EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
                    const EncodeOptions& opts) noexcept {
   // The connector's shapes inline; every other header, and any error, through
-  // encode_rest() (a tail call: this path makes no other call).
+  // encode_rest(), out of line.
   if (fast_shape(spec) && (spec.upstream.has_value() & spec.task_id.has_value())) [[likely]] {
     const std::size_t cap = std::min(out.size(), opts.max_size);
     if (const std::size_t n = write_connector_shapes(spec, out.data(), cap)) [[likely]]
