@@ -27,6 +27,7 @@ void Server::bind() {
     auto& a = w->acceptor;
     a.open(ep.protocol());
     a.set_option(asio::socket_base::reuse_address(true));
+    if (opts_.no_delay) a.set_option(asio::ip::tcp::no_delay(true));  // inherited on accept
     int one = 1;
     ::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     std::error_code ec;
@@ -74,6 +75,7 @@ asio::awaitable<void> Server::accept_loop(Worker& w) {
 
 void Server::stop() {
   if (stopping_.exchange(true)) return;
+  stopping_.notify_all();  // wakes run()
   for (auto& w : workers_)
     asio::post(w->io, [&w = *w] {
       std::error_code ec;
@@ -96,7 +98,7 @@ void Server::run() {
     asio::co_spawn(w->io, accept_loop(*w), asio::detached);
     threads.emplace_back([&io = w->io] { io.run(); });
   }
-  while (!stopping_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  stopping_.wait(false);  // blocks (a futex) until stop(): no periodic wake-ups beside the workers
   // Drain: open connections finish on their own up to the deadline.
   auto deadline = std::chrono::steady_clock::now() + opts_.drain_deadline;
   while (active_.load() > 0 && std::chrono::steady_clock::now() < deadline)

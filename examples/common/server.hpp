@@ -33,6 +33,9 @@ struct ServerOptions {
   unsigned threads = 1;
   std::chrono::milliseconds drain_deadline{5000};
   std::string name = "divert";
+  // TCP_NODELAY on the listening sockets: accepted sockets inherit it (Linux), so
+  // no handler needs a setsockopt() per connection for it.
+  bool no_delay = true;
 };
 
 class Server {
