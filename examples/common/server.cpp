@@ -1,5 +1,6 @@
 #include "common/server.hpp"
 
+#include <future>
 #include <iostream>
 #include <thread>
 
@@ -74,13 +75,10 @@ asio::awaitable<void> Server::accept_loop(Worker& w) {
 }
 
 void Server::stop() {
+  // Only the flag: run() closes the acceptors itself, so stop() touches nothing
+  // that run()'s return could free, from whichever thread it is called.
   if (stopping_.exchange(true)) return;
-  stopping_.notify_all();  // wakes run()
-  for (auto& w : workers_)
-    asio::post(w->io, [&w = *w] {
-      std::error_code ec;
-      w.acceptor.close(ec);
-    });
+  stopping_.notify_all();
 }
 
 void Server::run() {
@@ -99,6 +97,19 @@ void Server::run() {
     threads.emplace_back([&io = w->io] { io.run(); });
   }
   stopping_.wait(false);  // blocks (a futex) until stop(): no periodic wake-ups beside the workers
+  // Stop accepting: each worker closes its own acceptor on its own thread, and
+  // the drain starts once every one has.
+  std::vector<std::future<void>> closed;
+  for (auto& w : workers_) {
+    auto done = std::make_shared<std::promise<void>>();
+    closed.push_back(done->get_future());
+    asio::post(w->io, [&w = *w, done] {
+      std::error_code ec;
+      w.acceptor.close(ec);
+      done->set_value();
+    });
+  }
+  for (auto& f : closed) f.wait();
   // Drain: open connections finish on their own up to the deadline.
   auto deadline = std::chrono::steady_clock::now() + opts_.drain_deadline;
   while (active_.load() > 0 && std::chrono::steady_clock::now() < deadline)

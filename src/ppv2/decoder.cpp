@@ -628,7 +628,8 @@ inline Bytes16 load16(const char* p) noexcept {
   if (d > 1 && (zero >> (8 - d) & 1)) return false;  // no leading zero
   // Digit values in lanes 8-d..7, zero below: lane 7 counts 1, lane 6 10, ... lane 3
   // 10000 (d <= 5, so lanes 0-2 are always zero).
-  const __m128i keep = _mm_cvtsi64_si128(static_cast<long long>(~std::uint64_t{0} << (8 * (8 - d))));
+  const __m128i keep =  // _mm_set_epi64x, not _mm_cvtsi64_si128: the latter is x86-64 only
+      _mm_set_epi64x(0, static_cast<long long>(~std::uint64_t{0} << (8 * (8 - d))));
   const __m128i v = _mm_unpacklo_epi8(_mm_and_si128(t, keep), _mm_setzero_si128());
   __m128i sum = _mm_madd_epi16(v, _mm_setr_epi16(0, 0, 0, 10000, 1000, 100, 10, 1));
   sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4E));

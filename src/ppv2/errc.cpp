@@ -4,7 +4,7 @@
 
 namespace divert::ppv2 {
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && defined(__ELF__)
 // See errc.hpp: made before any default-priority static constructor.
 __attribute__((init_priority(101))) const std::error_code detail::kNoError{};
 #endif

@@ -63,6 +63,7 @@ TEST_CASE("stop() ends run() without waiting for a poll interval", "[examples][s
   so.listen = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
   Server server(so, [](Accepted) -> asio::awaitable<void> { co_return; });
   server.bind();
+  const auto at = server.local_endpoint();
   std::thread runner([&] { server.run(); });
   std::this_thread::sleep_for(50ms);  // run() is waiting by now (or about to)
   const auto t0 = std::chrono::steady_clock::now();
@@ -71,4 +72,11 @@ TEST_CASE("stop() ends run() without waiting for a poll interval", "[examples][s
   // Generous on a loaded machine; the old 20 ms polling loop would still pass,
   // so this checks only that stop() wakes run() at all.
   CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+  // run() returned with the listening socket closed, not merely scheduled to be
+  // closed: a new connection is refused while the Server object still exists.
+  asio::io_context io;
+  tcp::socket c(io);
+  std::error_code ec;
+  c.connect(at, ec);
+  CHECK(ec == asio::error::connection_refused);
 }

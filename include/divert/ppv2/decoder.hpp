@@ -96,9 +96,11 @@ struct TlvRange {
 namespace detail {
 // What parse()'s fast path found: a complete PROXY header over TCP/IPv4 (IpLen 4)
 // or TCP/IPv6 (16) of `total` bytes at `d`. HeaderView and ParseResult have a
-// constructor taking it that writes every member once (default construction
-// followed by assignments writes much of the 200-byte result twice, and stores
-// are what a header decode is bound by).
+// constructor taking it (defined and used in decoder.cpp only) that writes every
+// member once: default construction followed by assignments writes much of the
+// 200-byte result twice, and stores are what a header decode is bound by. (An
+// aggregate HeaderView built with designated initializers would do it too, but
+// GCC 12 then clears the whole object with `rep stos` first.)
 template <std::size_t IpLen>
 struct ProxyTcp {
   const std::uint8_t* d;
@@ -107,10 +109,12 @@ struct ProxyTcp {
 }  // namespace detail
 
 // A decoded header: views into the bytes it was decoded from.
+// Not an aggregate (see detail::ProxyTcp): a hand-made view is default-constructed
+// and then assigned to.
 struct DIVERT_EXPORT HeaderView {
   HeaderView() = default;
   template <std::size_t IpLen>
-  explicit HeaderView(detail::ProxyTcp<IpLen> found) noexcept;  // parse() only
+  inline explicit HeaderView(detail::ProxyTcp<IpLen> found) noexcept;  // parse() only
 
   int version = 2;                   // 2, or 1 for parse_v1()
   Command command = Command::proxy;  // v1 "UNKNOWN" is reported as PROXY with unspec family
@@ -157,7 +161,7 @@ struct DIVERT_EXPORT ParseResult {
   // the compiler drops the default stores parse() overwrites.
   [[gnu::always_inline]] ParseResult() noexcept {}
   template <std::size_t IpLen>
-  explicit ParseResult(detail::ProxyTcp<IpLen> found) noexcept;  // parse() only
+  inline explicit ParseResult(detail::ProxyTcp<IpLen> found) noexcept;  // parse() only
   bool complete() const noexcept { return status == ParseStatus::complete; }
   bool need_more() const noexcept { return status == ParseStatus::need_more; }
   bool error() const noexcept { return status == ParseStatus::error; }
