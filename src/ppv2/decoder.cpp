@@ -624,8 +624,6 @@ inline Bytes16 load16(const char* p) noexcept {
   const unsigned colon =
       static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(':'))));
   if (!(colon >> (7 - d) & 1)) return false;
-  const unsigned zero = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(t, _mm_setzero_si128())));
-  if (d > 1 && (zero >> (8 - d) & 1)) return false;  // no leading zero
   // Digit values in lanes 8-d..7, zero below: lane 7 counts 1, lane 6 10, ... lane 3
   // 10000 (d <= 5, so lanes 0-2 are always zero).
   const __m128i keep =  // _mm_set_epi64x, not _mm_cvtsi64_si128: the latter is x86-64 only
@@ -635,6 +633,10 @@ inline Bytes16 load16(const char* p) noexcept {
   sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4E));
   sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xB1));
   port = static_cast<unsigned>(_mm_cvtsi128_si32(sum));
+  // d digits with no leading zero are at least 10^(d-1): one compare instead of
+  // a test of the first digit (and it turns down port 0 too).
+  static constexpr unsigned kLowest[6] = {0, 1, 10, 100, 1000, 10000};
+  if (port < kLowest[d]) return false;
   digits = d;
   return true;
 }

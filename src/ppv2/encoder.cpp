@@ -371,25 +371,29 @@ template <unsigned Key>
   return write_shape<bit(4), Known::yes, bit(2), bit(1), Known::yes>(s, out, cap);
 }
 
-template <unsigned... Keys>
-[[gnu::always_inline]] inline std::size_t write_connector_shape(
-    unsigned key, const HeaderSpec& s, std::uint8_t* out, std::size_t cap,
-    std::integer_sequence<unsigned, Keys...>) noexcept {
-  std::size_t n = 0;
-  (void)((key == Keys && (n = write_connector_shape<Keys>(s, out, cap), true)) || ...);
-  return n;
+// Picks the connector's shape one bit at a time (IPv4, then 0xE1, then 0xE2):
+// three predictable branches, fewer instructions than building the shape number
+// and jumping through a table.
+template <unsigned Key, unsigned Bit>
+[[gnu::always_inline]] inline std::size_t write_connector_shape_by_bits(const HeaderSpec& s,
+                                                                        std::uint8_t* out,
+                                                                        std::size_t cap) noexcept {
+  if constexpr (Bit == 0) {
+    return write_connector_shape<Key>(s, out, cap);
+  } else {
+    const bool set = Bit == 4   ? s.src.kind == Endpoint::Kind::ipv4
+                     : Bit == 2 ? s.tls_name.has_value()
+                                : s.username.has_value();
+    return set ? write_connector_shape_by_bits<Key | Bit, Bit / 2>(s, out, cap)
+               : write_connector_shape_by_bits<Key, Bit / 2>(s, out, cap);
+  }
 }
 
-// A fast_shape() header: the eight combinations the connector sends by one of
-// eight straight-line write_shape() instances, anything else by write_fast_other().
 // A fast_shape() header with 0xE0 and 0xE3: one of the connector's eight.
 [[gnu::always_inline]] inline std::size_t write_connector_shapes(const HeaderSpec& s,
                                                                  std::uint8_t* out,
                                                                  std::size_t cap) noexcept {
-  const unsigned key = static_cast<unsigned>(s.src.kind == Endpoint::Kind::ipv4) << 2 |
-                       static_cast<unsigned>(s.tls_name.has_value()) << 1 |
-                       static_cast<unsigned>(s.username.has_value());
-  return write_connector_shape(key, s, out, cap, std::make_integer_sequence<unsigned, 8>());
+  return write_connector_shape_by_bits<0, 4>(s, out, cap);
 }
 
 [[gnu::always_inline]] inline std::size_t write_fast_shape(const HeaderSpec& s, std::uint8_t* out,
