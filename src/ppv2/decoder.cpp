@@ -75,14 +75,39 @@ inline int address_block(std::uint8_t fam) noexcept {
   }
 }
 
-// The two endpoints of an INET (IpLen 4) or INET6 (IpLen 16) address block.
+// The address field of an INET (IpLen 4) or INET6 (16) endpoint, built as a value
+// so that it is stored once, straight into the result.
+template <std::size_t IpLen>
+[[gnu::always_inline]] inline std::array<std::uint8_t, 16> ip_field(const std::uint8_t* a) noexcept {
+  std::array<std::uint8_t, 16> ip;
+  if constexpr (IpLen == 4) {
+    // Two words rather than a zeroed array and a 4-byte copy into it (which
+    // compilers build on the stack and copy out).
+    std::uint32_t v4;
+    std::memcpy(&v4, a, 4);
+    const std::uint64_t w[2] = {
+        std::endian::native == std::endian::little ? std::uint64_t{v4} : std::uint64_t{v4} << 32,
+        0};
+    std::memcpy(ip.data(), w, 16);
+  } else {
+    std::memcpy(ip.data(), a, 16);
+  }
+  return ip;
+}
+
+// Endpoint `k` (0: source, 1: destination) of an INET (IpLen 4) or INET6 (16)
+// address block at `a`.
+template <std::size_t IpLen>
+[[gnu::always_inline]] inline Endpoint ip_endpoint(const std::uint8_t* a, std::size_t k) noexcept {
+  return {IpLen == 4 ? Endpoint::Kind::ipv4 : Endpoint::Kind::ipv6, ip_field<IpLen>(a + k * IpLen),
+          be16(a + 2 * IpLen + 2 * k), {}};
+}
+
+// The two endpoints of an address block, into a result being filled in.
 template <std::size_t IpLen>
 [[gnu::always_inline]] inline void read_ip_pair(HeaderView& h, const std::uint8_t* a) noexcept {
-  h.src.kind = h.dst.kind = IpLen == 4 ? Endpoint::Kind::ipv4 : Endpoint::Kind::ipv6;
-  std::memcpy(h.src.ip.data(), a, IpLen);
-  std::memcpy(h.dst.ip.data(), a + IpLen, IpLen);
-  h.src.port = be16(a + 2 * IpLen);
-  h.dst.port = be16(a + 2 * IpLen + 2);
+  h.src = ip_endpoint<IpLen>(a, 0);
+  h.dst = ip_endpoint<IpLen>(a, 1);
 }
 
 std::string_view unix_path(const std::uint8_t* p) noexcept {
@@ -273,26 +298,6 @@ namespace {
   return at == size && odd == 0;
 }
 
-// The address field of an INET (IpLen 4) or INET6 (16) endpoint, built as a value
-// so that it is stored once, straight into the result.
-template <std::size_t IpLen>
-[[gnu::always_inline]] inline std::array<std::uint8_t, 16> ip_field(const std::uint8_t* a) noexcept {
-  std::array<std::uint8_t, 16> ip;
-  if constexpr (IpLen == 4) {
-    // Two words rather than a zeroed array and a 4-byte copy into it (which
-    // compilers build on the stack and copy out).
-    std::uint32_t v4;
-    std::memcpy(&v4, a, 4);
-    const std::uint64_t w[2] = {
-        std::endian::native == std::endian::little ? std::uint64_t{v4} : std::uint64_t{v4} << 32,
-        0};
-    std::memcpy(ip.data(), w, 16);
-  } else {
-    std::memcpy(ip.data(), a, 16);
-  }
-  return ip;
-}
-
 // Everything else (other shapes, incomplete input, errors). Out of line, returning
 // a prvalue like parse_fast(), so neither path copies the (large) result.
 [[gnu::noinline]] ParseResult parse_slow(std::span<const std::uint8_t> b,
@@ -309,11 +314,8 @@ template <std::size_t IpLen>
     : command(Command::proxy),
       family(IpLen == 4 ? AddressFamily::inet : AddressFamily::inet6),
       transport(Transport::stream),
-      src{IpLen == 4 ? Endpoint::Kind::ipv4 : Endpoint::Kind::ipv6,
-          ip_field<IpLen>(f.d + kFixedHeaderSize), be16(f.d + kFixedHeaderSize + 2 * IpLen), {}},
-      dst{IpLen == 4 ? Endpoint::Kind::ipv4 : Endpoint::Kind::ipv6,
-          ip_field<IpLen>(f.d + kFixedHeaderSize + IpLen),
-          be16(f.d + kFixedHeaderSize + 2 * IpLen + 2), {}},
+      src(ip_endpoint<IpLen>(f.d + kFixedHeaderSize, 0)),
+      dst(ip_endpoint<IpLen>(f.d + kFixedHeaderSize, 1)),
       raw(f.d, f.total),
       tlv_bytes(f.d + kFixedHeaderSize + 2 * IpLen + 4, f.total - (kFixedHeaderSize + 2 * IpLen + 4)),
       divert_index{f.d + kFixedHeaderSize + 2 * IpLen + 4,
@@ -326,10 +328,6 @@ template <std::size_t IpLen>
 
 namespace {
 
-// The fast path for one shape: the result is built first, straight into the
-// caller's memory (one object, returned from every exit, so NRVO applies), and
-// the TLV walk writes the divert index into it. A walk that finds anything but
-// plain TLVs starts over with the general decoder.
 // The general decoder over the header `r` was built for (r.header.raw: all 16 +
 // len bytes of it, which is all parse_general() reads of a longer input), so that
 // the fast path keeps no more than `r` and `opts` alive for it.
@@ -339,6 +337,10 @@ namespace {
   parse_general(header, opts, r);
 }
 
+// The fast path for one shape: the result is built first, straight into the
+// caller's memory (one object, returned from every exit, so NRVO applies), and
+// the TLV walk writes the divert index into it. A walk that finds anything but
+// plain TLVs starts over with the general decoder.
 template <std::size_t IpLen>
 [[gnu::always_inline]] inline ParseResult parse_fast(const std::uint8_t* d, std::size_t total,
                                                      const DecoderOptions& opts) noexcept {
@@ -670,7 +672,7 @@ template <bool Brackets = true>
 #else
     if (!port_swar(load64(s + n - 8), i, port)) return false;
 #endif
-    i = n - i;  // port_swar() gave the digit count
+    i = n - i;  // the port parser gave the digit count
   } else {
     // Walk back over at most 5 digits, then read them forwards.
     const std::size_t lowest = n > 5 ? n - 5 : 0;

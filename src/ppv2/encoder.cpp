@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <utility>
 
 #include "divert/ppv2/crc32c.hpp"
 #include "divert/ppv2/errc.hpp"
@@ -389,7 +388,11 @@ template <unsigned Key, unsigned Bit>
   }
 }
 
-// A fast_shape() header with 0xE0 and 0xE3: one of the connector's eight.
+// A fast_shape() header with 0xE0 and 0xE3 is one of the connector's eight.
+inline bool connector_shape(const HeaderSpec& s) noexcept {
+  return s.upstream.has_value() & s.task_id.has_value();
+}
+
 [[gnu::always_inline]] inline std::size_t write_connector_shapes(const HeaderSpec& s,
                                                                  std::uint8_t* out,
                                                                  std::size_t cap) noexcept {
@@ -398,7 +401,7 @@ template <unsigned Key, unsigned Bit>
 
 [[gnu::always_inline]] inline std::size_t write_fast_shape(const HeaderSpec& s, std::uint8_t* out,
                                                            std::size_t cap) noexcept {
-  if (s.upstream.has_value() & s.task_id.has_value()) [[likely]]
+  if (connector_shape(s)) [[likely]]
     return write_connector_shapes(s, out, cap);
   return write_fast_other(s, out, cap);
 }
@@ -420,12 +423,13 @@ EncodedSize encoded_size(const HeaderSpec& spec, const EncodeOptions& opts) noex
 
 namespace {
 // encode() for every header but the connector's shapes, and for any error: the
-// other fast shapes, else the general writer and its diagnosis.
+// other fast shapes, else the general writer and its diagnosis (a connector
+// shape that encode() could not write is not tried again here).
 [[gnu::noinline]] EncodedSize encode_rest(const HeaderSpec& spec, std::span<std::uint8_t> out,
                                           const EncodeOptions& opts) noexcept {
-  if (fast_shape(spec)) {
+  if (fast_shape(spec) && !connector_shape(spec)) {
     const std::size_t cap = std::min(out.size(), opts.max_size);
-    if (const std::size_t n = write_fast_shape(spec, out.data(), cap)) return {n};
+    if (const std::size_t n = write_fast_other(spec, out.data(), cap)) return {n};
   }
   return detail::encode_general(spec, out, opts);
 }
@@ -435,7 +439,7 @@ EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
                    const EncodeOptions& opts) noexcept {
   // The connector's shapes inline; every other header, and any error, through
   // encode_rest(), out of line.
-  if (fast_shape(spec) && (spec.upstream.has_value() & spec.task_id.has_value())) [[likely]] {
+  if (fast_shape(spec) && connector_shape(spec)) [[likely]] {
     const std::size_t cap = std::min(out.size(), opts.max_size);
     if (const std::size_t n = write_connector_shapes(spec, out.data(), cap)) [[likely]]
       return {n};
