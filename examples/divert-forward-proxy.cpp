@@ -218,8 +218,8 @@ int main(int argc, char** argv) {
       .option("ca-file", "FILE", "CA certificates trusted for https forward (default: system)")
       .option("set", "KEY=VALUE", "any connector key in the seed's syntax, e.g. tcp_connect.max_retry=1", true)
       .option("response-timeout", "DURATION", "forwards: 504 when no response byte in time (default 60s)")
-      .option("log", "LEVEL", "log to stderr at this level (default off)")
-      .option("threads", "N", "worker threads (default 1)");
+      .option("log", "LEVEL", "log to stderr at this level (default off)");
+  server_cli_options(cli);
   try {
     if (!cli.parse(argc, argv)) return 0;
     Config cfg;
@@ -242,7 +242,7 @@ int main(int argc, char** argv) {
     ServerOptions so;
     so.name = "divert-forward-proxy";
     so.listen = parse_listen(cli.get("listen", "127.0.0.1:8080"));
-    so.threads = static_cast<unsigned>(parse_int("--threads", cli.get("threads", "1"), 1, 256));
+    apply_server_options(cli, so);
     Server server(so, [&cfg](Accepted a) { return handle(std::move(a), cfg); });
     server.bind();
     std::cerr << "divert-forward-proxy: listening on " << server.local_endpoint() << "\n";

@@ -130,8 +130,8 @@ int main(int argc, char** argv) {
   cli.option("listen", "HOST:PORT", "address to listen on (default 127.0.0.1:3128)")
       .option("trust", "CIDR", "peers allowed to send headers (default 127.0.0.0/8 and ::1)", true)
       .option("header-timeout", "DURATION", "time allowed for the whole header (default 5s)")
-      .option("idle-timeout", "DURATION", "close a relay idle this long (default: never)")
-      .option("threads", "N", "worker threads (default 1)");
+      .option("idle-timeout", "DURATION", "close a relay idle this long (default: never)");
+  server_cli_options(cli);
   try {
     if (!cli.parse(argc, argv)) return 0;
     Config cfg;
@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
     ServerOptions so;
     so.name = "divert-next-proxy";
     so.listen = parse_listen(cli.get("listen", "127.0.0.1:3128"));
-    so.threads = static_cast<unsigned>(parse_int("--threads", cli.get("threads", "1"), 1, 256));
+    apply_server_options(cli, so);
     Server server(so, [&cfg](Accepted a) { return handle(std::move(a), cfg); });
     server.bind();
     std::cerr << "divert-next-proxy: listening on " << server.local_endpoint() << "\n";

@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
       .option("upstream", "HOST:PORT", "where the next proxy should connect (required)")
       .option("next-proxy", "ADDR[,WEIGHT]", "next proxy (default port 3128)", true)
       .option("pick-policy", "NAME", "random, serial, round_robin, ketama, rendezvous, jump_hash")
-      .option("set", "KEY=VALUE", "any connector key in the seed's syntax", true)
-      .option("threads", "N", "worker threads, each with its own SO_REUSEPORT acceptor (default 1)");
+      .option("set", "KEY=VALUE", "any connector key in the seed's syntax", true);
+  server_cli_options(cli);
   try {
     if (!cli.parse(argc, argv)) return 0;
     if (!cli.has("upstream")) throw usage_error("--upstream HOST:PORT is required");
@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     ServerOptions so;
     so.name = "divert-port-forward";
     so.listen = parse_listen(cli.get("listen", "127.0.0.1:8081"));
-    so.threads = static_cast<unsigned>(parse_int("--threads", cli.get("threads", "1"), 1, 256));
+    apply_server_options(cli, so);
     Server server(so, [&](Accepted a) {
       return handle(std::move(a), connector, upstream, server.keep_open());
     });

@@ -3,6 +3,8 @@
 #include <charconv>
 #include <iostream>
 
+#include "common/server.hpp"
+
 namespace divert::examples {
 
 Cli::Cli(std::string program, std::string summary)
@@ -140,6 +142,22 @@ bool Cidr::contains(const asio::ip::address& in) const {
   auto x = a.to_v6().to_bytes();
   auto y = network.to_v6().to_bytes();
   return cmp(x.data(), y.data());
+}
+
+Cli& server_cli_options(Cli& cli) {
+  return cli.option("threads", "N", "worker threads, each with its own event loop (default 1)")
+      .option("accept", "MODE", "shared (default: one listening socket) or reuseport (one per thread)");
+}
+
+void apply_server_options(const Cli& cli, ServerOptions& so) {
+  so.threads = static_cast<unsigned>(parse_int("--threads", cli.get("threads", "1"), 1, 256));
+  const auto mode = cli.get("accept", "shared");
+  if (mode == "shared")
+    so.accept = AcceptMode::shared;
+  else if (mode == "reuseport")
+    so.accept = AcceptMode::reuseport;
+  else
+    throw usage_error("--accept must be shared or reuseport, not \"" + mode + "\"");
 }
 
 void apply_connector_options(const Cli& cli, DivertTcpConnector::Builder& b) {

@@ -57,6 +57,13 @@ struct Cidr {
 };
 
 
+struct ServerOptions;  // common/server.hpp
+
+// Declares --threads N and --accept shared|reuseport, and applies them to a
+// ServerOptions (usage_error on a bad value).
+Cli& server_cli_options(Cli& cli);
+void apply_server_options(const Cli& cli, ServerOptions& options);
+
 // Applies the options the diverting programs share to a connector builder:
 // --next-proxy ADDR[,WEIGHT] (repeatable, default port 3128, at least one),
 // --pick-policy NAME and --set KEY=VALUE (repeatable, the seed's syntax).

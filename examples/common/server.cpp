@@ -1,5 +1,9 @@
 #include "common/server.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <future>
 #include <iostream>
 #include <thread>
@@ -24,16 +28,36 @@ Server::~Server() = default;
 
 void Server::bind() {
   auto ep = opts_.listen;
+  const std::string where = opts_.listen.address().to_string() + ":" + std::to_string(opts_.listen.port());
+  const bool reuseport = opts_.accept == AcceptMode::reuseport && workers_.size() > 1;
   for (auto& w : workers_) {
     auto& a = w->acceptor;
+    if (!reuseport && w != workers_.front()) {
+      // AcceptMode::shared: the first worker's listening socket, registered in
+      // this worker's reactor under a descriptor of its own (each acceptor
+      // closes its own; the socket stops listening when the last one does).
+      const int fd = ::fcntl(workers_.front()->acceptor.native_handle(), F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) throw std::system_error(errno, std::system_category(), "cannot share the listener on " + where);
+      std::error_code ec;
+      a.assign(ep.protocol(), fd, ec);
+      if (ec) {
+        ::close(fd);
+        throw std::system_error(ec, "cannot share the listener on " + where);
+      }
+      w->bound = ep;
+      continue;
+    }
     a.open(ep.protocol());
     a.set_option(asio::socket_base::reuse_address(true));
     if (opts_.no_delay) a.set_option(asio::ip::tcp::no_delay(true));  // inherited on accept
-    int one = 1;
-    ::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (reuseport) {
+      int one = 1;
+      if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        throw std::system_error(errno, std::system_category(), "SO_REUSEPORT on " + where);
+    }
     std::error_code ec;
     a.bind(ep, ec);
-    if (ec) throw std::system_error(ec, "cannot listen on " + opts_.listen.address().to_string() + ":" + std::to_string(opts_.listen.port()));
+    if (ec) throw std::system_error(ec, "cannot listen on " + where);
     a.listen(asio::socket_base::max_listen_connections);
     ep = a.local_endpoint();  // port 0: every worker shares the first one's port
     w->bound = ep;

@@ -1,8 +1,8 @@
 // examples/common/server.hpp — the accept loop the example programs share:
-// N threads, each with its own io_context and its own SO_REUSEPORT acceptor
-// (the kernel spreads connections), a coroutine per connection, and a clean
-// stop on SIGINT/SIGTERM: stop accepting, let open connections drain up to
-// a deadline, then close them and exit.
+// N threads, each with its own io_context and acceptor (all on one listening
+// socket, or one SO_REUSEPORT socket each: AcceptMode), a coroutine per
+// connection, and a clean stop on SIGINT/SIGTERM: stop accepting, let open
+// connections drain up to a deadline, then close them and exit.
 #pragma once
 
 #include <asio.hpp>
@@ -28,9 +28,26 @@ struct Accepted {
 
 using ConnectionHandler = std::function<asio::awaitable<void>(Accepted)>;
 
+// How N worker threads share the incoming connections.
+enum class AcceptMode {
+  // One listening socket (one accept queue) in every worker's reactor: a new
+  // connection wakes the workers waiting in epoll and the first one to call
+  // accept() takes it; the others get EAGAIN. A worker busy with other
+  // connections never holds a new one back while another is idle, which is
+  // what keeps the latency tail short (chain_bench (c)). The cost is one
+  // wake-up and one accept() per idle worker per connection: fine for a few
+  // threads, wasteful for dozens.
+  shared,
+  // One SO_REUSEPORT socket per worker: the kernel spreads connections over
+  // them by a hash of the addresses, evenly but blindly; a connection hashed to
+  // a busy worker waits for it even when another is idle.
+  reuseport,
+};
+
 struct ServerOptions {
   asio::ip::tcp::endpoint listen;
   unsigned threads = 1;
+  AcceptMode accept = AcceptMode::shared;  // only matters with threads > 1
   std::chrono::milliseconds drain_deadline{5000};
   std::string name = "divert";
   // TCP_NODELAY on the listening sockets: accepted sockets inherit it (Linux), so

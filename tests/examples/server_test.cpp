@@ -2,10 +2,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <thread>
+#include <vector>
 
 #include "common/server.hpp"
 #include "support/catch.hpp"
@@ -79,4 +82,90 @@ TEST_CASE("stop() ends run() without waiting for a poll interval", "[examples][s
   std::error_code ec;
   c.connect(at, ec);
   CHECK(ec == asio::error::connection_refused);
+}
+
+namespace {
+
+// Two workers; the handler of the first connection blocks its worker's thread
+// until released. Then `n` more connections are made: returns how many of them
+// were handled (by the other worker) within `wait` while the first one still
+// holds its worker. After run() returns, a connect must be refused (every
+// worker's descriptor of the listener closed).
+int handled_beside_a_blocked_worker(AcceptMode mode, int n, std::chrono::milliseconds wait) {
+  ServerOptions so;
+  so.listen = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+  so.threads = 2;
+  so.accept = mode;
+  so.drain_deadline = 1s;
+  std::atomic<bool> first{true};
+  std::atomic<int> handled{0};
+  std::promise<void> first_in, release;
+  std::shared_future<void> released = release.get_future().share();
+  Server server(so, [&](Accepted) -> asio::awaitable<void> {
+    if (first.exchange(false)) {
+      first_in.set_value();
+      released.wait();  // blocks this worker's thread: its reactor runs nothing meanwhile
+    } else {
+      ++handled;
+    }
+    co_return;
+  });
+  server.bind();
+  const auto at = server.local_endpoint();
+  std::thread runner([&] { server.run(); });
+  asio::io_context io;
+  std::vector<tcp::socket> clients;
+  clients.emplace_back(io).connect(at);
+  const bool blocked = first_in.get_future().wait_for(5s) == std::future_status::ready;
+  for (int i = 0; i < n; ++i) clients.emplace_back(io).connect(at);
+  const auto until = std::chrono::steady_clock::now() + wait;
+  while (handled.load() < n && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  const int seen = handled.load();
+  release.set_value();
+  server.stop();
+  runner.join();
+  REQUIRE(blocked);
+  tcp::socket late(io);
+  std::error_code ec;
+  late.connect(at, ec);
+  CHECK(ec == asio::error::connection_refused);
+  return seen;
+}
+
+}  // namespace
+
+TEST_CASE("shared accept: a busy worker holds back no new connection", "[examples][server]") {
+  // One listening socket in both workers' reactors: the idle worker takes every
+  // connection while the other is stuck (what keeps chain_bench's p99 short).
+  CHECK(handled_beside_a_blocked_worker(AcceptMode::shared, 32, 5s) == 32);
+  // One SO_REUSEPORT socket per worker: the kernel hashes about half of the
+  // connections to the stuck worker, where they wait (all 32 on the free one:
+  // a chance of 2^-32).
+  CHECK(handled_beside_a_blocked_worker(AcceptMode::reuseport, 32, 300ms) < 32);
+}
+
+TEST_CASE("shared accept: one listening socket, no SO_REUSEPORT group to join", "[examples][server]") {
+  auto joinable = [](AcceptMode mode) {
+    ServerOptions so;
+    so.listen = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+    so.threads = 2;
+    so.accept = mode;
+    Server server(so, [](Accepted) -> asio::awaitable<void> { co_return; });
+    server.bind();
+    // Another SO_REUSEPORT socket can bind the port only if the server's
+    // sockets are SO_REUSEPORT ones (same user): a second instance started by
+    // mistake must fail to bind in shared mode, not silently take half the load.
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(server.local_endpoint().port());
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+    ::close(fd);
+    return bound;
+  };
+  CHECK_FALSE(joinable(AcceptMode::shared));
+  CHECK(joinable(AcceptMode::reuseport));
 }
