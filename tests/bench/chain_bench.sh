@@ -12,9 +12,12 @@
 #   (b) throughput of 1 MiB responses over keep-alive (wrk)
 #   (c) p99 latency of requests started at a fixed rate, each on a new
 #       connection (divert_bench_chainload rate: open loop); both sides run
-#       side by side and take turns in 5 slices per run, the p99 is over all
-#       of a side's requests in the run (slow drift in the machine's load
-#       then hits both alike)
+#       side by side, each first gets 0.5 s of requests that are not counted
+#       (start-up: first allocations, page faults), then they take turns in
+#       1-second slices (--c-duration S per side, default 10: a p99 needs
+#       thousands of samples to be steadier than this machine), and the p99 is
+#       over all of a side's requests in the run (slow drift in the machine's
+#       load then hits both alike)
 #   (d) RSS per idle connection: VmRSS of the side's process before and after
 #       10,000 keep-alive connections are opened through it and left idle
 # First both sides single-threaded, then divert --threads 2 against HAProxy
@@ -24,9 +27,10 @@
 # started afresh for every measurement.
 #
 # Usage: tests/bench/chain_bench.sh [--build DIR] [--duration S] [--runs N]
-#          [--rate R] [--idle-conns N] [--threads "1 2"] [--only abcd]
+#          [--rate R] [--c-duration S] [--idle-conns N] [--threads "1 2"]
+#          [--only abcd]
 # Defaults: build-perf (or $DIVERT_BUILD_DIR; configured and built when
-# missing), 5 s, 3 runs, 500 req/s,
+# missing), 5 s for (a) and (b), 3 runs, 500 req/s for 10 s per side for (c),
 # 10000 idle connections, threads "1 2", all four figures. Installs wrk,
 # haproxy and nginx-light when missing (as tests/deps.sh does). Everything runs
 # as the current user in a temp dir and is stopped on exit.
@@ -35,6 +39,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${DIVERT_BUILD_DIR:-$ROOT/build-perf}
 DURATION=5
+C_DURATION=10
 RUNS=3
 RATE=500
 IDLE_CONNS=10000
@@ -44,16 +49,18 @@ while (($#)); do
   case $1 in
     --build) BUILD=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
+    --c-duration) C_DURATION=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
     --idle-conns) IDLE_CONNS=$2; shift 2 ;;
     --threads) THREAD_SETS=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "chain_bench: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
 [[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
+[[ $C_DURATION =~ ^[1-9][0-9]*$ ]] || { echo "chain_bench: --c-duration takes whole seconds, not $C_DURATION" >&2; exit 2; }
 
 # ---- packages and programs
 need=()
@@ -255,10 +262,12 @@ measure_latency() {  # threads order
   start_side A "$t"; pa=$SIDE_PID
   start_side B "$t"; pb=$SIDE_PID
   rm -f "$TMP/lat-A" "$TMP/lat-B"
-  for slice in 1 2 3 4 5; do
+  for side in $order; do  # warm-up, not counted
+    "$LOADGEN" rate "127.0.0.1:$(side_port "$side")" /tiny "$RATE" 0.5 >/dev/null || true
+  done
+  for ((slice = 1; slice <= C_DURATION; slice++)); do
     for side in $order; do
-      out=$("$LOADGEN" rate "127.0.0.1:$(side_port "$side")" /tiny "$RATE" \
-        "$(awk -v d="$DURATION" 'BEGIN {print d / 5}')" "$TMP/lat-$side" || true)
+      out=$("$LOADGEN" rate "127.0.0.1:$(side_port "$side")" /tiny "$RATE" 1 "$TMP/lat-$side" || true)
       echo "$side $out" >>"$TMP/rate.log"
     done
   done
@@ -274,7 +283,7 @@ declare -A NAME=([a]="new connections/s (Connection: close)" [b]="1 MiB response
 declare -A GOAL=([a]=">= 1.00" [b]=">= 1.00" [c]="<= 1.00" [d]="<= 1.00")
 
 echo "chain_bench: $(nproc) cores, $(uname -r), $(haproxy -v | head -1 | cut -d' ' -f1-3), nginx $("$NGINX" -v 2>&1 | cut -d/ -f2)"
-echo "chain_bench: duration ${DURATION}s, runs $RUNS, rate $RATE/s, idle connections $IDLE_CONNS"
+echo "chain_bench: duration ${DURATION}s, runs $RUNS, (c) $RATE/s for ${C_DURATION}s per side, idle connections $IDLE_CONNS"
 for t in $THREAD_SETS; do
   start_backend "$t"
   declare -A VALUES=()
