@@ -14,8 +14,6 @@ struct Server::Worker {
   asio::io_context io{1};
   asio::ip::tcp::acceptor acceptor{io};
   asio::ip::tcp::endpoint bound;  // the listening address, port resolved
-  // Sockets of open connections, so a drain past its deadline can close them.
-  std::vector<std::weak_ptr<asio::ip::tcp::socket>> open;
 };
 
 Server::Server(ServerOptions options, ConnectionHandler handler)
@@ -29,36 +27,50 @@ Server::~Server() = default;
 void Server::bind() {
   auto ep = opts_.listen;
   const std::string where = opts_.listen.address().to_string() + ":" + std::to_string(opts_.listen.port());
-  const bool reuseport = opts_.accept == AcceptMode::reuseport && workers_.size() > 1;
+  auto fail = [&](std::error_code ec, const char* what) {
+    throw std::system_error(ec, std::string(what) + " " + where);
+  };
+  auto last_errno = [] { return std::error_code(errno, std::system_category()); };
+  const bool reuseport = opts_.accept == AcceptMode::reuseport;
+  const bool shared = !reuseport && workers_.size() > 1;
+  std::error_code ec;
   for (auto& w : workers_) {
     auto& a = w->acceptor;
-    if (!reuseport && w != workers_.front()) {
+    if (shared && w != workers_.front()) {
       // AcceptMode::shared: the first worker's listening socket, registered in
       // this worker's reactor under a descriptor of its own (each acceptor
       // closes its own; the socket stops listening when the last one does).
       const int fd = ::fcntl(workers_.front()->acceptor.native_handle(), F_DUPFD_CLOEXEC, 0);
-      if (fd < 0) throw std::system_error(errno, std::system_category(), "cannot share the listener on " + where);
-      std::error_code ec;
-      a.assign(ep.protocol(), fd, ec);
-      if (ec) {
+      if (fd < 0) fail(last_errno(), "cannot share the listener on");
+      if (a.assign(ep.protocol(), fd, ec); ec) {
         ::close(fd);
-        throw std::system_error(ec, "cannot share the listener on " + where);
+        fail(ec, "cannot share the listener on");
       }
       w->bound = ep;
       continue;
     }
-    a.open(ep.protocol());
-    a.set_option(asio::socket_base::reuse_address(true));
-    if (opts_.no_delay) a.set_option(asio::ip::tcp::no_delay(true));  // inherited on accept
+    if (a.open(ep.protocol(), ec); ec) fail(ec, "cannot open a socket to listen on");
+    a.set_option(asio::socket_base::reuse_address(true), ec);
+    if (opts_.no_delay) a.set_option(asio::ip::tcp::no_delay(true), ec);  // inherited on accept
     if (reuseport) {
       int one = 1;
       if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        throw std::system_error(errno, std::system_category(), "SO_REUSEPORT on " + where);
+        fail(last_errno(), "cannot set SO_REUSEPORT to listen on");
     }
-    std::error_code ec;
-    a.bind(ep, ec);
-    if (ec) throw std::system_error(ec, "cannot listen on " + where);
-    a.listen(asio::socket_base::max_listen_connections);
+    if (a.bind(ep, ec); ec) fail(ec, "cannot listen on");
+    if (a.listen(asio::socket_base::max_listen_connections, ec); ec) fail(ec, "cannot listen on");
+    if (shared) {
+      // Asio skips EPOLL_CTL_DEL when it closes a descriptor it opened itself
+      // (close() ends the registration), but a duplicate keeps this socket
+      // open: re-adopted with assign(), the acceptor is marked as possibly
+      // duplicated and deregisters explicitly when it closes.
+      const int fd = a.release(ec);
+      if (ec) fail(ec, "cannot share the listener on");
+      if (a.assign(ep.protocol(), fd, ec); ec) {
+        ::close(fd);
+        fail(ec, "cannot share the listener on");
+      }
+    }
     ep = a.local_endpoint();  // port 0: every worker shares the first one's port
     w->bound = ep;
   }

@@ -2,7 +2,8 @@
 // N threads, each with its own io_context and acceptor (all on one listening
 // socket, or one SO_REUSEPORT socket each: AcceptMode), a coroutine per
 // connection, and a clean stop on SIGINT/SIGTERM: stop accepting, let open
-// connections drain up to a deadline, then close them and exit.
+// connections drain up to a deadline, then stop the workers (what is still
+// open closes when the Server is destroyed) and return from run().
 #pragma once
 
 #include <asio.hpp>
@@ -47,7 +48,10 @@ enum class AcceptMode {
 struct ServerOptions {
   asio::ip::tcp::endpoint listen;
   unsigned threads = 1;
-  AcceptMode accept = AcceptMode::shared;  // only matters with threads > 1
+  // shared with one thread: one plain listening socket. reuseport sets
+  // SO_REUSEPORT even with one thread (several processes may then share the
+  // port, e.g. an old one draining while its replacement starts).
+  AcceptMode accept = AcceptMode::shared;
   std::chrono::milliseconds drain_deadline{5000};
   std::string name = "divert";
   // TCP_NODELAY on the listening sockets: accepted sockets inherit it (Linux), so

@@ -55,7 +55,7 @@ while (($#)); do
     --idle-conns) IDLE_CONNS=$2; shift 2 ;;
     --threads) THREAD_SETS=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0"; exit 0 ;;
     *) echo "chain_bench: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
