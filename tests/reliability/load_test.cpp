@@ -256,12 +256,13 @@ TEST_CASE("load: 10,000 concurrent connections through forward proxy -> next pro
   TempDir dir;
   Tier fps{"forward proxy"}, nps{"next proxy"};
   const auto np_port = free_port(), fp_port = free_port();
+  // Several processes on one port need SO_REUSEPORT, which the programs set
+  // only when asked (their default, --accept shared, refuses a second binder).
+  const std::vector<std::string> share_port{"--accept", "reuseport"};
   for (std::size_t i = 0; i < k; ++i) {
-    nps.nps.push_back(std::make_unique<NextProxy>(dir, std::vector<std::string>{}, np_port,
-                                                  "np" + std::to_string(i)));
+    nps.nps.push_back(std::make_unique<NextProxy>(dir, share_port, np_port, "np" + std::to_string(i)));
     nps.add(nps.nps.back()->proc->pid());
-    fps.fps.push_back(std::make_unique<ForwardProxy>(dir, loopback(np_port),
-                                                     std::vector<std::string>{}, fp_port,
+    fps.fps.push_back(std::make_unique<ForwardProxy>(dir, loopback(np_port), share_port, fp_port,
                                                      "fp" + std::to_string(i)));
     fps.add(fps.fps.back()->proc->pid());
   }
