@@ -27,50 +27,52 @@ Server::~Server() = default;
 void Server::bind() {
   auto ep = opts_.listen;
   const std::string where = opts_.listen.address().to_string() + ":" + std::to_string(opts_.listen.port());
-  auto fail = [&](std::error_code ec, const char* what) {
-    throw std::system_error(ec, std::string(what) + " " + where);
+  std::error_code ec;
+  auto check = [&](const char* what) {
+    if (ec) throw std::system_error(ec, std::string(what) + " " + where);
   };
-  auto last_errno = [] { return std::error_code(errno, std::system_category()); };
+  // Hands a listening descriptor to an acceptor (closed if that fails).
+  auto adopt = [&](asio::ip::tcp::acceptor& a, int fd) {
+    if (fd < 0 && !ec) ec.assign(errno, std::system_category());
+    if (!ec) {
+      a.assign(ep.protocol(), fd, ec);
+      if (ec) ::close(fd);
+    }
+    check("cannot share the listener on");
+  };
   const bool reuseport = opts_.accept == AcceptMode::reuseport;
   const bool shared = !reuseport && workers_.size() > 1;
-  std::error_code ec;
   for (auto& w : workers_) {
     auto& a = w->acceptor;
     if (shared && w != workers_.front()) {
       // AcceptMode::shared: the first worker's listening socket, registered in
       // this worker's reactor under a descriptor of its own (each acceptor
       // closes its own; the socket stops listening when the last one does).
-      const int fd = ::fcntl(workers_.front()->acceptor.native_handle(), F_DUPFD_CLOEXEC, 0);
-      if (fd < 0) fail(last_errno(), "cannot share the listener on");
-      if (a.assign(ep.protocol(), fd, ec); ec) {
-        ::close(fd);
-        fail(ec, "cannot share the listener on");
-      }
+      adopt(a, ::fcntl(workers_.front()->acceptor.native_handle(), F_DUPFD_CLOEXEC, 0));
       w->bound = ep;
       continue;
     }
-    if (a.open(ep.protocol(), ec); ec) fail(ec, "cannot open a socket to listen on");
+    a.open(ep.protocol(), ec);
+    check("cannot open a socket to listen on");
     a.set_option(asio::socket_base::reuse_address(true), ec);
+    check("cannot set SO_REUSEADDR to listen on");
     if (opts_.no_delay) a.set_option(asio::ip::tcp::no_delay(true), ec);  // inherited on accept
+    check("cannot set TCP_NODELAY to listen on");
     if (reuseport) {
       int one = 1;
       if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        fail(last_errno(), "cannot set SO_REUSEPORT to listen on");
+        ec.assign(errno, std::system_category());
+      check("cannot set SO_REUSEPORT to listen on");
     }
-    if (a.bind(ep, ec); ec) fail(ec, "cannot listen on");
-    if (a.listen(asio::socket_base::max_listen_connections, ec); ec) fail(ec, "cannot listen on");
-    if (shared) {
-      // Asio skips EPOLL_CTL_DEL when it closes a descriptor it opened itself
-      // (close() ends the registration), but a duplicate keeps this socket
-      // open: re-adopted with assign(), the acceptor is marked as possibly
-      // duplicated and deregisters explicitly when it closes.
-      const int fd = a.release(ec);
-      if (ec) fail(ec, "cannot share the listener on");
-      if (a.assign(ep.protocol(), fd, ec); ec) {
-        ::close(fd);
-        fail(ec, "cannot share the listener on");
-      }
-    }
+    a.bind(ep, ec);
+    check("cannot listen on");
+    a.listen(asio::socket_base::max_listen_connections, ec);
+    check("cannot listen on");
+    // Asio skips EPOLL_CTL_DEL when it closes a descriptor it opened itself
+    // (close() ends the registration), but in shared mode a duplicate keeps
+    // this socket open: re-adopted with assign(), the acceptor is marked as
+    // possibly duplicated and deregisters explicitly when it closes.
+    if (shared) adopt(a, a.release(ec));
     ep = a.local_endpoint();  // port 0: every worker shares the first one's port
     w->bound = ep;
   }
