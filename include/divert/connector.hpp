@@ -76,8 +76,15 @@ struct ConnectorConfig {
   std::vector<WeightedUpstreamAddr> proxy_addr;           // required; default port 3128
   PickPolicy proxy_addr_pick_policy = PickPolicy::random;
   std::shared_ptr<net::Resolver> resolver;                // required iff a proxy is a domain
-  net::ConnectOptions connect;  // resolve_strategy, no_ipv4/6, tcp_connect, happy_eyeballs,
-                                // tcp_misc_opts, tcp_keepalive, bind_ipv4/6
+  // resolve_strategy, no_ipv4/6, tcp_connect, happy_eyeballs, tcp_misc_opts,
+  // tcp_keepalive, bind_ipv4/6; and divert's delay_handshake_ack, on here
+  // (the header is written as soon as the connect completes, so the
+  // handshake's last ACK rides on it: one segment fewer per connection).
+  net::ConnectOptions connect = [] {
+    net::ConnectOptions o;
+    o.delay_handshake_ack = true;
+    return o;
+  }();
   SpeedLimitConfig tcp_sock_speed_limit;                  // applied by relay(); off by default
   std::map<std::string, std::string> extra_metrics_tags;
   Logger shared_logger;                                   // silent by default
@@ -181,6 +188,8 @@ class DIVERT_EXPORT DivertTcpConnector::Builder {
   Builder& tls_verify_peer(bool on);
   Builder& max_header_size(std::size_t bytes);
   Builder& header_crc32c(bool on);
+  // TCP_QUICKACK off before connect (see net::ConnectOptions); default on.
+  Builder& delay_handshake_ack(bool on);
 
   // Names a resolver for set("resolver", NAME). "system" is always known.
   Builder& register_resolver(std::string name, std::shared_ptr<net::Resolver> r);

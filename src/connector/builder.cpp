@@ -211,6 +211,10 @@ B& B::header_crc32c(bool on) {
   cfg_.header_crc32c = on;
   return *this;
 }
+B& B::delay_handshake_ack(bool on) {
+  cfg_.connect.delay_handshake_ack = on;
+  return *this;
+}
 B& B::register_resolver(std::string name, std::shared_ptr<net::Resolver> r) {
   resolvers_[normalize_key(name)] = std::move(r);
   return *this;
@@ -381,13 +385,16 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
     cfg_.max_header_size = static_cast<std::size_t>(parse_size(key, scalar()));
   } else if (key == "header_crc32c") {
     cfg_.header_crc32c = parse_bool(key, scalar());
+  } else if (key == "delay_handshake_ack") {
+    cfg_.connect.delay_handshake_ack = parse_bool(key, scalar());
   } else {
     throw config_error(key, v.to_string(),
                        "unknown key (proxy_addr, proxy_addr_pick_policy, resolver, resolve_strategy, "
                        "tcp_sock_speed_limit, no_ipv4, no_ipv6, tcp_connect, happy_eyeballs, "
                        "tcp_misc_opts, tcp_keepalive, bind_ipv4, bind_ipv6, extra_metrics_tags, "
                        "shared_logger, name, proxy_failover, eject_after_failures, eject_duration, "
-                       "tls_handshake_timeout, tls_verify_peer, max_header_size, header_crc32c)");
+                       "tls_handshake_timeout, tls_verify_peer, max_header_size, header_crc32c, "
+                       "delay_handshake_ack)");
   }
   return *this;
 }

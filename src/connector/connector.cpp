@@ -11,6 +11,7 @@
 
 #include "divert/connector.hpp"
 #include "divert/net/connect.hpp"
+#include "divert/net/socket_options.hpp"
 #include "divert/ppv2/encoder.hpp"
 #include "divert/select/pick_key.hpp"
 #include "divert/select/upstream_selector.hpp"
@@ -261,6 +262,8 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
       failed(i, wec, MetricsCounter::tcp_connect_error, "sending the PROXY header failed");
       continue;
     }
+    // The handshake's last ACK went out with the header: ordinary ACKs again.
+    if (cfg.connect.delay_handshake_ack) net::resume_quick_ack(*r->socket);
     record_success(i);
     metrics.add(MetricsCounter::tcp_connect_success);
     metrics.add(MetricsCounter::connection_establish);

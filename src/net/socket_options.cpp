@@ -84,6 +84,12 @@ SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket, AddressFa
   if (m.congestion_control)
     return fail(std::make_error_code(std::errc::not_supported), "tcp_misc_opts.congestion_control");
 #endif
+#ifdef TCP_QUICKACK
+  // Delayed-ACK ("pingpong") mode from the start: the ACK of the SYN-ACK
+  // waits for the first write. resume_quick_ack() ends it after that write.
+  if (o.delay_handshake_ack && (ec = set_int(fd, IPPROTO_TCP, TCP_QUICKACK, 0)))
+    return fail(ec, "delay_handshake_ack");
+#endif
 #ifdef SO_MARK
   if (m.netfilter_mark &&
       (ec = set_int(fd, SOL_SOCKET, SO_MARK, static_cast<int>(*m.netfilter_mark))))
@@ -93,6 +99,14 @@ SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket, AddressFa
     return fail(std::make_error_code(std::errc::not_supported), "tcp_misc_opts.netfilter_mark");
 #endif
   return {};
+}
+
+void resume_quick_ack(asio::ip::tcp::socket& socket) noexcept {
+#ifdef TCP_QUICKACK
+  if (socket.is_open()) (void)set_int(socket.native_handle(), IPPROTO_TCP, TCP_QUICKACK, 1);
+#else
+  (void)socket;
+#endif
 }
 
 SocketOptionResult open_configured_socket(asio::ip::tcp::socket& socket, AddressFamily family,

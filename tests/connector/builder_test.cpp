@@ -132,6 +132,13 @@ TEST_CASE("string keys map onto the typed configuration") {
   CHECK(c.shared_logger.enabled(LogLevel::debug));
   CHECK(c.proxy_failover == 2);
   CHECK(c.eject_duration == 60s);
+  CHECK(c.connect.delay_handshake_ack);  // the connector's default
+  b.set("delay_handshake_ack", "false");
+  CHECK_FALSE(b.config().connect.delay_handshake_ack);
+  b.delay_handshake_ack(true);
+  CHECK(b.config().connect.delay_handshake_ack);
+  CHECK_THROWS_AS(b.set("delay_handshake_ack", "maybe"), config_error);
+  CHECK_FALSE(net::ConnectOptions{}.delay_handshake_ack);  // the net layer's default
   auto conn = b.build();
   CHECK(conn.config().proxy_addr.size() == 3);
 }

@@ -1,6 +1,11 @@
 // The connector against receivers on loopback: our own receiving side (in
 // process), HAProxy as a strict accept-proxy next hop, failover and ejection,
 // https forward with real certificates, cancellation without leaks.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -117,6 +122,34 @@ TEST_CASE("tcp_connect sends one header with E0 and E3 (and E2 only with a user)
   auto m = connector.metrics().snapshot();
   CHECK(m[MetricsCounter::task_total] == 3);
   CHECK(m[MetricsCounter::tcp_connect_success] == 3);
+}
+
+// delay_handshake_ack (on by default): the next proxy's accept returns with
+// the header already readable, and the stream handed back has left
+// delayed-ACK mode (TCP_QUICKACK reads 1), so replies are ACKed as usual.
+TEST_CASE("tcp_connect: the header carries the handshake's last ACK; the stream ACKs as usual after") {
+  asio::io_context io;
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto connector = connector_to(acc);
+  REQUIRE(connector.config().connect.delay_handshake_ack);
+  std::optional<tcp::socket> stream;
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    auto t = make_task("example.com:443");
+    stream.emplace(co_await connector.tcp_connect(t));
+  }, asio::detached);
+  io.run_for(10s);
+  REQUIRE(stream);
+  int quickack = -1;
+  socklen_t len = sizeof quickack;
+  REQUIRE(::getsockopt(stream->native_handle(), IPPROTO_TCP, TCP_QUICKACK, &quickack, &len) == 0);
+  CHECK(quickack == 1);
+  tcp::socket peer = acc.accept();
+  pollfd p{peer.native_handle(), POLLIN, 0};
+  REQUIRE(::poll(&p, 1, 2000) == 1);
+  unsigned char buf[512];
+  const auto n = ::recv(peer.native_handle(), buf, sizeof buf, MSG_DONTWAIT);
+  REQUIRE(n >= 16);
+  CHECK(buf[12] == 0x21);  // version 2, PROXY
 }
 
 TEST_CASE("tcp_connect: initial data larger than the socket buffers arrives whole after the header") {

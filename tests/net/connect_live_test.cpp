@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -417,6 +418,44 @@ TEST_CASE("socket options are applied per family and read back") {
   REQUIRE_FALSE(open_configured_socket(s, AddressFamily::ipv4, only6));
   CHECK(get_int(s.native_handle(), IPPROTO_IP, IP_TOS) == 0);
   CHECK(get_int(s.native_handle(), IPPROTO_TCP, TCP_NODELAY) == 0);
+}
+
+// With delay_handshake_ack the client's last handshake ACK waits for its
+// first write, so the listener has nothing to accept until bytes arrive, and
+// then accepts a connection whose first bytes are already there. Without it,
+// the connection is acceptable as soon as connect() completes.
+TEST_CASE("delay_handshake_ack: the handshake's last ACK waits for the first write") {
+  for (const char* host : {"127.0.0.1", "::1"}) {
+    for (bool delay : {true, false}) {
+      CAPTURE(host, delay);
+      asio::io_context io;
+      Listener l(io, host);  // never accepts on its own: polled below
+      const int lfd = l.acceptor.native_handle();
+      ConnectOptions o;
+      o.delay_handshake_ack = delay;
+      auto t0 = Clock::now();
+      auto r = run_connect(io, connect_with_retry(tcp::endpoint(addr(host), l.port()), o));
+      REQUIRE_FALSE(r.error);
+      const int cfd = r.socket->native_handle();
+      pollfd p{lfd, POLLIN, 0};
+      const int ready = ::poll(&p, 1, 0);
+      // The kernel sends the delayed ACK after 200 ms at the latest (its
+      // TCP_DELACK_MAX); a slower machine than that proves nothing either way.
+      if (since(t0) < 150ms) CHECK(ready == (delay ? 0 : 1));
+      REQUIRE(::send(cfd, "abc", 3, MSG_NOSIGNAL) == 3);
+      p = {lfd, POLLIN, 0};
+      REQUIRE(::poll(&p, 1, 2000) == 1);
+      tcp::socket accepted = l.acceptor.accept();
+      p = {accepted.native_handle(), POLLIN, 0};
+      REQUIRE(::poll(&p, 1, 2000) == 1);
+      char buf[8];
+      CHECK(::recv(accepted.native_handle(), buf, sizeof buf, MSG_DONTWAIT) == 3);
+      // resume_quick_ack() leaves delayed-ACK mode (TCP_QUICKACK reads as
+      // "not in pingpong mode").
+      resume_quick_ack(*r.socket);
+      CHECK(get_int(cfd, IPPROTO_TCP, TCP_QUICKACK) == 1);
+    }
+  }
 }
 
 TEST_CASE("a socket option the OS refuses is reported with its key") {

@@ -114,6 +114,19 @@ struct DIVERT_EXPORT ConnectOptions {
   // IPv4-mapped IPv6 address is refused.
   std::optional<asio::ip::address> bind_ipv4;
   std::optional<asio::ip::address> bind_ipv6;
+  // Delay the handshake's last ACK so that it rides on the first write
+  // (Linux: TCP_QUICKACK off before connect(2); HAProxy calls this
+  // "option tcp-smart-connect"). One segment fewer per connection, and the
+  // peer's accept(2) returns with the first bytes already there. Only for
+  // callers that write as soon as the connect completes (the connector sends
+  // its PROXY header at once and turns this on): otherwise the peer cannot
+  // accept the connection until the kernel's delayed-ACK timer fires (up to
+  // 200 ms), which stalls protocols where the server speaks first. Off by
+  // default here; ignored where the platform has no TCP_QUICKACK. After the
+  // first write, call resume_quick_ack() (socket_options.hpp): Linux keeps
+  // the socket in delayed-ACK mode otherwise, and a peer that waits for an
+  // ACK before its next small write (Nagle) would wait for the ACK timer.
+  bool delay_handshake_ack{false};
 
   // Throws divert::config_error(key, value, reason) on: both no_ipv4 and
   // no_ipv6; no_ipv4 with query Ipv4Only; no_ipv6 with query Ipv6Only; a bind

@@ -37,6 +37,12 @@ DIVERT_EXPORT SocketOptionResult open_configured_socket(asio::ip::tcp::socket& s
                                                         AddressFamily family,
                                                         const ConnectOptions& options);
 
+// Ends the delayed-ACK mode that ConnectOptions::delay_handshake_ack started
+// (TCP_QUICKACK on): call it once the first write has gone out. Best effort:
+// nothing to do on a platform without TCP_QUICKACK, and a failure (a socket
+// already reset) only leaves ACKs delayed. One setsockopt(2).
+DIVERT_EXPORT void resume_quick_ack(asio::ip::tcp::socket& socket) noexcept;
+
 // The family of an address, IPv4-mapped IPv6 counted as IPv6.
 inline AddressFamily family_of(const asio::ip::address& a) noexcept {
   return a.is_v4() ? AddressFamily::ipv4 : AddressFamily::ipv6;
