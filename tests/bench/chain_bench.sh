@@ -24,14 +24,21 @@
 # nbthread 2 (next hop and nginx get 2 threads/workers too). Each figure is the
 # median of --runs runs; in each run A and B are measured back to back, in
 # alternating order (A first in odd runs, B first in even ones), each side
-# started afresh for every measurement.
+# started afresh for every measurement. (a) and (b) are measured twice a run,
+# in mirrored order (A B B A, or B A A B), and a side's figure for the run is
+# the mean of its two: on this machine the slot in the sequence moved a
+# figure by up to 10 %, the same way for both sides. Before every measurement
+# the next hop and nginx are given time to let go of the previous one's
+# connections.
 #
 # Usage: tests/bench/chain_bench.sh [--build DIR] [--duration S] [--runs N]
 #          [--rate R] [--c-duration S] [--idle-conns N] [--threads "1 2"]
-#          [--only abcd]
+#          [--only abcd] [--haproxy-backend LINE]
 # Defaults: build-perf (or $DIVERT_BUILD_DIR; configured and built when
 # missing), 5 s for (a) and (b), 3 runs, 500 req/s for 10 s per side for (c),
-# 10000 idle connections, threads "1 2", all four figures. Installs wrk,
+# 10000 idle connections, threads "1 2", all four figures. --haproxy-backend
+# adds a line to side B's backend section, e.g. "option tcp-smart-connect" (what
+# divert's delay_handshake_ack, on by default, does). Installs wrk,
 # haproxy and nginx-light when missing (as tests/deps.sh does). Everything runs
 # as the current user in a temp dir and is stopped on exit.
 set -euo pipefail
@@ -45,6 +52,7 @@ RATE=500
 IDLE_CONNS=10000
 THREAD_SETS="1 2"
 ONLY=abcd
+B_BACKEND=""
 while (($#)); do
   case $1 in
     --build) BUILD=$2; shift 2 ;;
@@ -55,6 +63,7 @@ while (($#)); do
     --idle-conns) IDLE_CONNS=$2; shift 2 ;;
     --threads) THREAD_SETS=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
+    --haproxy-backend) B_BACKEND=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0"; exit 0 ;;
     *) echo "chain_bench: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -196,7 +205,8 @@ start_side() {  # A|B threads
     SIDE_PID=$!; PIDS+=($!); wait_listen "$P_A"
   else
     haproxy_conf side "$2" "bind 127.0.0.1:$P_B backlog 4096" \
-      "server next 127.0.0.1:$P_NEXT send-proxy-v2"
+      "server next 127.0.0.1:$P_NEXT send-proxy-v2${B_BACKEND:+
+  $B_BACKEND}"
     "$HAPROXY" -db -f "$TMP/side.cfg" 2>>"$TMP/side.log" &
     SIDE_PID=$!; PIDS+=($!); wait_listen "$P_B"
   fi
@@ -211,10 +221,20 @@ to_mbps() {
         printf "%.0f", v*m/1e6}'
 }
 
+# The previous measurement's connections gone from the next hop and nginx
+# (after (d), that is ten thousand of them).
+settle() {
+  for _ in $(seq 300); do
+    (($(ss -Htn state established "( sport = :$P_NEXT or sport = :$P_NGINX )" | wc -l) < 200)) && break
+    sleep 0.1
+  done
+}
+
 RESULT=""
 measure() {  # test side threads -> RESULT (not a subshell: the trap must see every pid)
   local test=$1 side=$2 t=$3 port out
   port=$(side_port "$side")
+  settle
   start_side "$side" "$t"
   case $test in
     a)
@@ -229,11 +249,8 @@ measure() {  # test side threads -> RESULT (not a subshell: the trap must see ev
       sleep 0.3
       local before after hold n
       # the previous side's connections must be gone from the next hop and
-      # nginx first: their limits leave room for one side's idle set only
-      for _ in $(seq 300); do
-        (($(ss -Htn state established "( sport = :$P_NEXT or sport = :$P_NGINX )" | wc -l) < 200)) && break
-        sleep 0.1
-      done
+      # nginx first (their limits leave room for one side's idle set only)
+      settle
       before=$(rss_kib "$SIDE_PID")
       "$LOADGEN" hold "127.0.0.1:$port" /tiny "$IDLE_CONNS" >"$TMP/hold.out" &
       hold=$!; PIDS+=($hold)
@@ -259,6 +276,7 @@ measure() {  # test side threads -> RESULT (not a subshell: the trap must see ev
 # (c) for both sides at once: RESULT_A, RESULT_B (p99 over the run's slices)
 measure_latency() {  # threads order
   local t=$1 order=$2 pa pb side slice out
+  settle
   start_side A "$t"; pa=$SIDE_PID
   start_side B "$t"; pb=$SIDE_PID
   rm -f "$TMP/lat-A" "$TMP/lat-B"
@@ -284,6 +302,7 @@ declare -A GOAL=([a]=">= 1.00" [b]=">= 1.00" [c]="<= 1.00" [d]="<= 1.00")
 
 echo "chain_bench: $(nproc) cores, $(uname -r), $(haproxy -v | head -1 | cut -d' ' -f1-3), nginx $("$NGINX" -v 2>&1 | cut -d/ -f2)"
 echo "chain_bench: duration ${DURATION}s, runs $RUNS, (c) $RATE/s for ${C_DURATION}s per side, idle connections $IDLE_CONNS"
+[[ -z $B_BACKEND ]] || echo "chain_bench: HAProxy side's backend also has: $B_BACKEND"
 for t in $THREAD_SETS; do
   start_backend "$t"
   declare -A VALUES=()
@@ -297,10 +316,19 @@ for t in $THREAD_SETS; do
         echo "  threads $t run $r (c) A: $RESULT_A B: $RESULT_B" >&2
         continue
       fi
-      for side in $order; do
+      seq_="$order"
+      [[ $test = [ab] ]] && seq_="$order ${order#* } ${order% *}"  # A B B A / B A A B
+      declare -A SUM=([A]=0 [B]=0) CNT=([A]=0 [B]=0)
+      for side in $seq_; do
         measure "$test" "$side" "$t"
-        VALUES[$test$side]+=" ${RESULT:--}"  # "-": failed, left out
         echo "  threads $t run $r ($test) $side: $RESULT" >&2
+        [[ -n $RESULT ]] || continue  # failed: left out
+        SUM[$side]=$(awk -v s="${SUM[$side]}" -v v="$RESULT" 'BEGIN {print s + v}')
+        CNT[$side]=$((CNT[$side] + 1))
+      done
+      for side in A B; do  # the run's figure: the mean of the side's measurements ("-" if none)
+        v=-; ((CNT[$side])) && v=$(awk -v s="${SUM[$side]}" -v n="${CNT[$side]}" 'BEGIN {printf "%.0f", s / n}')
+        VALUES[$test$side]+=" $v"
       done
     done
   done
