@@ -262,7 +262,8 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
       failed(i, wec, MetricsCounter::tcp_connect_error, "sending the PROXY header failed");
       continue;
     }
-    // The handshake's last ACK went out with the header: ordinary ACKs again.
+    // The handshake's last ACK went out with the header; the kernel took
+    // that quick write for an interactive reply (delayed ACKs): undo that.
     if (cfg.connect.delay_handshake_ack) net::resume_quick_ack(*r->socket);
     record_success(i);
     metrics.add(MetricsCounter::tcp_connect_success);

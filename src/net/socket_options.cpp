@@ -86,7 +86,8 @@ SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket, AddressFa
 #endif
 #ifdef TCP_QUICKACK
   // Delayed-ACK ("pingpong") mode from the start: the ACK of the SYN-ACK
-  // waits for the first write. resume_quick_ack() ends it after that write.
+  // waits for the first write. The kernel leaves the mode on the SYN-ACK and
+  // re-enters it on that quick first write; resume_quick_ack() ends it then.
   if (o.delay_handshake_ack && (ec = set_int(fd, IPPROTO_TCP, TCP_QUICKACK, 0)))
     return fail(ec, "delay_handshake_ack");
 #endif

@@ -37,7 +37,7 @@
 # Defaults: build-perf (or $DIVERT_BUILD_DIR; configured and built when
 # missing), 5 s for (a) and (b), 3 runs, 500 req/s for 10 s per side for (c),
 # 10000 idle connections, threads "1 2", all four figures. --haproxy-backend
-# adds a line to side B's backend section, e.g. "option tcp-smart-connect" (what
+# (repeatable) adds a line to side B's backend section, e.g. "option tcp-smart-connect" (what
 # divert's delay_handshake_ack, on by default, does). Installs wrk,
 # haproxy and nginx-light when missing (as tests/deps.sh does). Everything runs
 # as the current user in a temp dir and is stopped on exit.
@@ -54,6 +54,9 @@ THREAD_SETS="1 2"
 ONLY=abcd
 B_BACKEND=""
 while (($#)); do
+  if [[ $1 = --* && $1 != --help && $# -lt 2 ]]; then
+    echo "chain_bench: $1 needs a value (try --help)" >&2; exit 2
+  fi
   case $1 in
     --build) BUILD=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
@@ -63,7 +66,7 @@ while (($#)); do
     --idle-conns) IDLE_CONNS=$2; shift 2 ;;
     --threads) THREAD_SETS=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
-    --haproxy-backend) B_BACKEND=$2; shift 2 ;;
+    --haproxy-backend) B_BACKEND+=${B_BACKEND:+$'\n  '}$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0"; exit 0 ;;
     *) echo "chain_bench: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -221,11 +224,11 @@ to_mbps() {
         printf "%.0f", v*m/1e6}'
 }
 
-# The previous measurement's connections gone from the next hop and nginx
-# (after (d), that is ten thousand of them).
+# Waits (at most 30 s) until fewer than $1 of the previous measurement's
+# connections are left at the next hop and nginx (after (d), ten thousand).
 settle() {
   for _ in $(seq 300); do
-    (($(ss -Htn state established "( sport = :$P_NEXT or sport = :$P_NGINX )" | wc -l) < 200)) && break
+    (($(ss -Htn state established "( sport = :$P_NEXT or sport = :$P_NGINX )" | wc -l) < $1)) && break
     sleep 0.1
   done
 }
@@ -234,7 +237,7 @@ RESULT=""
 measure() {  # test side threads -> RESULT (not a subshell: the trap must see every pid)
   local test=$1 side=$2 t=$3 port out
   port=$(side_port "$side")
-  settle
+  settle 1
   start_side "$side" "$t"
   case $test in
     a)
@@ -250,7 +253,7 @@ measure() {  # test side threads -> RESULT (not a subshell: the trap must see ev
       local before after hold n
       # the previous side's connections must be gone from the next hop and
       # nginx first (their limits leave room for one side's idle set only)
-      settle
+      settle 200
       before=$(rss_kib "$SIDE_PID")
       "$LOADGEN" hold "127.0.0.1:$port" /tiny "$IDLE_CONNS" >"$TMP/hold.out" &
       hold=$!; PIDS+=($hold)
@@ -276,7 +279,7 @@ measure() {  # test side threads -> RESULT (not a subshell: the trap must see ev
 # (c) for both sides at once: RESULT_A, RESULT_B (p99 over the run's slices)
 measure_latency() {  # threads order
   local t=$1 order=$2 pa pb side slice out
-  settle
+  settle 1
   start_side A "$t"; pa=$SIDE_PID
   start_side B "$t"; pb=$SIDE_PID
   rm -f "$TMP/lat-A" "$TMP/lat-B"
@@ -302,7 +305,7 @@ declare -A GOAL=([a]=">= 1.00" [b]=">= 1.00" [c]="<= 1.00" [d]="<= 1.00")
 
 echo "chain_bench: $(nproc) cores, $(uname -r), $(haproxy -v | head -1 | cut -d' ' -f1-3), nginx $("$NGINX" -v 2>&1 | cut -d/ -f2)"
 echo "chain_bench: duration ${DURATION}s, runs $RUNS, (c) $RATE/s for ${C_DURATION}s per side, idle connections $IDLE_CONNS"
-[[ -z $B_BACKEND ]] || echo "chain_bench: HAProxy side's backend also has: $B_BACKEND"
+[[ -z $B_BACKEND ]] || echo "chain_bench: HAProxy side's backend also has: ${B_BACKEND//$'\n  '/; }"
 for t in $THREAD_SETS; do
   start_backend "$t"
   declare -A VALUES=()
@@ -326,8 +329,9 @@ for t in $THREAD_SETS; do
         SUM[$side]=$(awk -v s="${SUM[$side]}" -v v="$RESULT" 'BEGIN {print s + v}')
         CNT[$side]=$((CNT[$side] + 1))
       done
-      for side in A B; do  # the run's figure: the mean of the side's measurements ("-" if none)
-        v=-; ((CNT[$side])) && v=$(awk -v s="${SUM[$side]}" -v n="${CNT[$side]}" 'BEGIN {printf "%.0f", s / n}')
+      want=1; [[ $test = [ab] ]] && want=2
+      for side in A B; do  # the run's figure: the mean of its measurements, "-" unless all worked
+        v=-; ((CNT[$side] == want)) && v=$(awk -v s="${SUM[$side]}" -v n="${CNT[$side]}" 'BEGIN {printf "%.0f", s / n}')
         VALUES[$test$side]+=" $v"
       done
     done

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/tcp.h>  // struct tcp_info with tcpi_segs_out (glibc's lacks it)
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -217,6 +218,15 @@ int open_fd_count() {
   int n = 0;
   for ([[maybe_unused]] auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
   return n - 1;  // the iterator's own descriptor
+}
+
+long tcp_segs_out(int fd) {
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+      len < offsetof(tcp_info, tcpi_segs_out) + sizeof ti.tcpi_segs_out)
+    return -1;
+  return static_cast<long>(ti.tcpi_segs_out);
 }
 
 }  // namespace divert::test

@@ -103,4 +103,8 @@ RunResult run_command(const std::vector<std::string>& argv,
 // Number of open descriptors of this process (entries in /proc/self/fd).
 int open_fd_count();
 
+// Segments a TCP socket has sent so far, SYN and pure ACKs included
+// (TCP_INFO's tcpi_segs_out, Linux 4.2+); -1 when it cannot be read.
+long tcp_segs_out(int fd);
+
 }  // namespace divert::test

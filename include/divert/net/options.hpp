@@ -123,9 +123,11 @@ struct DIVERT_EXPORT ConnectOptions {
   // accept the connection until the kernel's delayed-ACK timer fires (up to
   // 200 ms), which stalls protocols where the server speaks first. Off by
   // default here; ignored where the platform has no TCP_QUICKACK. After the
-  // first write, call resume_quick_ack() (socket_options.hpp): Linux keeps
-  // the socket in delayed-ACK mode otherwise, and a peer that waits for an
-  // ACK before its next small write (Nagle) would wait for the ACK timer.
+  // first write, call resume_quick_ack() (socket_options.hpp): Linux leaves
+  // delayed-ACK mode when the SYN-ACK arrives, but a write that follows it
+  // at once then counts as an interactive reply and turns the mode back on
+  // (without this option it does not), and a peer that waits for an ACK
+  // before its next small write (Nagle) would wait for the ACK timer.
   bool delay_handshake_ack{false};
 
   // Throws divert::config_error(key, value, reason) on: both no_ipv4 and
