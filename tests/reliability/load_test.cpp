@@ -180,6 +180,7 @@ double mib(std::uint64_t kib) { return static_cast<double>(kib) / 1024.0; }
 
 // K copies of one program sharing a port (SO_REUSEPORT), with their baselines.
 struct Tier {
+  explicit Tier(std::string n) : name(std::move(n)) {}
   std::string name;
   std::vector<std::unique_ptr<NextProxy>> nps;
   std::vector<std::unique_ptr<ForwardProxy>> fps;
