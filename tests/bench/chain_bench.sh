@@ -37,10 +37,10 @@
 # Defaults: build-perf (or $DIVERT_BUILD_DIR; configured and built when
 # missing), 5 s for (a) and (b), 3 runs, 500 req/s for 10 s per side for (c),
 # 10000 idle connections, threads "1 2", all four figures. --haproxy-backend
-# (repeatable) adds a line to side B's backend section, e.g. "option tcp-smart-connect" (what
-# divert's delay_handshake_ack, on by default, does). Installs wrk,
-# haproxy and nginx-light when missing (as tests/deps.sh does). Everything runs
-# as the current user in a temp dir and is stopped on exit.
+# (repeatable) adds a line to side B's backend section, e.g. "option
+# tcp-smart-connect" (what divert's delay_handshake_ack, on by default, does).
+# Installs wrk, haproxy and nginx-light when missing (as tests/deps.sh does).
+# Everything runs as the current user in a temp dir and is stopped on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -326,8 +326,7 @@ for t in $THREAD_SETS; do
         measure "$test" "$side" "$t"
         echo "  threads $t run $r ($test) $side: $RESULT" >&2
         [[ -n $RESULT ]] || continue  # failed: left out
-        SUM[$side]=$(awk -v s="${SUM[$side]}" -v v="$RESULT" 'BEGIN {print s + v}')
-        CNT[$side]=$((CNT[$side] + 1))
+        SUM[$side]=$((SUM[$side] + RESULT)) CNT[$side]=$((CNT[$side] + 1))  # whole numbers
       done
       want=1; [[ $test = [ab] ]] && want=2
       for side in A B; do  # the run's figure: the mean of its measurements, "-" unless all worked

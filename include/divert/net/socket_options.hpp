@@ -39,9 +39,9 @@ DIVERT_EXPORT SocketOptionResult open_configured_socket(asio::ip::tcp::socket& s
 
 // Ends the delayed-ACK mode that a connect with
 // ConnectOptions::delay_handshake_ack leaves behind after its first write
-// (TCP_QUICKACK on; see that option): call it once that write has gone out. Best effort:
-// nothing to do on a platform without TCP_QUICKACK, and a failure (a socket
-// already reset) only leaves ACKs delayed. One setsockopt(2).
+// (TCP_QUICKACK on; see that option): call it once that write has gone out.
+// Best effort: nothing to do on a platform without TCP_QUICKACK, and a
+// failure (a socket already reset) only leaves ACKs delayed. One setsockopt(2).
 DIVERT_EXPORT void resume_quick_ack(asio::ip::tcp::socket& socket) noexcept;
 
 // The family of an address, IPv4-mapped IPv6 counted as IPv6.
