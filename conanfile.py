@@ -13,8 +13,9 @@ class DivertConan(ConanFile):
     topics = ("proxy-protocol", "haproxy", "asio", "networking", "proxy")
     package_type = "library"
     settings = "os", "arch", "compiler", "build_type"
-    options = {"shared": [True, False], "fPIC": [True, False], "with_tls": [True, False]}
-    default_options = {"shared": False, "fPIC": True, "with_tls": True}
+    options = {"shared": [True, False], "fPIC": [True, False], "with_tls": [True, False],
+               "with_idn": [True, False]}
+    default_options = {"shared": False, "fPIC": True, "with_tls": True, "with_idn": True}
     exports_sources = "CMakeLists.txt", "LICENSE", "cmake/*", "include/*", "src/*"
 
     def config_options(self):
@@ -34,12 +35,15 @@ class DivertConan(ConanFile):
         self.requires("xxhash/0.8.2")
         if self.options.with_tls:
             self.requires("openssl/[>=3 <4]", transitive_headers=True)
+        if self.options.with_idn:
+            self.requires("libidn2/[>=2.3.0 <3]")  # private: used inside the library only
 
     def generate(self):
         tc = CMakeToolchain(self)
         tc.variables["DIVERT_BUILD_TESTS"] = False
         tc.variables["DIVERT_BUILD_EXAMPLES"] = False
         tc.variables["DIVERT_WITH_TLS"] = bool(self.options.with_tls)
+        tc.variables["DIVERT_WITH_IDN"] = bool(self.options.with_idn)
         tc.generate()
         CMakeDeps(self).generate()
 

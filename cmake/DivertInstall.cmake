@@ -29,12 +29,14 @@ install(FILES "${PROJECT_BINARY_DIR}/divertConfig.cmake"
               "${PROJECT_BINARY_DIR}/divertConfigVersion.cmake"
               "${PROJECT_SOURCE_DIR}/cmake/FindAsio.cmake"
               "${PROJECT_SOURCE_DIR}/cmake/FindxxHash.cmake"
+              "${PROJECT_SOURCE_DIR}/cmake/FindLibidn2.cmake"
         DESTINATION ${DIVERT_CMAKE_DIR})
 
 # Build tree: find_package(divert) with divert_DIR=<build dir> works too.
 export(EXPORT divertTargets NAMESPACE divert:: FILE "${PROJECT_BINARY_DIR}/divertTargets.cmake")
 configure_file("${PROJECT_SOURCE_DIR}/cmake/FindAsio.cmake" "${PROJECT_BINARY_DIR}/FindAsio.cmake" COPYONLY)
 configure_file("${PROJECT_SOURCE_DIR}/cmake/FindxxHash.cmake" "${PROJECT_BINARY_DIR}/FindxxHash.cmake" COPYONLY)
+configure_file("${PROJECT_SOURCE_DIR}/cmake/FindLibidn2.cmake" "${PROJECT_BINARY_DIR}/FindLibidn2.cmake" COPYONLY)
 
 # pkg-config: relocatable (prefix found from the .pc file's own directory).
 if(IS_ABSOLUTE "${DIVERT_PKGCONFIG_DIR}")
@@ -53,15 +55,21 @@ if(IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
 else()
   set(DIVERT_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 endif()
-# A static libdivert needs xxHash at link time (plain `pkg-config --libs`
-# does not read Requires.private), a shared one does not.
+# A static libdivert needs xxHash (and libidn2 when built with it) at link
+# time (plain `pkg-config --libs` does not read Requires.private), a shared
+# one does not.
+set(_divert_pc_private "libxxhash")
+if(DIVERT_WITH_IDN)
+  string(APPEND _divert_pc_private " libidn2")
+endif()
 if(BUILD_SHARED_LIBS)
   set(DIVERT_PC_REQUIRES "")
-  set(DIVERT_PC_REQUIRES_PRIVATE "libxxhash")
+  set(DIVERT_PC_REQUIRES_PRIVATE "${_divert_pc_private}")
 else()
-  set(DIVERT_PC_REQUIRES "libxxhash")
+  set(DIVERT_PC_REQUIRES "${_divert_pc_private}")
   set(DIVERT_PC_REQUIRES_PRIVATE "")
 endif()
+unset(_divert_pc_private)
 set(DIVERT_PC_CFLAGS "")
 if(DIVERT_WITH_TLS)
   string(APPEND DIVERT_PC_REQUIRES " openssl")

@@ -13,8 +13,13 @@
 // the helpers below (durations, sizes, booleans, integers, numbers). Every
 // helper throws divert::config_error naming the key and quoting the value.
 //
-// Durations: a number of seconds ("1.5"), or a number with a unit: "ms", "s",
-//   "m", "h" ("250ms", "2s", "1m"). Negative values are refused.
+// Durations (g3's humanised form): a lone number of seconds ("30", "1.5"), or
+//   numbers each followed by a unit ns, us, ms, s, m, h or d, in any order, with
+//   spaces allowed between the parts and before a unit ("250ms", "1h30m",
+//   "1d 12h", "5 s"). Units are case-sensitive, as in g3; "5sec", "5 min", "2S"
+//   are refused. divert's addition: a fraction with a unit ("1.5s"). The result
+//   is in milliseconds, a sub-millisecond rest rounded up ("500us" is 1 ms), at
+//   most 10^12 ms. Negative values are refused.
 // Sizes: a number of bytes, or with K/M/G (x1000) or Ki/Mi/Gi (x1024); a
 //   trailing "B" is accepted ("10M", "64KiB", "1G").
 // Booleans: true/false, yes/no, on/off, 1/0 (case-insensitive).

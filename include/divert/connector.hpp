@@ -77,7 +77,7 @@ struct ConnectorConfig {
   PickPolicy proxy_addr_pick_policy = PickPolicy::random;
   std::shared_ptr<net::Resolver> resolver;                // required iff a proxy is a domain
   // resolve_strategy, no_ipv4/6, tcp_connect, happy_eyeballs, tcp_misc_opts,
-  // tcp_keepalive, bind_ipv4/6; and divert's delay_handshake_ack, on here
+  // tcp_keepalive, bind_ipv4/6, bind_interface; and divert's delay_handshake_ack, on here
   // (the header is written as soon as the connect completes, so the
   // handshake's last ACK rides on it: one segment fewer per connection).
   net::ConnectOptions connect = [] {
@@ -177,6 +177,8 @@ class DIVERT_EXPORT DivertTcpConnector::Builder {
   Builder& tcp_keepalive(net::TcpKeepalive k);
   Builder& bind_ipv4(asio::ip::address a);
   Builder& bind_ipv6(asio::ip::address a);
+  // SO_BINDTODEVICE on the sockets to the next proxy (Linux; g3's bind_interface).
+  Builder& bind_interface(std::string name);
   Builder& extra_metrics_tags(std::map<std::string, std::string> tags);
   Builder& shared_logger(Logger l);
   Builder& logger(Logger l) { return shared_logger(std::move(l)); }

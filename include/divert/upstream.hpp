@@ -12,9 +12,12 @@
 //
 // Normalisation: IPv4-mapped IPv6 (::ffff:a.b.c.d) is folded to IPv4; IPv6 is
 // written in RFC 5952 form (lower case, zeros compressed); domains are lower-cased.
-// Non-ASCII domains need IDNA (UTS #46 → punycode); divert is built without
-// libidn2, so they are refused with a clear message (see the IDNA hook in
-// src/upstream/upstream_addr.cpp).
+// Non-ASCII domains are converted to A-labels ("bücher.example" →
+// "xn--bcher-kva.example") by UTS #46 non-transitional processing (IDNA2008;
+// "faß.de" → "xn--fa-hia.de") with libidn2, then checked by the ASCII rules
+// below; host(), to_string() and so TLV 0xE0 carry that ASCII form. When divert
+// is built without libidn2 (CMake DIVERT_WITH_IDN=OFF, or libidn2 not found)
+// they are refused, saying so; idn_supported() tells which.
 //
 // Refused, each with config_error(key, input, reason): empty text or host; the
 // unspecified addresses 0.0.0.0 and ::; port 0, a missing port when there is no
@@ -22,7 +25,9 @@
 // brackets around anything but IPv6; domain labels that are empty, longer than 63
 // characters, or start/end with '-'; names longer than 253 characters; any
 // character outside [A-Za-z0-9-_.]; names whose last label is numeric ("1.2.3",
-// "0x7f", "010.1.1.1"), which resolvers would read as an IPv4 address.
+// "0x7f", "010.1.1.1"), which resolvers would read as an IPv4 address; a URL
+// ("http://np1:3128": write host:port); non-ASCII names that are not valid
+// UTF-8 or that IDNA2008 refuses ("bad internationalised domain name: ...").
 //
 // Thread-safety: values; const members are safe to call concurrently.
 #pragma once
@@ -74,6 +79,10 @@ class DIVERT_EXPORT UpstreamAddr {
   // From a domain name: validated and lower-cased like parse(). Throws config_error
   // (key "upstream"). A name that is an IP literal is accepted as that IP.
   static UpstreamAddr from_domain(std::string_view name, std::uint16_t port);
+
+  // Whether this build converts non-ASCII domain names (libidn2); without it
+  // they are refused.
+  static bool idn_supported() noexcept;
 
   bool is_ip() const noexcept { return is_ip_; }
   bool is_domain() const noexcept { return !is_ip_; }

@@ -4,7 +4,8 @@
 #
 # The caller configures with exactly the portfile's options
 #   -DDIVERT_BUILD_TESTS=OFF -DDIVERT_BUILD_EXAMPLES=OFF -DDIVERT_BUILD_BENCHMARKS=OFF
-#   -DDIVERT_FUZZ=OFF -DDIVERT_CMAKE_DIR=share/divert  (+ DIVERT_WITH_TLS, the tls feature)
+#   -DDIVERT_FUZZ=OFF -DDIVERT_CMAKE_DIR=share/divert  (+ DIVERT_WITH_TLS and
+#   DIVERT_WITH_IDN, the tls and idn features)
 # and runs `cmake --install` into PREFIX (tests/package/run.sh does). This script then
 # does the portfile's own file steps (usage and copyright into share/divert) and checks
 # the layout vcpkg expects: the CMake package in share/divert and nowhere else, the
@@ -24,7 +25,8 @@ install -D -m 644 LICENSE "$prefix/share/divert/copyright"
 
 for f in share/divert/divertConfig.cmake share/divert/divertConfigVersion.cmake \
          share/divert/divertTargets.cmake share/divert/FindAsio.cmake \
-         share/divert/FindxxHash.cmake share/divert/usage share/divert/copyright \
+         share/divert/FindxxHash.cmake share/divert/FindLibidn2.cmake \
+         share/divert/usage share/divert/copyright \
          include/divert/divert.hpp include/divert/version.hpp include/divert/export.hpp; do
   [[ -f $prefix/$f ]] || problem "missing $f"
 done

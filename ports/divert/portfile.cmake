@@ -7,7 +7,9 @@ vcpkg_from_github(
   HEAD_REF main)
 
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
-  FEATURES tls DIVERT_WITH_TLS)
+  FEATURES
+    tls DIVERT_WITH_TLS
+    idn DIVERT_WITH_IDN)
 
 # Keep these options in sync with ports/divert/check-layout.sh (run in CI).
 vcpkg_cmake_configure(

@@ -1,11 +1,14 @@
 #include "divert/config_value.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <optional>
+
+#include <asio/ip/address_v6.hpp>
 
 #include "divert/error.hpp"
 
@@ -92,18 +95,29 @@ class FlowParser {
     return std::string(trim(text_.substr(start, pos_ - start)));
   }
 
-  // "[2001:db8::1]:443" is a scalar, not a list: a '[' followed by hex digits,
-  // ':' '.' '%' only (with at least one ':') and a ']' is an IPv6 literal.
+  // "[2001:db8::1]:443" and "[::1]" are scalars, not lists: a '[' whose ']'
+  // is followed by ':' (an address with a port; a bad one is left to the
+  // address parser's message), or whose inside is an IPv6 address (with a
+  // zone, which the address parser refuses by name). "[127.0.0.1:3128]" and
+  // "[np1:3128]" are one-element lists.
   bool bracketed_ipv6_ahead() const {
     std::size_t i = pos_ + 1;
     bool colon = false;
     while (i < text_.size() && text_[i] != ']') {
-      char c = text_[i];
+      const char c = text_[i];
       if (c == ':') colon = true;
-      else if (!std::isxdigit(static_cast<unsigned char>(c)) && c != '.' && c != '%') return false;
+      if (c == ',' || c == '[' || c == '{' || c == '}' ||
+          std::isspace(static_cast<unsigned char>(c)))
+        return false;
       ++i;
     }
-    return i < text_.size() && colon;
+    if (i >= text_.size() || !colon) return false;
+    if (i + 1 < text_.size() && text_[i + 1] == ':') return true;
+    std::string inner(text_.substr(pos_ + 1, i - pos_ - 1));
+    inner = inner.substr(0, inner.find('%'));
+    std::error_code ec;
+    asio::ip::make_address_v6(inner, ec);
+    return !ec;
   }
 
   ConfigValue parse_list(int depth) {
@@ -220,24 +234,88 @@ const std::string& expect_scalar(std::string_view key, const ConfigValue& v) {
   return v.scalar();
 }
 
+namespace {
+
+// Nanoseconds per duration unit, as g3 names them (humanize_rs: case-sensitive).
+std::optional<std::uint64_t> unit_nanos(std::string_view unit) {
+  if (unit == "ns") return 1;
+  if (unit == "us") return 1'000;
+  if (unit == "ms") return 1'000'000;
+  if (unit == "s") return 1'000'000'000;
+  if (unit == "m") return 60'000'000'000;
+  if (unit == "h") return 3'600'000'000'000;
+  if (unit == "d") return 86'400'000'000'000;
+  return std::nullopt;
+}
+
+// The longest duration accepted: 10^12 ms (about 31 years).
+constexpr std::uint64_t kMaxDurationNanos = 1'000'000'000'000'000'000;
+
+}  // namespace
+
 std::chrono::milliseconds parse_duration(std::string_view key, std::string_view text) {
-  auto t = trim(text);
-  double n = 0;
-  std::string_view unit;
-  if (!split_number(t, n, unit))
-    throw config_error(std::string(key), std::string(text),
-                       "not a duration (a number of seconds, or with ms, s, m, h)");
-  std::string u = lower(unit);
-  double ms;
-  if (u.empty() || u == "s" || u == "sec") ms = n * 1000.0;
-  else if (u == "ms") ms = n;
-  else if (u == "m" || u == "min") ms = n * 60'000.0;
-  else if (u == "h") ms = n * 3'600'000.0;
-  else
-    throw config_error(std::string(key), std::string(text),
-                       "unknown duration unit '" + std::string(unit) + "' (use ms, s, m or h)");
-  if (ms > 1e12) throw config_error(std::string(key), std::string(text), "duration too large");
-  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(ms)));
+  auto fail = [&](const std::string& why) -> std::chrono::milliseconds {
+    throw config_error(std::string(key), std::string(text), why);
+  };
+  const std::string not_a_duration =
+      "not a duration (a number of seconds, or numbers with units ns, us, ms, s, m, h, d such "
+      "as 1h30m)";
+  const auto t = trim(text);
+  if (t.empty()) return fail(not_a_duration);
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  // g3's humanised form: parts "<number><unit>", the unit being every character
+  // up to the next digit, spaces trimmed ("1h 30m", "5 s"). divert also takes
+  // a decimal fraction in a number ("1.5s"); g3 takes one only without a unit.
+  std::uint64_t total = 0;  // nanoseconds, at most kMaxDurationNanos
+  std::size_t pos = 0;
+  bool first = true;
+  while (pos < t.size()) {
+    const std::size_t start = pos;
+    std::uint64_t whole = 0;
+    while (pos < t.size() && is_digit(t[pos])) {
+      whole = whole * 10 + static_cast<unsigned>(t[pos] - '0');
+      if (whole > kMaxDurationNanos) return fail("duration too large");
+      ++pos;
+    }
+    if (pos == start) return fail(not_a_duration);
+    std::string_view fraction;
+    if (pos < t.size() && t[pos] == '.') {
+      const std::size_t f = ++pos;
+      while (pos < t.size() && is_digit(t[pos])) ++pos;
+      fraction = t.substr(f, pos - f);
+      if (fraction.empty()) return fail(not_a_duration);
+    }
+    const std::string_view number = t.substr(start, pos - start);
+    const std::size_t unit_start = pos;
+    while (pos < t.size() && !is_digit(t[pos])) ++pos;
+    const std::string_view unit = trim(t.substr(unit_start, pos - unit_start));
+    std::uint64_t nanos = 0;
+    if (unit.empty()) {
+      // A lone number is seconds (g3 reads a bare integer or real so).
+      if (!first || pos < t.size()) {
+        return fail(std::string(number) + " has no unit (only a lone number means seconds)");
+      }
+      nanos = 1'000'000'000;
+    } else if (auto n = unit_nanos(unit)) {
+      nanos = *n;
+    } else {
+      return fail("unknown duration unit '" + std::string(unit) +
+                  "' (use ns, us, ms, s, m, h or d)");
+    }
+    if (whole > (kMaxDurationNanos - total) / nanos) return fail("duration too large");
+    total += whole * nanos;
+    // The fraction, to the nearest nanosecond (at least 1 when not zero).
+    if (fraction.find_first_not_of('0') != std::string_view::npos) {
+      const long double part =
+          std::strtold(("0." + std::string(fraction)).c_str(), nullptr) * nanos;
+      total += std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(part)));
+    }
+    if (total > kMaxDurationNanos) return fail("duration too large");
+    first = false;
+  }
+  // Milliseconds; a sub-millisecond rest rounds up, so non-zero stays non-zero.
+  const auto ms = static_cast<std::int64_t>((total + 999'999) / 1'000'000);
+  return std::chrono::milliseconds(ms);
 }
 
 std::uint64_t parse_size(std::string_view key, std::string_view text) {

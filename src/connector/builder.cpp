@@ -1,4 +1,6 @@
 // DivertTcpConnector::Builder: typed setters, the seed's string keys, validation.
+#include <net/if.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -83,8 +85,21 @@ net::ResolveStrategy::Query parse_query(std::string_view key, const std::string&
 net::ResolveStrategy::Pick parse_pick(std::string_view key, const std::string& text) {
   std::string n = normalize_key(text);
   if (n == "random") return net::ResolveStrategy::Pick::Random;
-  if (n == "serial") return net::ResolveStrategy::Pick::Serial;
-  throw config_error(std::string(key), text, "unknown pick strategy (Random, Serial)");
+  if (n == "serial" || n == "first") return net::ResolveStrategy::Pick::Serial;  // g3: both
+  throw config_error(std::string(key), text, "unknown pick strategy (Random, Serial or First)");
+}
+
+// g3's bind_interface value: an interface name, or its index (a number).
+std::string parse_interface(std::string_view key, const std::string& text) {
+  if (text.empty()) throw config_error(std::string(key), text, "empty interface name");
+  if (std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    const auto index = parse_int(key, text, 1, 0xFFFFFFFFLL);
+    char name[IF_NAMESIZE] = {};
+    if (::if_indextoname(static_cast<unsigned>(index), name) == nullptr)
+      throw config_error(std::string(key), text, "no network interface with index " + text);
+    return name;
+  }
+  return text;  // checked by ConnectOptions::validate() at build()
 }
 
 Logger parse_logger(std::string_view key, const std::string& text) {
@@ -172,6 +187,10 @@ B& B::bind_ipv4(asio::ip::address a) {
 }
 B& B::bind_ipv6(asio::ip::address a) {
   cfg_.connect.bind_ipv6 = a;
+  return *this;
+}
+B& B::bind_interface(std::string name) {
+  cfg_.connect.bind_interface = std::move(name);
   return *this;
 }
 B& B::extra_metrics_tags(std::map<std::string, std::string> tags) {
@@ -264,7 +283,10 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
         else unknown_field(key, f, fv, "query, pick");
       });
     }
-  } else if (key == "tcp_sock_speed_limit") {
+  } else if (key == "tcp_sock_speed_limit" || key == "tcp_conn_speed_limit" ||
+             key == "tcp_conn_limit" || key == "conn_limit") {
+    // The last three: g3's deprecated names of tcp_sock_speed_limit.
+    if (key != "tcp_sock_speed_limit") return set("tcp_sock_speed_limit", v);
     auto& s = cfg_.tcp_sock_speed_limit;
     if (v.is_scalar()) {
       auto n = parse_size(key, v.scalar());
@@ -357,6 +379,8 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
     c.bind_ipv4 = parse_bind(key, v, true);
   } else if (key == "bind_ipv6") {
     c.bind_ipv6 = parse_bind(key, v, false);
+  } else if (key == "bind_interface") {
+    c.bind_interface = parse_interface(key, scalar());
   } else if (key == "extra_metrics_tags") {
     std::map<std::string, std::string> tags;
     for (auto& [name, value] : (v.is_map() ? v.map() : throw config_error(key, v.to_string(), "expected a map {tag: value, ...}"))) {
@@ -388,13 +412,15 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
   } else if (key == "delay_handshake_ack") {
     cfg_.connect.delay_handshake_ack = parse_bool(key, scalar());
   } else {
-    throw config_error(key, v.to_string(),
-                       "unknown key (proxy_addr, proxy_addr_pick_policy, resolver, resolve_strategy, "
-                       "tcp_sock_speed_limit, no_ipv4, no_ipv6, tcp_connect, happy_eyeballs, "
-                       "tcp_misc_opts, tcp_keepalive, bind_ipv4, bind_ipv6, extra_metrics_tags, "
-                       "shared_logger, name, proxy_failover, eject_after_failures, eject_duration, "
-                       "tls_handshake_timeout, tls_verify_peer, max_header_size, header_crc32c, "
-                       "delay_handshake_ack)");
+    throw config_error(
+        key, v.to_string(),
+        "unknown key (proxy_addr, proxy_addr_pick_policy, resolver, resolve_strategy, "
+        "tcp_sock_speed_limit, no_ipv4, no_ipv6, tcp_connect, happy_eyeballs, "
+        "tcp_misc_opts, tcp_keepalive, bind_ipv4, bind_ipv6, bind_interface, "
+        "extra_metrics_tags, "
+        "shared_logger, name, proxy_failover, eject_after_failures, eject_duration, "
+        "tls_handshake_timeout, tls_verify_peer, max_header_size, header_crc32c, "
+        "delay_handshake_ack)");
   }
   return *this;
 }

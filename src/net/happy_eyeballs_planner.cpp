@@ -108,10 +108,6 @@ const HappyEyeballsPlanner::Actions& HappyEyeballsPlanner::on_resolved(
     s.pending = std::move(addresses);
     s.next = 0;
   }
-  // R7: the other family is awaited up to second_resolution_timeout from now.
-  if (awaiting(other(f)) && !second_deadline_)
-    second_deadline_ = now + happy_eyeballs_.second_resolution_timeout;
-
   if (phase_ == Phase::resolving) {
     if (f == preferred_) {
       // R2: the preferred family answering starts connecting at once.
@@ -129,6 +125,7 @@ const HappyEyeballsPlanner::Actions& HappyEyeballsPlanner::on_resolved(
     pump(now, false, out);
   }
   finish_if_exhausted(out);
+  update_second_deadline(now);
   return out;
 }
 
@@ -147,6 +144,7 @@ const HappyEyeballsPlanner::Actions& HappyEyeballsPlanner::on_attempt_done(std::
   a.error = error;
   pump(now, true, out);  // R4: a failure starts the next attempt at once
   finish_if_exhausted(out);
+  update_second_deadline(now);
   return out;
 }
 
@@ -168,6 +166,7 @@ const HappyEyeballsPlanner::Actions& HappyEyeballsPlanner::on_timer(TimePoint no
     else if (has_pending() && !awaiting(preferred_))
       begin_connecting(now, out);
     finish_if_exhausted(out);
+    update_second_deadline(now);
     return out;
   }
   bool failed = false;
@@ -182,6 +181,7 @@ const HappyEyeballsPlanner::Actions& HappyEyeballsPlanner::on_timer(TimePoint no
   }
   pump(now, failed, out);
   finish_if_exhausted(out);
+  update_second_deadline(now);
   return out;
 }
 
@@ -206,6 +206,22 @@ std::optional<HappyEyeballsPlanner::TimePoint> HappyEyeballsPlanner::next_wakeup
   if (running > 0 && has_pending() && last_attempt_at_)
     consider(*last_attempt_at_ + happy_eyeballs_.connection_attempt_delay);
   return t;
+}
+
+void HappyEyeballsPlanner::update_second_deadline(TimePoint now) {
+  // R7 (g3's divert_tcp, RFC 8305): the clock runs only while a family is
+  // still awaited after an answer and there is nothing else to do: no attempt
+  // running and no address left. Until then a late answer simply joins.
+  const bool some_answered = (families_[0].wanted && families_[0].answered) ||
+                             (families_[1].wanted && families_[1].answered);
+  const bool waiting = awaiting(AddressFamily::ipv4) || awaiting(AddressFamily::ipv6);
+  const bool idle = (phase_ == Phase::resolving || phase_ == Phase::connecting) &&
+                    running_count() == 0 && !has_pending();
+  if (some_answered && waiting && idle) {
+    if (!second_deadline_) second_deadline_ = now + happy_eyeballs_.second_resolution_timeout;
+  } else {
+    second_deadline_.reset();
+  }
 }
 
 void HappyEyeballsPlanner::begin_connecting(TimePoint now, Actions& out) {

@@ -1,5 +1,7 @@
 #include "divert/net/options.hpp"
 
+#include <net/if.h>
+
 #include <algorithm>
 #include <string>
 
@@ -74,6 +76,16 @@ void ConnectOptions::validate() const {
         std::string("conflicts with resolve_strategy query ") + query_name(resolve_strategy.query));
   check_bind("bind_ipv4", bind_ipv4, true);
   check_bind("bind_ipv6", bind_ipv6, false);
+  if (bind_interface) {
+    const auto& name = *bind_interface;
+    if (name.empty()) throw config_error("bind_interface", name, "empty interface name");
+    if (name.size() >= IF_NAMESIZE)
+      throw config_error(
+          "bind_interface", name,
+          "interface name longer than " + std::to_string(IF_NAMESIZE - 1) + " bytes");
+    if (name.find('\0') != std::string::npos || ::if_nametoindex(name.c_str()) == 0)
+      throw config_error("bind_interface", name, "no such network interface");
+  }
 
   check_non_negative("happy_eyeballs.resolution_delay", happy_eyeballs.resolution_delay);
   check_non_negative("happy_eyeballs.second_resolution_timeout",

@@ -30,6 +30,18 @@ SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket, AddressFa
   std::error_code ec;
   auto fail = [](std::error_code e, const char* name) { return SocketOptionResult{e, name}; };
 
+  // The device first (g3's bind_interface): it also scopes the bind below.
+  if (o.bind_interface) {
+#ifdef SO_BINDTODEVICE
+    const auto& name = *o.bind_interface;
+    if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
+                     static_cast<socklen_t>(name.size() + 1)) != 0)
+      return fail({errno, std::system_category()}, "bind_interface");
+#else
+    return fail(std::make_error_code(std::errc::not_supported), "bind_interface");
+#endif
+  }
+
   // Bind first: IP_BIND_ADDRESS_NO_PORT defers the port choice to connect(),
   // so many outgoing sockets can share a local address without exhausting ports.
   const auto& bind_addr = v4 ? o.bind_ipv4 : o.bind_ipv6;

@@ -93,8 +93,15 @@ IndexSelector::IndexSelector(std::vector<SelectorNode> nodes, PickPolicy policy,
   const std::size_t n = nodes_.size();
 
   switch (policy_) {
-    case PickPolicy::serial:
+    case PickPolicy::serial: {
+      // g3's order: by weight, highest first; equal weights keep the configured order.
+      serial_order_.resize(n);
+      std::iota(serial_order_.begin(), serial_order_.end(), 0u);
+      std::stable_sort(
+          serial_order_.begin(), serial_order_.end(),
+          [this](std::uint32_t a, std::uint32_t b) { return nodes_[a].weight > nodes_[b].weight; });
       break;
+    }
 
     case PickPolicy::random: {
       // Vose's alias method.
@@ -281,7 +288,7 @@ std::size_t IndexSelector::pick_rendezvous(std::uint64_t key_hash) const noexcep
 std::size_t IndexSelector::pick(std::string_view key) const noexcept {
   switch (policy_) {
     case PickPolicy::serial:
-      return 0;
+      return serial_order_[0];
     case PickPolicy::random:
       return pick_random();
     case PickPolicy::round_robin:
@@ -313,6 +320,7 @@ std::vector<std::size_t> IndexSelector::candidates(std::string_view key) const {
 
   switch (policy_) {
     case PickPolicy::serial:
+      for (auto i : serial_order_) add(i);
       break;
 
     case PickPolicy::random: {

@@ -10,6 +10,10 @@
 
 #include "divert/error.hpp"
 
+#if defined(DIVERT_WITH_IDN)
+#include <idn2.h>
+#endif
+
 namespace divert {
 
 namespace {
@@ -37,18 +41,36 @@ std::string describe_char(unsigned char c) {
   return fmt::format("byte 0x{:02x}", c);
 }
 
-// ---- IDNA hook -------------------------------------------------------------
-// HOOK(idna): divert is built without an IDNA library, so a non-ASCII name is
-// refused here. To support internationalised names, convert `name` (UTF-8) with
-// UTS #46 non-transitional processing to its ASCII (punycode, "xn--") form and
-// return it; the result is then validated as an ASCII name like any other.
-// With libidn2 this is idn2_to_ascii_8z(name, &out, IDN2_NONTRANSITIONAL).
+// ---- IDNA --------------------------------------------------------------------
+// A non-ASCII name is converted to its ASCII form (A-labels, "xn--...") by
+// UTS #46 processing, non-transitional (IDNA2008 with the UTS #46 mapping:
+// upper case and full-width forms are mapped, "faß.de" stays "xn--fa-hia.de"
+// where transitional processing would give "fass.de"), with libidn2. No STD3
+// rules there: the result is checked by the ASCII rules below like any name.
 // Returns the ASCII name, or nullopt with `reason` set.
-std::optional<std::string> idna_to_ascii(std::string_view /*name*/, std::string& reason) {
-  reason = "non-ASCII domain needs IDNA support (build with libidn2)";
+std::optional<std::string> idna_to_ascii(std::string_view name, std::string& reason) {
+#if defined(DIVERT_WITH_IDN)
+  if (name.find('\0') != std::string_view::npos) {  // libidn2 takes a C string
+    reason = "bad character " + describe_char(0) + " in host";
+    return std::nullopt;
+  }
+  const std::string input(name);
+  char* output = nullptr;
+  const int rc = idn2_to_ascii_8z(input.c_str(), &output, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+  if (rc != IDN2_OK) {
+    reason = fmt::format("bad internationalised domain name: {}", idn2_strerror(rc));
+    return std::nullopt;
+  }
+  std::string ascii(output);
+  idn2_free(output);
+  return ascii;
+#else
+  (void)name;
+  reason = "non-ASCII domain name, but divert was built without IDN support (libidn2)";
   return std::nullopt;
+#endif
 }
-// ---------------------------------------------------------------------------
+// -----------------------------------------------------------------------------
 
 // Parses a decimal port; nullopt-free: returns a reason on failure.
 std::optional<std::string> parse_port(std::string_view text, std::uint16_t& port) {
@@ -203,6 +225,9 @@ std::optional<std::string> UpstreamAddr::set_domain(std::string_view name, Upstr
 std::optional<std::string> UpstreamAddr::parse_into(std::string_view text,
                                                     std::uint16_t default_port, UpstreamAddr& out) {
   if (text.empty()) return std::string("empty address");
+  if (text.find("://") != std::string_view::npos) {
+    return std::string("a URL is not an address (write host:port)");
+  }
   std::optional<std::string_view> port_text;
   std::error_code ec;
 
@@ -256,6 +281,14 @@ std::optional<std::string> UpstreamAddr::parse_into(std::string_view text,
     return r;
   }
   return resolve_port(port_text, default_port, out.port_);
+}
+
+bool UpstreamAddr::idn_supported() noexcept {
+#if defined(DIVERT_WITH_IDN)
+  return true;
+#else
+  return false;
+#endif
 }
 
 UpstreamAddr UpstreamAddr::parse(std::string_view text, std::uint16_t default_port) {

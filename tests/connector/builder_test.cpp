@@ -162,3 +162,74 @@ TEST_CASE("a single proxy_addr takes the default port 3128, and IPv4-mapped is f
   CHECK(c.config().proxy_addr.at(0).addr.to_string() == "10.1.2.3:3128");
   CHECK(c.config().proxy_addr_pick_policy == PickPolicy::random);
 }
+
+TEST_CASE("g3 compatibility: resolve_strategy.pick First") {
+  using Pick = net::ResolveStrategy::Pick;
+  for (const char* first : {"First", "first", "FIRST"}) {
+    auto b = DivertTcpConnector::builder();
+    b.set("resolve_strategy", "{query: Ipv4First, pick: Random}");
+    b.set("resolve_strategy.pick", first);
+    CHECK(b.config().connect.resolve_strategy.pick == Pick::Serial);
+  }
+  CHECK_THROWS_WITH(DivertTcpConnector::builder().set("resolve_strategy.pick", "last"),
+                    Catch::Contains("unknown pick strategy (Random, Serial or First)"));
+}
+
+TEST_CASE("g3 compatibility: the deprecated names of tcp_sock_speed_limit") {
+  // g3's deprecated names of tcp_sock_speed_limit, in both value forms.
+  for (const char* alias : {"tcp_conn_speed_limit", "tcp_conn_limit", "conn_limit", "Conn-Limit"}) {
+    INFO(alias);
+    auto b = DivertTcpConnector::builder();
+    b.set(alias, "10M");
+    CHECK(b.config().tcp_sock_speed_limit.upload == 10'000'000);
+    CHECK(b.config().tcp_sock_speed_limit.download == 10'000'000);
+    b.set(std::string(alias) + ".upload", "1K");
+    CHECK(b.config().tcp_sock_speed_limit.upload == 1000);
+    CHECK_THROWS_WITH(b.set(alias, "{nort: 1}"), Catch::Contains("tcp_sock_speed_limit.nort"));
+  }
+}
+
+TEST_CASE("bind_interface (g3): a name or an index, checked at build()") {
+  auto b = DivertTcpConnector::builder().proxy_addr("127.0.0.1:3128");
+  b.set("bind_interface", "lo");
+  REQUIRE(b.config().connect.bind_interface);
+  CHECK(*b.config().connect.bind_interface == "lo");
+  CHECK_NOTHROW(b.build());
+  b.set("bind_interface", "1");  // g3 also takes an interface index; 1 is lo on Linux
+  CHECK(*b.config().connect.bind_interface == "lo");
+  b.set("bind_interface", "divnoif0");
+  CHECK_THROWS_WITH(b.build(), Catch::Contains("bind_interface = \"divnoif0\": no such network "
+                                               "interface"));
+  b.set("bind_interface", "a-name-that-is-too-long");
+  CHECK_THROWS_WITH(b.build(), Catch::Contains("interface name longer than 15 bytes"));
+  CHECK_THROWS_WITH(b.set("bind_interface", "4000000"), Catch::Contains("no network interface "
+                                                                        "with index 4000000"));
+  CHECK_THROWS_WITH(b.set("bind_interface", ""), Catch::Contains("empty interface name"));
+}
+
+TEST_CASE("proxy_addr: a one-element flow list with ip:port, and a URL is not an address") {
+  struct Row {
+    const char* value;
+    std::vector<std::string> proxies;  // canonical, in order
+  };
+  const Row rows[] = {
+      {"[127.0.0.1:3128]", {"127.0.0.1:3128"}},
+      {"[127.0.0.1:3129, np1.test]", {"127.0.0.1:3129", "np1.test:3128"}},
+      {"[np1.test:3130]", {"np1.test:3130"}},
+      {"[::1]:3128", {"[::1]:3128"}},
+      {"[::1]", {"[::1]:3128"}},
+  };
+  auto b = DivertTcpConnector::builder();
+  for (const auto& row : rows) {
+    INFO(row.value);
+    b.set("proxy_addr", row.value);
+    std::vector<std::string> got;
+    for (const auto& p : b.config().proxy_addr) got.push_back(p.addr.to_string());
+    CHECK(got == row.proxies);
+  }
+  CHECK_THROWS_WITH(b.set("proxy_addr", "http://np1:3128"),
+                    "divert config: proxy_addr = \"http://np1:3128\": a URL is not an address "
+                    "(write host:port)");
+  CHECK_THROWS_WITH(b.set("proxy_addr", "[socks5://np1:1080]"),
+                    Catch::Contains("a URL is not an address"));
+}

@@ -1,6 +1,7 @@
 // Live tests of happy_eyeballs_connect / connect_with_retry on loopback, with
 // a stub resolver, and a SYN black hole inside a network namespace made here.
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
@@ -478,6 +479,40 @@ TEST_CASE("a socket option the OS refuses is reported with its key") {
   auto r2 = run_connect(io, connect_with_retry(tcp::endpoint(addr("127.0.0.1"), v4.port()), o));
   REQUIRE(r2.option);
   CHECK(std::string(r2.option) == "tcp_misc_opts.congestion_control");
+  CHECK(open_fd_count() == fds);
+}
+
+TEST_CASE("bind_interface: SO_BINDTODEVICE is set; an interface that is gone fails with its key") {
+  asio::io_context io;
+  Listener v4(io, "127.0.0.1");
+  v4.accept_forever();
+  ConnectOptions o;
+  o.bind_interface = "lo";
+  o.validate();
+  auto bound_device = [](const tcp::socket& s) {
+    char dev[IF_NAMESIZE] = {};
+    socklen_t len = sizeof dev;
+    REQUIRE(::getsockopt(const_cast<tcp::socket&>(s).native_handle(), SOL_SOCKET, SO_BINDTODEVICE,
+                         dev, &len) == 0);
+    return std::string(dev);
+  };
+  auto r = run_connect(io, happy_eyeballs_connect("127.0.0.1", v4.port(), o, nullptr));
+  REQUIRE_FALSE(r.error);
+  CHECK(bound_device(*r.socket) == "lo");
+  r = run_connect(io, connect_with_retry(tcp::endpoint(addr("127.0.0.1"), v4.port()), o));
+  REQUIRE_FALSE(r.error);
+  CHECK(bound_device(*r.socket) == "lo");
+
+  // validate() refuses a name that is no interface; one that disappears after
+  // it fails the connect, named by its key, with no descriptor left behind.
+  o.bind_interface = "divnoif0";
+  CHECK_THROWS_AS(o.validate(), divert::config_error);
+  r.socket.reset();
+  const int fds = open_fd_count();
+  r = run_connect(io, connect_with_retry(tcp::endpoint(addr("127.0.0.1"), v4.port()), o));
+  CHECK(r.error == std::errc::no_such_device);
+  REQUIRE(r.option);
+  CHECK(std::string(r.option) == "bind_interface");
   CHECK(open_fd_count() == fds);
 }
 

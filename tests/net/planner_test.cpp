@@ -243,8 +243,8 @@ TEST_CASE("robur happy-eyeballs #9: the second family arriving late is still use
   p.start(at(0ms));
   p.on_resolved(V6, {}, v6s(1), at(0ms));
   auto a = p.on_attempt_done(0, refused, at(10ms));
-  CHECK_FALSE(done_of(a));  // A is still awaited
-  CHECK(*p.next_wakeup() == at(2000ms));
+  CHECK_FALSE(done_of(a));                // A is still awaited
+  CHECK(*p.next_wakeup() == at(2010ms));  // second_resolution_timeout from the failure
   a = p.on_resolved(V4, {}, v4s(1), at(500ms));
   CHECK(connects(a) == std::vector<std::string>{"192.0.2.1"});  // at once: nothing is running
   a = p.on_attempt_done(1, {}, at(510ms));
@@ -258,9 +258,9 @@ TEST_CASE("R7: the second family is given up after second_resolution_timeout") {
   HappyEyeballsPlanner p(o);
   p.start(at(0ms));
   p.on_resolved(V6, {}, v6s(1), at(100ms));
-  p.on_attempt_done(0, refused, at(110ms));
-  CHECK(p.on_timer(at(1599ms)).empty());
-  auto a = p.on_timer(at(1600ms));
+  p.on_attempt_done(0, refused, at(110ms));  // nothing runs from here: the clock starts
+  CHECK(p.on_timer(at(1609ms)).empty());
+  auto a = p.on_timer(at(1610ms));
   auto d = done_of(a);
   REQUIRE(d);
   CHECK(d->error == refused);
@@ -268,17 +268,56 @@ TEST_CASE("R7: the second family is given up after second_resolution_timeout") {
   CHECK(p.on_resolved(V4, {}, v4s(1), at(1700ms)).empty());  // late answer ignored
 }
 
-TEST_CASE("R7: attempts keep running past second_resolution_timeout; only the query is dropped") {
+TEST_CASE("R7: while an attempt runs the second family has no deadline; a late answer joins") {
   auto o = v6_first();
   o.happy_eyeballs.second_resolution_timeout = 100ms;
   HappyEyeballsPlanner p(o);
   p.start(at(0ms));
   p.on_resolved(V6, {}, v6s(1), at(0ms));
   CHECK(p.on_timer(at(100ms)).empty());
-  CHECK(connects(p.on_resolved(V4, {}, v4s(1), at(150ms))).empty());
-  auto a = p.on_attempt_done(0, {}, at(200ms));
+  CHECK(*p.next_wakeup() == at(30000ms));  // only attempt 0's each_timeout
+  auto a = p.on_resolved(V4, {}, v4s(1), at(150ms));
+  CHECK(connects(a).empty());  // connection_attempt_delay (250 ms) not over yet
+  CHECK(*p.next_wakeup() == at(250ms));
+  CHECK(connects(p.on_timer(at(250ms))) == std::vector<std::string>{"192.0.2.1"});
+  a = p.on_attempt_done(0, {}, at(300ms));
   REQUIRE(done_of(a));
   CHECK_FALSE(done_of(a)->error);
+  CHECK(cancels(a) == std::vector<std::size_t>{1});
+}
+
+TEST_CASE("R7 (issue 17): A answers, its attempt hangs, AAAA at 2.5 s still connects over IPv6") {
+  // g3's divert_tcp and RFC 8305: second_resolution_timeout bounds the wait for
+  // the other family only once no attempt is running.
+  HappyEyeballsPlanner p(ConnectOptions{});  // Ipv4First, second_resolution_timeout 2 s
+  auto a = p.start(at(0ms));
+  REQUIRE(of(a, Kind::resolve).size() == 2);
+  a = p.on_resolved(V4, {}, v4s(1), at(0ms));
+  CHECK(connects(a) == std::vector<std::string>{"192.0.2.1"});
+  a = p.on_timer(at(2000ms));
+  CHECK_FALSE(done_of(a));
+  a = p.on_resolved(V6, {}, v6s(1), at(2500ms));
+  auto c = of(a, Kind::connect);
+  REQUIRE(c.size() == 1);
+  CHECK(c[0].family == V6);
+  CHECK(c[0].address.to_string() == "2001:db8::1");
+  a = p.on_attempt_done(1, {}, at(2510ms));
+  REQUIRE(done_of(a));
+  CHECK(done_of(a)->attempt == 1);
+  CHECK_FALSE(done_of(a)->error);
+}
+
+TEST_CASE("R7: the first family answering with nothing starts the clock at once") {
+  auto o = v6_first();
+  o.happy_eyeballs.second_resolution_timeout = 1000ms;
+  HappyEyeballsPlanner p(o);
+  p.start(at(0ms));
+  CHECK(p.on_resolved(V6, {}, {}, at(200ms)).empty());
+  REQUIRE(p.next_wakeup());
+  CHECK(*p.next_wakeup() == at(1200ms));
+  auto d = done_of(p.on_timer(at(1200ms)));
+  REQUIRE(d);
+  CHECK(d->error == divert::errc::resolve_failed);
 }
 
 TEST_CASE("R5: each attempt is bounded by each_timeout and times out as timed_out") {

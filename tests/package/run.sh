@@ -71,10 +71,12 @@ fi
 
 # ---- 2. the shared build, configured as the vcpkg port does
 step "shared build with the vcpkg port's options (ports/divert/portfile.cmake)"
-PORT_OPTIONS=(-DDIVERT_WITH_TLS=ON -DDIVERT_BUILD_TESTS=OFF -DDIVERT_BUILD_EXAMPLES=OFF
-              -DDIVERT_BUILD_BENCHMARKS=OFF -DDIVERT_FUZZ=OFF -DDIVERT_CMAKE_DIR=share/divert)
-# Keep PORT_OPTIONS equal to the portfile's OPTIONS (the tls feature is a default feature).
-for opt in "${PORT_OPTIONS[@]:1}"; do
+PORT_OPTIONS=(-DDIVERT_WITH_TLS=ON -DDIVERT_WITH_IDN=ON -DDIVERT_BUILD_TESTS=OFF
+              -DDIVERT_BUILD_EXAMPLES=OFF -DDIVERT_BUILD_BENCHMARKS=OFF -DDIVERT_FUZZ=OFF
+              -DDIVERT_CMAKE_DIR=share/divert)
+# Keep PORT_OPTIONS equal to the portfile's OPTIONS (the tls and idn features,
+# the first two, are default features).
+for opt in "${PORT_OPTIONS[@]:2}"; do
   grep -qF -- "$opt" ports/divert/portfile.cmake || bad "portfile.cmake lacks $opt (keep in sync)"
 done
 slog="$WORK/shared.log"

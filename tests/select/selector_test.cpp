@@ -159,10 +159,18 @@ TEST_CASE("round robin from many threads stays exact") {
   CHECK(total == std::vector<std::size_t>{40000, 80000, 120000});
 }
 
-TEST_CASE("serial picks the first in configured order; failover walks on") {
-  IndexSelector s(proxies(5, {1, 9, 1, 1, 1}), PickPolicy::serial);
-  for (int i = 0; i < 100; ++i) REQUIRE(s.pick(key_of(i)) == 0);
-  CHECK(s.candidates("x") == std::vector<std::size_t>{0, 1, 2, 3, 4});
+TEST_CASE("serial picks the highest weight, ties in configured order (g3); failover walks on") {
+  // g3's SelectiveVec sorts its nodes by weight, highest first, keeping the
+  // configured order of equal weights; serial takes the first of that order.
+  IndexSelector s(proxies(5, {1, 9, 2, 1, 2}), PickPolicy::serial);
+  for (int i = 0; i < 100; ++i) REQUIRE(s.pick(key_of(i)) == 1);
+  CHECK(s.candidates("x") == std::vector<std::size_t>{1, 2, 4, 0, 3});
+  IndexSelector equal(proxies(4), PickPolicy::serial);
+  CHECK(equal.pick("x") == 0);
+  CHECK(equal.candidates("x") == std::vector<std::size_t>{0, 1, 2, 3});
+  IndexSelector fractional(proxies(3, {0.5, 0.75, 0.5}), PickPolicy::serial);
+  CHECK(fractional.pick("x") == 1);
+  CHECK(fractional.candidates("x") == std::vector<std::size_t>{1, 0, 2});
 }
 
 TEST_CASE("adding an 11th node moves at most 1/11 + 2% of keys, only to the new node") {

@@ -168,9 +168,9 @@ TEST_CASE("UpstreamAddr refuses bad input with a reason") {
       {"256.1.1.1:80", 0, "looks like an IPv4 address but is not a valid dotted quad"},
       {"2130706433:80", 0, "looks like an IPv4 address but is not a valid dotted quad"},
       {"host.0x7f:80", 0, "looks like an IPv4 address but is not a valid dotted quad"},
-      {"b\xc3\xbc"
-       "cher.example:80",
-       0, "non-ASCII domain needs IDNA support (build with libidn2)"},
+      {"http://np1.example:3128", 0, "a URL is not an address (write host:port)"},
+      {"https://[::1]:443/", 0, "a URL is not an address (write host:port)"},
+      {"socks5://10.0.0.7", 3128, "a URL is not an address (write host:port)"},
   };
   for (const auto& b : table) {
     std::string input = b.input;
@@ -191,6 +191,77 @@ TEST_CASE("UpstreamAddr refuses bad input with a reason") {
         "domain name longer than 253 characters");
   CHECK(what_of(too_long + ":80", 0) == "divert config: upstream = \"" + too_long +
                                             ":80\": domain name longer than 253 characters");
+}
+
+TEST_CASE("IDN: non-ASCII names become A-labels (UTS #46 non-transitional, IDNA2008)") {
+  if (!UpstreamAddr::idn_supported()) {
+    // Built with -DDIVERT_WITH_IDN=OFF (or without libidn2): refused, saying why.
+    CHECK(UpstreamAddr::try_parse("b\xc3\xbc"
+                                  "cher.example:80")
+              .reason ==
+          "non-ASCII domain name, but divert was built without IDN support (libidn2)");
+    return;
+  }
+  const std::vector<Good> table = {
+      {"b\xc3\xbc"
+       "cher.example:80",
+       0, "xn--bcher-kva.example:80", "xn--bcher-kva.example", false},
+      // UTS #46 maps upper case; the non-transitional form keeps the sharp s.
+      {"B\xc3\x9c"
+       "CHER.Example",
+       3128, "xn--bcher-kva.example:3128", "xn--bcher-kva.example", false},
+      {"fa\xc3\x9f.de:443", 0, "xn--fa-hia.de:443", "xn--fa-hia.de", false},
+      {"m\xc3\xbc"
+       "nchen.de.:443",
+       0, "xn--mnchen-3ya.de:443", "xn--mnchen-3ya.de", false},
+      // Japanese labels; U+3002 (ideographic full stop) separates labels too.
+      {"\xe4\xbe\x8b\xe3\x81\x88\xe3\x80\x82\xe3\x83\x86\xe3\x82\xb9\xe3\x83\x88:8080", 0,
+       "xn--r8jz45g.xn--zckzah:8080", "xn--r8jz45g.xn--zckzah", false},
+      // Full-width Latin letters map to ASCII.
+      {"\xef\xbd\x85\xef\xbd\x98.com:80", 0, "ex.com:80", "ex.com", false},
+  };
+  for (const auto& g : table) {
+    INFO("input: " << g.input);
+    auto r = UpstreamAddr::try_parse(g.input, g.default_port);
+    REQUIRE(r);
+    CHECK(r.addr->to_string() == g.canonical);  // the TLV 0xE0 value
+    CHECK(r.addr->host() == g.host);
+    CHECK(r.addr->is_domain());
+    CHECK(UpstreamAddr::parse(r.addr->to_string()) == *r.addr);  // A-labels parse as ASCII
+  }
+  // Next proxies go through the same parser.
+  WeightedUpstreamAddr np(
+      "b\xc3\xbc"
+      "cher.example");
+  CHECK(np.addr.to_string() == "xn--bcher-kva.example:3128");
+  CHECK(UpstreamAddr::from_domain("b\xc3\xbc"
+                                  "cher.example",
+                                  443)
+            .to_string() == "xn--bcher-kva.example:443");
+
+  // Refused: not UTF-8, names IDNA2008 disallows, and the ASCII rules after conversion.
+  for (const char* bad : {"b\xff"
+                          "cher.example:80",
+                          "b\xc3"
+                          "cher.example:80",
+                          "\xe2\x98\x83.example:80" /* U+2603 snowman: disallowed */,
+                          "b\xc3\xbc"
+                          "cher/x.example:80",
+                          "b\xc3\xbc"
+                          "ch er.example:80"}) {
+    INFO("input: " << bad);
+    auto r = UpstreamAddr::try_parse(bad);
+    CHECK_FALSE(r);
+    CHECK_FALSE(r.reason.empty());
+  }
+  CHECK_THAT(UpstreamAddr::try_parse("b\xff"
+                                     "cher.example:80")
+                 .reason,
+             Catch::StartsWith("bad internationalised domain name: "));
+  // A label whose A-label form is longer than 63 characters ("xn--" + 64).
+  const std::string long_label = "\xc3\xbc" + std::string(60, 'a');
+  CHECK_FALSE(UpstreamAddr::try_parse(long_label + ".example:80"));
+  CHECK(UpstreamAddr::try_parse("\xc3\xbc" + std::string(50, 'a') + ".example:80"));
 }
 
 TEST_CASE("config_error from parse carries key and value apart") {

@@ -20,8 +20,11 @@
 //  R5 each attempt is bounded by tcp_connect.each_timeout (timed_out);
 //  R6 at most tcp_connect.max_retry + 1 addresses per family are used, in
 //     resolve_strategy.pick order (Random: shuffled with the seed given);
-//  R7 when the first family runs dry, the second family's answer is still
-//     awaited up to second_resolution_timeout after the first answer;
+//  R7 while an attempt runs or an address is left, the other family's answer
+//     is awaited without a deadline and joins the list when it comes; once
+//     nothing runs and nothing is left, it is awaited up to
+//     second_resolution_timeout from that moment, then given up (g3's
+//     divert_tcp; RFC 8305 §3);
 //  R8 with no winner the result is the most telling error: the first attempt
 //     error other than a timeout, else timed_out; with no address at all the
 //     resolver's error (preferred family first), else errc::resolve_failed.
@@ -130,6 +133,7 @@ class DIVERT_EXPORT HappyEyeballsPlanner {
   void start_attempt(TimePoint now, Actions& out);
   void pump(TimePoint now, bool failure, Actions& out);
   void finish_if_exhausted(Actions& out);
+  void update_second_deadline(TimePoint now);
   void finish(std::error_code error, std::size_t attempt, Actions& out);
 
   // Only what the planner needs (kept small: one planner per connect).

@@ -39,8 +39,10 @@ struct DIVERT_EXPORT HappyEyeballsConfig {
   // After the non-preferred family answers first, wait this long for the
   // preferred family before connecting (RFC 8305 §3). Never delays a query.
   milliseconds resolution_delay{50};
-  // How long the second family's answer is still awaited after the first
-  // family answered; after that a late answer is ignored.
+  // How long the other family's answer is still awaited once no connect
+  // attempt is running and no address is left to try (g3's divert_tcp,
+  // RFC 8305); after that it is given up. While attempts run, it is awaited
+  // without a deadline and a late answer joins the remaining addresses.
   milliseconds second_resolution_timeout{2000};
   // Addresses of the first family tried before the families are interleaved
   // (RFC 8305 §4). Values below 1 count as 1.
@@ -114,6 +116,13 @@ struct DIVERT_EXPORT ConnectOptions {
   // IPv4-mapped IPv6 address is refused.
   std::optional<asio::ip::address> bind_ipv4;
   std::optional<asio::ip::address> bind_ipv6;
+  // Network interface the sockets are bound to (SO_BINDTODEVICE, Linux; g3's
+  // bind_interface), e.g. "eth1": connects leave through it whatever the
+  // routing table says. Must name an existing interface (checked by
+  // validate()). Where SO_BINDTODEVICE does not exist, connects fail with
+  // operation_not_supported. Older Linux kernels (before 5.7) require
+  // CAP_NET_RAW for it; the connect then fails with operation_not_permitted.
+  std::optional<std::string> bind_interface;
   // Delay the handshake's last ACK so that it rides on the first write
   // (Linux: TCP_QUICKACK off before connect(2); HAProxy calls this
   // "option tcp-smart-connect"). One segment fewer per connection, and the
@@ -132,7 +141,8 @@ struct DIVERT_EXPORT ConnectOptions {
 
   // Throws divert::config_error(key, value, reason) on: both no_ipv4 and
   // no_ipv6; no_ipv4 with query Ipv4Only; no_ipv6 with query Ipv6Only; a bind
-  // address of the wrong family or IPv4-mapped; each_timeout <= 0; a negative
+  // address of the wrong family or IPv4-mapped; a bind_interface that is empty,
+  // longer than 15 bytes or names no interface; each_timeout <= 0; a negative
   // duration; time_to_live / hop_limit outside 1..255; an empty
   // congestion_control; probe_count 0.
   void validate() const;

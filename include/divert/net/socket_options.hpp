@@ -1,7 +1,7 @@
 // divert/net/socket_options.hpp — opening a TCP socket for one address family
-// and applying ConnectOptions to it before connect: bind address (with
-// IP_BIND_ADDRESS_NO_PORT on Linux), keepalive and the misc options, each only
-// to the family it belongs to.
+// and applying ConnectOptions to it before connect: interface (SO_BINDTODEVICE),
+// bind address (with IP_BIND_ADDRESS_NO_PORT on Linux), keepalive and the misc
+// options, each only to the family it belongs to.
 //
 // Errors: a failed step is reported as its std::error_code together with the
 // seed's key of the option that failed (e.g. "tcp_misc_opts.congestion_control"),
@@ -25,8 +25,8 @@ struct SocketOptionResult {
   explicit operator bool() const noexcept { return static_cast<bool>(error); }
 };
 
-// Applies options to an open socket of family `family` (bind, keepalive,
-// misc). Options of the other family are skipped.
+// Applies options to an open socket of family `family` (interface, bind,
+// keepalive, misc). Options of the other family are skipped.
 DIVERT_EXPORT SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket,
                                                       AddressFamily family,
                                                       const ConnectOptions& options);

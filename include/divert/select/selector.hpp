@@ -13,7 +13,9 @@
 //               thread_local SplitMix64 generator seeded from std::random_device.
 //               candidates: a weighted random order without replacement
 //               (Efraimidis–Spirakis: sort by ln(U)/w, descending).
-//  serial       always node 0; candidates: configured order (not reversed as in g3).
+//  serial       the node of highest weight, the first configured of equal ones
+//               (g3's order: its node list sorted by weight, highest first, stable);
+//               candidates: that order. Equal weights: node 0, then configured order.
 //  round_robin  smooth weighted round robin (nginx): weights are made integers
 //               (kept as is when they are all integers, else scaled by 1000 and
 //               rounded, at least 1), divided by their GCD, and, if their sum exceeds
@@ -126,6 +128,8 @@ class DIVERT_EXPORT IndexSelector {
 
   std::vector<SelectorNode> nodes_;
   PickPolicy policy_;
+  // serial: node indexes by weight, highest first, stable.
+  std::vector<std::uint32_t> serial_order_;
   // random: alias tables (threshold scaled to 2^32; 2^32 means "always this one").
   std::vector<std::uint64_t> alias_threshold_;
   std::vector<std::uint32_t> alias_;

@@ -32,6 +32,15 @@ int main() {
       return 1;
     }
   }
+  // A static libdivert built with IDN needs libidn2 at link time: the package
+  // (CMake config, pkg-config) must bring it.
+  if (divert::UpstreamAddr::idn_supported() &&
+      divert::UpstreamAddr::parse("b\xc3\xbc"
+                                  "cher.example:443")
+              .to_string() != "xn--bcher-kva.example:443") {
+    std::printf("IDN conversion failed\n");
+    return 1;
+  }
   divert::ppv2::EncodeOptions tiny;
   tiny.max_size = 16;
   if (divert::ppv2::encode(spec, wire, tiny) != divert::ppv2::errc::header_too_large) {
