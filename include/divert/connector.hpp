@@ -27,10 +27,13 @@
 // Asio's (connection_refused, timed_out, ...) for the last candidate tried;
 // for a domain next proxy the resolver's own code (e.g. host_not_found), or
 // divert::errc::resolve_failed when it answered with no usable address;
-// errc::header_too_large (nothing is connected then); for https forward
+// errc::header_too_large, and ppv2::errc::invalid_tlv_value for a username
+// with a NUL byte or invalid UTF-8 (nothing is connected then); for https forward
 // OpenSSL's code or errc::tls_handshake_timeout; asio::error::operation_aborted
 // on cancellation. Metrics: escaper.tcp.connect.{attempt,error,timeout} count
-// once per next proxy tried (the retries inside one are not counted apart).
+// once per next proxy tried (the retries inside one are not counted apart);
+// escaper.tcp.connect.establish once the PROXY header is sent (a next proxy
+// that connects but fails the header's write counts as one error, no establish).
 // Cancellation: the awaiting coroutine's cancellation slot is honoured; every
 // socket opened for the call is closed before it returns.
 //
@@ -105,33 +108,43 @@ class DIVERT_EXPORT DivertTcpConnector {
   static Builder builder();
 
   // tcp connect (CONNECT tunnels, port forwarding): the next proxy relays bytes.
-  // `task` must stay alive until the returned awaitable is first awaited
-  // (`co_await connector.tcp_connect(task)` always satisfies this); what is
-  // needed after that is copied. The overload without `ec` throws
+  // The Task is taken by value into the returned awaitable when the call is
+  // made (pass std::move(task) to save the copy), so the caller's Task may be
+  // destroyed at once, even before the awaitable starts: e.g.
+  // co_spawn(io, connector.tcp_connect(make_task()), detached). `ec` must stay
+  // alive until the awaitable completes. The overload without `ec` throws
   // std::system_error ("divert tcp_connect to <upstream>: <reason>").
-  asio::awaitable<asio::ip::tcp::socket> tcp_connect(const Task& task) const;
-  asio::awaitable<asio::ip::tcp::socket> tcp_connect(const Task& task, std::error_code& ec) const;
+  asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task) const;
+  asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task, std::error_code& ec) const;
 
   // http forward: as tcp_connect; the host then writes the origin-form
   // request (or passes it as Task::initial_data to share the header's write).
-  asio::awaitable<asio::ip::tcp::socket> http_forward(const Task& task) const;
-  asio::awaitable<asio::ip::tcp::socket> http_forward(const Task& task, std::error_code& ec) const;
+  asio::awaitable<asio::ip::tcp::socket> http_forward(Task task) const;
+  asio::awaitable<asio::ip::tcp::socket> http_forward(Task task, std::error_code& ec) const;
 
 #if defined(DIVERT_WITH_TLS)
   using TlsStream = asio::ssl::stream<asio::ip::tcp::socket>;
   // https forward: 0xE1 = tls_name, then a TLS client handshake over the
   // diverted stream, bounded by tls_handshake_timeout: SNI for a domain name,
   // none for an IP literal; peer verification (the chain against ctx's trust
-  // store, and the host name or IP against tls_name) is on unless
-  // tls_verify_peer is false. `ctx` must outlive the stream. A failed
+  // store, and the host name or IP against tls_name, in the certificate's
+  // subjectAltName only: a name only in the subject CN is not accepted, as
+  // RFC 6125 and the CA/Browser Forum require) is on unless tls_verify_peer
+  // is false. tls_name is canonicalised as 0xE0's host is (UpstreamAddr::
+  // try_from_domain: lower case, one trailing dot dropped, RFC 5952 IPv6,
+  // IPv4-mapped folded to IPv4); that form is sent, and checked. A name it
+  // refuses (empty, a NUL or other bad character, an IPv6 zone index as in
+  // "fe80::1%1") is asio::error::invalid_argument before anything is
+  // connected. Task and tls_name are taken by value as for tcp_connect;
+  // `ctx` must outlive the stream. A failed
   // handshake reports OpenSSL's code (asio::error::get_ssl_category(), e.g.
   // "certificate verify failed"); no handshake within tls_handshake_timeout
   // reports errc::tls_handshake_timeout. Task::initial_data is refused here
   // (it would precede the TLS handshake): asio::error::invalid_argument.
-  asio::awaitable<TlsStream> https_forward(const Task& task, std::string tls_name,
+  asio::awaitable<TlsStream> https_forward(Task task, std::string tls_name,
                                            asio::ssl::context& ctx) const;
-  asio::awaitable<TlsStream> https_forward(const Task& task, std::string tls_name,
-                                           asio::ssl::context& ctx, std::error_code& ec) const;
+  asio::awaitable<TlsStream> https_forward(Task task, std::string tls_name, asio::ssl::context& ctx,
+                                           std::error_code& ec) const;
 #endif
 
   // Relays client <-> stream with the configured tcp_sock_speed_limit

@@ -1,9 +1,9 @@
 // divert/task.hpp — what the host hands the connector for one client
 // connection, and the task id type.
 //
-// Thread-safety: values. A Task may be destroyed as soon as the call that
-// took it has returned (the connector copies what it needs before its first
-// suspension point... and keeps its own copy for the whole call).
+// Thread-safety: values. The connector takes a Task by value: the caller's
+// Task may be destroyed as soon as the call that took it has returned, even
+// before the returned awaitable is started (the awaitable owns its own copy).
 #pragma once
 
 #include <asio/ip/tcp.hpp>
@@ -30,8 +30,9 @@ struct Task {
   asio::ip::tcp::endpoint server{};
   // Where the next proxy should go (TLV 0xE0, canonical host:port text).
   UpstreamAddr upstream;
-  // The authenticated client user (TLV 0xE2); leave empty when the host does
-  // no client authentication. Also part of the pick key.
+  // The authenticated client user (TLV 0xE2, UTF-8 without NUL); leave empty
+  // when the host does no client authentication. An empty string counts as
+  // no user (no 0xE2). Also part of the pick key.
   std::optional<std::string> username{};
   // TLV 0xE3. Generated with make_task_id_v7() when empty.
   std::optional<TaskId> task_id{};

@@ -79,6 +79,10 @@ class DIVERT_EXPORT UpstreamAddr {
   // From a domain name: validated and lower-cased like parse(). Throws config_error
   // (key "upstream"). A name that is an IP literal is accepted as that IP.
   static UpstreamAddr from_domain(std::string_view name, std::uint16_t port);
+  // Same rules, no exception for bad input (may still throw std::bad_alloc).
+  // https_forward canonicalises its TLS verify name (TLV 0xE1) with it, so that
+  // 0xE0 and 0xE1 name a host the same way.
+  static UpstreamAddrParseResult try_from_domain(std::string_view name, std::uint16_t port);
 
   // Whether this build converts non-ASCII domain names (libidn2); without it
   // they are refused.
@@ -122,6 +126,8 @@ class DIVERT_EXPORT UpstreamAddr {
                                                UpstreamAddr& out);
   static std::optional<std::string> set_ip(asio::ip::address ip, UpstreamAddr& out);
   static std::optional<std::string> set_domain(std::string_view name, UpstreamAddr& out);
+  // An IP literal (set_ip) or else a domain (set_domain): from_domain's host rules.
+  static std::optional<std::string> set_host(std::string_view name, UpstreamAddr& out);
 
   std::string host_;
   asio::ip::address ip_;

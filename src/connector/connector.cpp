@@ -113,15 +113,20 @@ struct DivertTcpConnector::State {
     spec.dst = to_ppv2(task.server);
     spec.upstream = upstream;
     if (tls_name) spec.tls_name = *tls_name;
-    if (task.username) spec.username = *task.username;
+    if (has_user(task)) spec.username = *task.username;
     spec.task_id = id;
     spec.crc32c = cfg.header_crc32c;
     return ppv2::encode(spec, out, {.max_size = cfg.max_header_size});
   }
 
+  // An empty username is no username: no 0xE2, not part of the pick key.
+  static bool has_user(const Task& task) { return task.username && !task.username->empty(); }
+
   // Reports an error through *ec_out, or throws std::system_error naming
   // `what` when ec_out is null (the throwing entry points: no wrapper frame).
-  asio::awaitable<tcp::socket> connect(const Task& task, const std::string* tls_name,
+  // `task` lives in the coroutine frame (the caller's Task may be gone before
+  // the awaitable starts); *tls_name must outlive the awaitable.
+  asio::awaitable<tcp::socket> connect(Task task, const std::string* tls_name,
                                        std::error_code* ec_out, const char* what);
 };
 
@@ -153,17 +158,13 @@ std::error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs
 }
 }  // namespace
 
-asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task_in,
+asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(Task task,
                                                                 const std::string* tls_name,
                                                                 std::error_code* ec_out,
                                                                 const char* what) {
   std::error_code ec_local;
   std::error_code& ec = ec_out ? *ec_out : ec_local;
   ec.clear();
-  // `task` is read only before the first suspension (the caller's Task is
-  // alive while it starts awaiting us); what is needed later is copied:
-  // the 0xE0 text and the initial data. This keeps the frame small.
-  const Task& task = task_in;
   auto ex = co_await asio::this_coro::executor;
   metrics.add(MetricsCounter::task_total);
 
@@ -171,7 +172,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
   // Formatted only when a log line may need it.
   const std::string id_text = cfg.shared_logger.enabled(LogLevel::error) ? id.to_string() : std::string();
   const std::string upstream = task.upstream.to_string();
-  const std::string initial_data = task.initial_data;
+  const std::string& initial_data = task.initial_data;
   // Every error exit: an unconnected socket, or the exception.
   auto failure = [&]() -> tcp::socket {
     if (!ec_out) throw std::system_error(ec, fmt::format("divert {} to {}", what, upstream));
@@ -182,7 +183,9 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
   if (auto e = encode_header(task, tls_name, id, upstream, header)) {
     cfg.shared_logger.logf(LogLevel::warn, id_text, "cannot encode the PROXY header for {}: {}",
                            upstream, e.message());
-    ec = errc::header_too_large;
+    // A value the wire contract forbids (a username with a NUL or invalid
+    // UTF-8) is reported as such; every other failure is a size cap.
+    ec = e == ppv2::errc::invalid_tlv_value ? e : make_error_code(errc::header_too_large);
     co_return failure();
   }
 
@@ -192,7 +195,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
   if (policy == PickPolicy::ketama || policy == PickPolicy::rendezvous ||
       policy == PickPolicy::jump_hash) {
     std::optional<std::string_view> user;
-    if (task.username) user = *task.username;
+    if (has_user(task)) user = *task.username;
     key = make_pick_key(task.client.address(), user, task.upstream.host());
   }
   const auto candidates = order(key);
@@ -235,7 +238,6 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
              option ? "connect failed (option " + std::string(option) + ")" : "connect failed");
       continue;
     }
-    metrics.add(MetricsCounter::tcp_connect_establish);
     metrics.record_connect_latency(Clock::now() - started);
 
     // One write: header then the client's first bytes (writev, one segment
@@ -266,6 +268,8 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
     // that quick write for an interactive reply (delayed ACKs): undo that.
     if (cfg.connect.delay_handshake_ack) net::resume_quick_ack(*r->socket);
     record_success(i);
+    // Established once the header is out: a failed write is one error, above.
+    metrics.add(MetricsCounter::tcp_connect_establish);
     metrics.add(MetricsCounter::tcp_connect_success);
     metrics.add(MetricsCounter::connection_establish);
     metrics.add(MetricsCounter::traffic_out_bytes, initial_data.size());
@@ -279,48 +283,79 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(const Task& task
 }
 
 // Not coroutines: each returns State::connect's awaitable itself (one frame
-// per connection, not two).
-asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(const Task& task, std::error_code& ec) const {
-  return s_->connect(task, nullptr, &ec, "tcp_connect");
+// per connection, not two), the Task moved into it.
+asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task, std::error_code& ec) const {
+  return s_->connect(std::move(task), nullptr, &ec, "tcp_connect");
 }
 
-asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(const Task& task) const {
-  return s_->connect(task, nullptr, nullptr, "tcp_connect");
+asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task) const {
+  return s_->connect(std::move(task), nullptr, nullptr, "tcp_connect");
 }
 
-asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(const Task& task, std::error_code& ec) const {
-  return s_->connect(task, nullptr, &ec, "http_forward");
+asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task,
+                                                              std::error_code& ec) const {
+  return s_->connect(std::move(task), nullptr, &ec, "http_forward");
 }
 
-asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(const Task& task) const {
-  return s_->connect(task, nullptr, nullptr, "http_forward");
+asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task) const {
+  return s_->connect(std::move(task), nullptr, nullptr, "http_forward");
 }
 
 #if defined(DIVERT_WITH_TLS)
+namespace {
+// Sets SNI (names only) and, when `verify`, peer verification against `name`
+// (canonical: an IP literal or a lower-case name) in the subjectAltName only.
+// False when OpenSSL refuses a step; nothing may then be trusted.
+bool setup_tls_verification(asio::ssl::stream<tcp::socket>& stream, const UpstreamAddr& name,
+                            bool verify) {
+  SSL* ssl = stream.native_handle();
+  const std::string& host = name.host();
+  if (name.is_domain() && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) return false;
+  if (!verify) return true;
+  std::error_code ec;
+  stream.set_verify_mode(asio::ssl::verify_peer, ec);
+  if (ec) return false;
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  // NEVER_CHECK_SUBJECT: a name only in the subject CN does not count (RFC 6125
+  // 6.4.4, CA/Browser Forum baseline requirements: subjectAltName only).
+  X509_VERIFY_PARAM_set_hostflags(
+      param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+  if (name.is_ip()) return X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1;
+  return X509_VERIFY_PARAM_set1_host(param, host.data(), host.size()) == 1;
+}
+}  // namespace
+
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
-    const Task& task, std::string tls_name, asio::ssl::context& ctx, std::error_code& ec) const {
+    Task task, std::string tls_name, asio::ssl::context& ctx, std::error_code& ec) const {
   auto ex = co_await asio::this_coro::executor;
   if (!task.initial_data.empty()) {
     ec = asio::error::invalid_argument;
     co_return TlsStream(tcp::socket(ex), ctx);
   }
-  auto sock = co_await s_->connect(task, &tls_name, &ec, "https_forward");
+  // The verify name in 0xE0's canonical form (0xE0 and 0xE1 agree); names
+  // OpenSSL would take as "no name check" or could not check are refused
+  // here, before anything is connected.
+  auto name = UpstreamAddr::try_from_domain(tls_name, task.upstream.port());
+  const std::string upstream = task.upstream.to_string();
+  if (!name) {
+    // (the name itself is not logged: it may hold control characters)
+    s_->cfg.shared_logger.logf(LogLevel::warn, "", "https_forward to {}: TLS name refused: {}",
+                               upstream, name.reason);
+    ec = asio::error::invalid_argument;
+    co_return TlsStream(tcp::socket(ex), ctx);
+  }
+  tls_name = name.addr->host();
+  auto sock = co_await s_->connect(std::move(task), &tls_name, &ec, "https_forward");
   TlsStream stream(std::move(sock), ctx);
   if (ec) co_return stream;
 
-  SSL* ssl = stream.native_handle();
-  std::error_code addr_ec;
-  auto ip = asio::ip::make_address(tls_name, addr_ec);
-  if (addr_ec) SSL_set_tlsext_host_name(ssl, tls_name.c_str());  // SNI for names only
-  if (s_->cfg.tls_verify_peer) {
-    stream.set_verify_mode(asio::ssl::verify_peer);
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-    if (addr_ec) {
-      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      X509_VERIFY_PARAM_set1_host(param, tls_name.c_str(), tls_name.size());
-    } else {
-      X509_VERIFY_PARAM_set1_ip_asc(param, ip.to_string().c_str());
-    }
+  if (!setup_tls_verification(stream, *name.addr, s_->cfg.tls_verify_peer)) {
+    s_->cfg.shared_logger.logf(
+        LogLevel::warn, "", "https_forward to {}: OpenSSL refused TLS name {}", upstream, tls_name);
+    ec = asio::error::invalid_argument;
+    std::error_code ignored;
+    stream.lowest_layer().close(ignored);
+    co_return stream;
   }
 
   using namespace asio::experimental::awaitable_operators;
@@ -344,7 +379,7 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward
     s_->metrics.add(ec == errc::tls_handshake_timeout ? MetricsCounter::tls_handshake_timeout
                                                       : MetricsCounter::tls_handshake_error);
     s_->cfg.shared_logger.logf(LogLevel::warn, "", "TLS handshake with {} ({}) failed: {}",
-                               task.upstream.to_string(), tls_name, ec.message());
+                               upstream, tls_name, ec.message());
     std::error_code ignored;
     stream.lowest_layer().close(ignored);
   }
@@ -352,10 +387,10 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward
 }
 
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
-    const Task& task, std::string tls_name, asio::ssl::context& ctx) const {
+    Task task, std::string tls_name, asio::ssl::context& ctx) const {
   std::error_code ec;
   auto upstream = task.upstream.to_string();
-  auto s = co_await https_forward(task, std::move(tls_name), ctx, ec);
+  auto s = co_await https_forward(std::move(task), std::move(tls_name), ctx, ec);
   if (ec) throw std::system_error(ec, "divert https_forward to " + upstream);
   co_return s;
 }

@@ -11,6 +11,7 @@
 
 #include "divert/ppv2/crc32c.hpp"
 #include "divert/ppv2/errc.hpp"
+#include "ppv2/text.hpp"
 
 namespace divert::ppv2 {
 
@@ -528,11 +529,21 @@ inline std::uint64_t load32(const char* p) noexcept {
 // 16 bytes compared at once (GCC/Clang vector extension: SSE2 on x86-64, NEON on
 // AArch64, plain integer code elsewhere).
 typedef std::uint8_t Bytes16 __attribute__((vector_size(16)));
-// Lanes that are a byte a domain or IPv4 host in 0xE0 may not contain: NUL, ':',
-// '[', ']', ' ' (all bits set there, zero elsewhere).
+// Lanes that are a byte a domain or IPv4 host in 0xE0 may not contain: control
+// characters (NUL to 0x1F, and DEL), ' ', ':', '[', ']' (all bits set there,
+// zero elsewhere).
 inline auto bad_host_lanes(Bytes16 v) noexcept {
-  // NUL and ' ' (0x20) are the bytes with no bit but 0x20 set.
-  return ((v & 0xDF) == 0) | (v == ':') | (v == '[') | (v == ']');
+  return (v <= 0x20) | (v == 0x7F) | (v == ':') | (v == '[') | (v == ']');
+}
+inline bool bad_host_byte(unsigned char c) noexcept {
+  return c <= 0x20 || c == 0x7F || c == ':' || c == '[' || c == ']';
+}
+// A domain name is at most 253 characters (255 bytes on the wire, RFC 1035
+// 2.3.4), 254 with the trailing dot of the FQDN form; the sending side's
+// UpstreamAddr refuses longer names too.
+constexpr std::size_t kMaxHostLength = 253;
+inline bool host_too_long(std::string_view host) noexcept {
+  return host.size() > kMaxHostLength && (host.size() > kMaxHostLength + 1 || host.back() != '.');
 }
 template <class V>
 inline bool any_lane(V v) noexcept {
@@ -574,8 +585,7 @@ inline Bytes16 load16(const char* p) noexcept {
     return any_lane(bad_host_lanes(v));
   }
   for (std::size_t i = 0; i < n; ++i) {
-    const char c = h[i];
-    if (c == '\0' || c == ':' || c == '[' || c == ']' || c == ' ') return true;
+    if (bad_host_byte(static_cast<unsigned char>(h[i]))) return true;
   }
   return false;
 }
@@ -691,7 +701,7 @@ template <bool Brackets = true>
   if (host.front() == '[') [[unlikely]] {
     if (!Brackets || !bracketed_v6(host)) return false;
     u.ipv6_literal = true;
-  } else if (host_has_bad_byte(host.data(), host.size())) {
+  } else if (host_too_long(host) || host_has_bad_byte(host.data(), host.size())) {
     return false;
   }
   u.host = host;
@@ -735,10 +745,12 @@ namespace {
         break;
       case tlv::divert_tls_name:
         if (out.tls_name) return errc::duplicate_tlv;
+        if (!detail::tls_name_ok(text)) return errc::bad_tls_name;
         out.tls_name = text;
         break;
       case tlv::divert_username:
         if (out.username) return errc::duplicate_tlv;
+        if (!detail::username_ok(text)) return errc::bad_username;
         out.username = text;
         break;
       case tlv::divert_task_id:
@@ -785,14 +797,22 @@ std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept 
       out.upstream_text.reset();
       out.upstream.reset();
     }
-    if (ix.at[1])
-      out.tls_name = text(ix.at[1]);
-    else
+    if (ix.at[1]) {
+      const std::string_view name = text(ix.at[1]);
+      if (!detail::tls_name_ok(name)) [[unlikely]]
+        return read_divert_walk(h, out);
+      out.tls_name = name;
+    } else {
       out.tls_name.reset();
-    if (ix.at[2])
-      out.username = text(ix.at[2]);
-    else
+    }
+    if (ix.at[2]) {
+      const std::string_view user = text(ix.at[2]);
+      if (!detail::username_ok(user)) [[unlikely]]
+        return read_divert_walk(h, out);
+      out.username = user;
+    } else {
       out.username.reset();
+    }
     return detail::no_error();
   }
   return read_divert_walk(h, out);

@@ -6,6 +6,7 @@
 
 #include "divert/ppv2/crc32c.hpp"
 #include "divert/ppv2/errc.hpp"
+#include "ppv2/text.hpp"
 
 namespace divert::ppv2 {
 
@@ -100,6 +101,8 @@ inline errc plan(const HeaderSpec& s, const EncodeOptions& o, Plan& p) noexcept 
     if (s.upstream->empty() || has_nul(*s.upstream)) return errc::invalid_tlv_value;
     add(s.upstream->size());
   }
+  if (s.tls_name && !detail::tls_name_ok(*s.tls_name)) return errc::invalid_tlv_value;
+  if (s.username && !detail::username_ok(*s.username)) return errc::invalid_tlv_value;
   if (s.tls_name) add(s.tls_name->size());
   if (s.username) add(s.username->size());
   if (s.task_id) add(16);
@@ -201,6 +204,8 @@ inline std::uint8_t* put_ip(std::uint8_t* w, const WireAddresses& a) noexcept {
     if (s.upstream->empty() || has_nul(*s.upstream)) return 0;
     put(tlv::divert_upstream, s.upstream->data(), s.upstream->size());
   }
+  if (s.tls_name && !detail::tls_name_ok(*s.tls_name)) return 0;
+  if (s.username && !detail::username_ok(*s.username)) return 0;
   if (s.tls_name) put(tlv::divert_tls_name, s.tls_name->data(), s.tls_name->size());
   if (s.username) put(tlv::divert_username, s.username->data(), s.username->size());
   if (s.task_id) put(tlv::divert_task_id, s.task_id->bytes.data(), 16);
@@ -334,12 +339,16 @@ template <Known V4, Known Up, Known Tls, Known User, Known Id>
     w += 3 + n_up;
   }
   if (tls) {
+    if (!detail::tls_name_ok(*s.tls_name)) [[unlikely]]
+      return 0;
     w[0] = tlv::divert_tls_name;
     put_be16(w + 1, n_tls);
     copy_small(w + 3, s.tls_name->data(), n_tls);
     w += 3 + n_tls;
   }
   if (user) {
+    if (!detail::username_ok(*s.username)) [[unlikely]]
+      return 0;
     w[0] = tlv::divert_username;
     put_be16(w + 1, n_user);
     copy_small(w + 3, s.username->data(), n_user);

@@ -228,6 +228,8 @@ std::optional<std::string> UpstreamAddr::parse_into(std::string_view text,
   if (text.find("://") != std::string_view::npos) {
     return std::string("a URL is not an address (write host:port)");
   }
+  // make_address_v4/v6 below read C strings: "10.0.0.1\0junk" would be 10.0.0.1.
+  if (text.find('\0') != std::string_view::npos) return "bad character byte 0x00 in address";
   std::optional<std::string_view> port_text;
   std::error_code ec;
 
@@ -326,21 +328,35 @@ UpstreamAddr::UpstreamAddr(const asio::ip::address& ip, std::uint16_t port) {
   port_ = port;
 }
 
-UpstreamAddr UpstreamAddr::from_domain(std::string_view name, std::uint16_t port) {
-  UpstreamAddr out;
-  std::optional<std::string> reason;
+std::optional<std::string> UpstreamAddr::set_host(std::string_view name, UpstreamAddr& out) {
+  // Before the IP test: make_address() reads a C string and would stop at a NUL.
+  if (name.find('\0') != std::string_view::npos) return "bad character byte 0x00 in host";
   std::error_code ec;
   std::string s(name);
   auto ip = asio::ip::make_address(s, ec);
-  if (!ec && s.find('%') == std::string::npos) {
-    reason = set_ip(ip, out);
-  } else {
-    reason = set_domain(name, out);
-  }
+  if (ec) return set_domain(name, out);
+  if (s.find('%') != std::string::npos) return std::string("IPv6 zone indexes are not supported");
+  return set_ip(ip, out);
+}
+
+UpstreamAddr UpstreamAddr::from_domain(std::string_view name, std::uint16_t port) {
+  auto r = try_from_domain(name, port);
+  if (!r) throw config_error("upstream", std::string(name), r.reason);
+  return std::move(*r.addr);
+}
+
+UpstreamAddrParseResult UpstreamAddr::try_from_domain(std::string_view name, std::uint16_t port) {
+  UpstreamAddrParseResult result;
+  UpstreamAddr out;
+  auto reason = set_host(name, out);
   if (!reason && port == 0) reason = "port 0 is not a usable port";
-  if (reason) throw config_error("upstream", std::string(name), *reason);
-  out.port_ = port;
-  return out;
+  if (reason) {
+    result.reason = std::move(*reason);
+  } else {
+    out.port_ = port;
+    result.addr = std::move(out);
+  }
+  return result;
 }
 
 std::string UpstreamAddr::host_for_authority() const {

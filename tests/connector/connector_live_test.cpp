@@ -86,6 +86,21 @@ DivertTcpConnector connector_to(const tcp::acceptor& acc) {
       .build();
 }
 
+// An io_context, an in-process next proxy recording the first `n` headers it
+// receives (and `payload_len` bytes after each), and a connector to it.
+struct RecordingNextProxy {
+  asio::io_context io;
+  tcp::acceptor acc{io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
+  DivertTcpConnector connector = connector_to(acc);
+  std::vector<Received> got;
+  RecordingNextProxy(int n, std::size_t payload_len) {
+    asio::co_spawn(io, record(n, payload_len), asio::detached);
+  }
+  asio::awaitable<void> record(int n, std::size_t payload_len) {
+    for (int i = 0; i < n; ++i) got.push_back(co_await receive_one(acc, payload_len));
+  }
+};
+
 }  // namespace
 
 TEST_CASE("tcp_connect sends one header with E0 and E3 (and E2 only with a user), then the data") {
@@ -369,6 +384,7 @@ namespace {
 struct TestPki {
   test::TempDir dir;
   std::string ca, cert, key;
+  std::string cn_only_cert;  // CN=localhost, no subjectAltName, same key and CA
 };
 
 std::unique_ptr<TestPki> make_test_pki() {
@@ -387,9 +403,14 @@ std::unique_ptr<TestPki> make_test_pki() {
   p->dir.write("san.cnf", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
   run({"x509", "-req", "-in", d + "/srv.csr", "-CA", d + "/ca.crt", "-CAkey", d + "/ca.key",
        "-CAcreateserial", "-days", "2", "-extfile", d + "/san.cnf", "-out", d + "/srv.crt"});
+  // The same key and name, with no extension at all: the name is only in the CN.
+  p->dir.write("none.cnf", "\n");
+  run({"x509", "-req", "-in", d + "/srv.csr", "-CA", d + "/ca.crt", "-CAkey", d + "/ca.key",
+       "-CAcreateserial", "-days", "2", "-extfile", d + "/none.cnf", "-out", d + "/cn.crt"});
   p->ca = d + "/ca.crt";
   p->cert = d + "/srv.crt";
   p->key = d + "/srv.key";
+  p->cn_only_cert = d + "/cn.crt";
   return p;
 }
 
@@ -401,9 +422,9 @@ struct TlsNextProxy {
   asio::ssl::context ctx{asio::ssl::context::tls_server};
   std::vector<std::string> tls_names;
   bool silent = false;
-  TlsNextProxy(asio::io_context& io_, const TestPki& pki)
+  TlsNextProxy(asio::io_context& io_, const TestPki& pki, const std::string& cert = {})
       : io(io_), acc(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
-    ctx.use_certificate_chain_file(pki.cert);
+    ctx.use_certificate_chain_file(cert.empty() ? pki.cert : cert);
     ctx.use_private_key_file(pki.key, asio::ssl::context::pem);
     asio::co_spawn(io, serve(), asio::detached);
   }
@@ -443,6 +464,18 @@ struct TlsNextProxy {
   }
 };
 
+// A connector whose one next proxy is `np`, with a 2 s TLS handshake timeout.
+DivertTcpConnector tls_connector_to(const TlsNextProxy& np) {
+  return DivertTcpConnector::builder().proxy_addr(np.addr()).tls_handshake_timeout(2s).build();
+}
+
+// A client context trusting the test CA.
+asio::ssl::context trusting(const TestPki& pki) {
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.load_verify_file(pki.ca);
+  return ctx;
+}
+
 }  // namespace
 
 TEST_CASE("https_forward: E1, SNI and verification by name or IP; failures are clear") {
@@ -452,12 +485,8 @@ TEST_CASE("https_forward: E1, SNI and verification by name or IP; failures are c
   REQUIRE(pki);
   asio::io_context io;
   TlsNextProxy np(io, *pki);
-  auto connector = DivertTcpConnector::builder()
-                       .proxy_addr(np.addr())
-                       .tls_handshake_timeout(2s)
-                       .build();
-  asio::ssl::context trusted(asio::ssl::context::tls_client);
-  trusted.load_verify_file(pki->ca);
+  auto connector = tls_connector_to(np);
+  auto trusted = trusting(*pki);
   asio::ssl::context untrusted(asio::ssl::context::tls_client);
   std::vector<std::string> results;
   auto attempt = [&](std::string name, asio::ssl::context& ctx) -> asio::awaitable<void> {
@@ -501,4 +530,213 @@ TEST_CASE("https_forward refuses initial data (it would precede the handshake)")
     co_await connector.https_forward(t, "example.com", ctx, ec);
     CHECK(ec == asio::error::invalid_argument);
   });
+}
+
+// Issue 17, items 1-3: the TLS verify name. OpenSSL 3 takes an empty name as
+// "no name check", fails to set a name holding a NUL or a zoned IPv6 literal;
+// with the return values ignored only the chain was verified in all three.
+// Now they are refused before anything is connected. A certificate naming the
+// host only in its CN no longer passes (subjectAltName only). 0xE1 is sent in
+// 0xE0's canonical form, and that form is what is verified.
+TEST_CASE("https_forward: bad TLS names refused before connecting; SAN only; 0xE1 canonical") {
+  auto openssl = DIVERT_REQUIRE_TOOL("openssl");
+  if (!openssl) return;
+  auto pki = make_test_pki();
+  REQUIRE(pki);
+  asio::io_context io;
+  TlsNextProxy np(io, *pki);
+  TlsNextProxy cn_only(io, *pki, pki->cn_only_cert);
+  auto connector = tls_connector_to(np);
+  auto cn_connector = tls_connector_to(cn_only);
+  auto trusted = trusting(*pki);
+  std::vector<std::string> results;
+  auto attempt = [&](const DivertTcpConnector& c, std::string name) -> asio::awaitable<void> {
+    std::error_code ec;
+    auto s = co_await c.https_forward(make_task("localhost:443"), name, trusted, ec);
+    if (ec) {
+      results.push_back(ec.message());
+      CHECK_FALSE(s.lowest_layer().is_open());
+      co_return;
+    }
+    std::string buf(2, '\0');
+    co_await asio::async_read(s, asio::buffer(buf), asio::use_awaitable);
+    results.push_back(buf);
+  };
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await attempt(connector, "");
+        co_await attempt(connector, std::string("localhost\0.evil.test", 20));
+        co_await attempt(connector, "fe80::1%1");
+        co_await attempt(connector, "LocalHost.");        // SAN DNS:localhost
+        co_await attempt(connector, "::ffff:127.0.0.1");  // SAN IP:127.0.0.1
+        co_await attempt(cn_connector, "localhost");      // CN=localhost, no SAN
+        np.acc.close();
+        cn_only.acc.close();
+      },
+      asio::detached);
+  io.run_for(20s);
+  const std::string invalid = std::make_error_code(std::errc::invalid_argument).message();
+  REQUIRE(results.size() == 6);
+  CHECK(results[0] == invalid);
+  CHECK(results[1] == invalid);
+  CHECK(results[2] == invalid);
+  CHECK(results[3] == "hi");
+  CHECK(results[4] == "hi");
+  CHECK_THAT(results[5], Catch::Contains("certificate verify failed"));
+  // Nothing was connected for the refused names; 0xE1 as 0xE0 writes the host.
+  CHECK(np.tls_names == std::vector<std::string>{"localhost", "127.0.0.1"});
+  CHECK(cn_only.tls_names == std::vector<std::string>{"localhost"});
+  CHECK(connector.metrics().value(MetricsCounter::tcp_connect_attempt) == 2);
+  CHECK(cn_connector.metrics().value(MetricsCounter::tls_handshake_error) == 1);
+}
+
+// Issue 17, item 7: an empty username is no username.
+TEST_CASE("tcp_connect: an empty username sends no 0xE2") {
+  RecordingNextProxy np(2, 0);
+  asio::co_spawn(
+      np.io,
+      [&]() -> asio::awaitable<void> {
+        co_await np.connector.tcp_connect(make_task("example.com:443", std::string()));
+        co_await np.connector.tcp_connect(make_task("example.com:443", std::string("bob")));
+      },
+      asio::detached);
+  np.io.run_for(10s);
+  REQUIRE(np.got.size() == 2);
+  CHECK_FALSE(np.got[0].has_user);
+  CHECK(np.got[1].username == "bob");
+}
+
+// Issue 17, item 4 on the sending side: a username the wire contract forbids
+// is refused before connecting, with the codec's own code.
+TEST_CASE("tcp_connect: a username with a NUL or invalid UTF-8 is refused before connecting") {
+  auto connector = DivertTcpConnector::builder().proxy_addr("127.0.0.1:1").build();
+  run_coro([&]() -> asio::awaitable<void> {
+    for (std::string user : {std::string("al\0ce", 5), std::string("\xC3(")}) {
+      std::error_code ec;
+      co_await connector.tcp_connect(make_task("example.com:443", user), ec);
+      CHECK(ec == ppv2::errc::invalid_tlv_value);
+    }
+  });
+  CHECK(connector.metrics().value(MetricsCounter::tcp_connect_attempt) == 0);
+}
+
+// Issue 17, item 14: the Task is copied when the call is made. Changing or
+// destroying the caller's Task before the awaitable starts changes nothing.
+// (The temporaries below are caught by AddressSanitizer in CI's ASan build on
+// the old code; the changed Tasks fail on any build.)
+TEST_CASE("tcp_connect, http_forward, https_forward own their Task from the call on") {
+  RecordingNextProxy np(4, 5);
+  auto& io = np.io;
+  auto& connector = np.connector;
+  int opened = 0;
+  // Awaits `a` (the awaitable moves into this frame; it starts only when io runs).
+  auto count = [&opened](asio::awaitable<tcp::socket> a) -> asio::awaitable<void> {
+    auto s = co_await std::move(a);
+    opened += s.is_open();
+  };
+  auto with_data = [](std::string upstream, std::string user) {
+    auto t = make_task(upstream, std::move(user));
+    t.initial_data = "hello";
+    return t;
+  };
+  // Temporaries, gone before the awaitables start (co_spawn only queues them).
+  asio::co_spawn(io, count(connector.tcp_connect(with_data("one.test:1", "alice"))),
+                 asio::detached);
+  asio::co_spawn(io, count(connector.http_forward(with_data("two.test:2", "bob"))), asio::detached);
+  // Named Tasks changed right after the call.
+  Task t3 = with_data("three.test:3", "carol");
+  auto a3 = connector.tcp_connect(t3);
+  Task t4 = with_data("four.test:4", "dave");
+  auto a4 = connector.http_forward(t4);
+  for (Task* t : {&t3, &t4}) {
+    t->upstream = UpstreamAddr::parse("changed.test:9");
+    t->username = "mallory";
+    t->initial_data = "bye!!";
+  }
+  asio::co_spawn(io, count(std::move(a3)), asio::detached);
+  asio::co_spawn(io, count(std::move(a4)), asio::detached);
+  io.run_for(10s);
+  CHECK(opened == 4);
+  REQUIRE(np.got.size() == 4);
+  std::set<std::string> seen;
+  for (const auto& g : np.got) {
+    seen.insert(g.upstream + " " + g.username + " " + g.payload);
+  }
+  CHECK(seen == std::set<std::string>{"one.test:1 alice hello", "two.test:2 bob hello",
+                                      "three.test:3 carol hello", "four.test:4 dave hello"});
+}
+
+TEST_CASE("https_forward owns its Task and TLS name from the call on") {
+  auto openssl = DIVERT_REQUIRE_TOOL("openssl");
+  if (!openssl) return;
+  auto pki = make_test_pki();
+  REQUIRE(pki);
+  asio::io_context io;
+  TlsNextProxy np(io, *pki);
+  auto connector = tls_connector_to(np);
+  auto trusted = trusting(*pki);
+  std::vector<std::string> results;
+  // Awaits `a` (the awaitable moves into this frame; it starts only when io runs).
+  auto done =
+      [&results](asio::awaitable<DivertTcpConnector::TlsStream> a) -> asio::awaitable<void> {
+    try {
+      auto s = co_await std::move(a);
+      results.push_back(s.lowest_layer().is_open() ? "open" : "closed");
+    } catch (const std::exception& x) {
+      results.push_back(x.what());
+    }
+  };
+  // A temporary Task and name, and a Task whose initial data and upstream
+  // change after the call.
+  asio::co_spawn(io,
+                 done(connector.https_forward(make_task("localhost:443"), "localhost", trusted)),
+                 asio::detached);
+  Task t = make_task("localhost:443");
+  auto a = connector.https_forward(t, "localhost", trusted);
+  t.initial_data = "GET / HTTP/1.1\r\n\r\n";  // refused if read after the call
+  t.upstream = UpstreamAddr::parse("changed.test:9");
+  asio::co_spawn(io, done(std::move(a)), asio::detached);
+  io.run_for(10s);
+  CHECK(results == std::vector<std::string>{"open", "open"});
+  np.acc.close();
+}
+
+// Issue 17, item 15: a next proxy that connects but fails the header's write
+// is one error, not an establish and an error.
+TEST_CASE("a failed header write counts one error and no establish") {
+  asio::io_context io;
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto connector = connector_to(acc);
+  // Accept and reset at once (SO_LINGER 0), reading nothing: the write of far
+  // more than the socket buffers can hold fails with a reset or a broken pipe.
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        auto s = co_await acc.async_accept(asio::use_awaitable);
+        s.set_option(asio::socket_base::linger(true, 0));
+        s.close();
+      },
+      asio::detached);
+  std::error_code ec;
+  bool done = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        auto t = make_task("example.com:443");
+        t.initial_data.assign(32 << 20, 'x');
+        co_await connector.tcp_connect(std::move(t), ec);
+        done = true;
+      },
+      asio::detached);
+  io.run_for(20s);
+  REQUIRE(done);
+  CHECK(ec);
+  CHECK(ec != asio::error::operation_aborted);
+  auto m = connector.metrics().snapshot();
+  CHECK(m[MetricsCounter::tcp_connect_attempt] == 1);
+  CHECK(m[MetricsCounter::tcp_connect_error] == 1);
+  CHECK(m[MetricsCounter::tcp_connect_establish] == 0);
+  CHECK(m[MetricsCounter::tcp_connect_success] == 0);
+  CHECK(m[MetricsCounter::connection_establish] == 0);
 }

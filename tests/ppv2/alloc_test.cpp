@@ -51,8 +51,9 @@ using namespace divert::ppv2::test;
 
 TEST_CASE("encode and decode of a 536-byte header allocate nothing") {
   const Endpoint src = ep("2001:db8::1", 1), dst = ep("192.0.2.2", 2);  // promoted: 36-byte block
-  std::string up(536 - 16 - 36 - 3 - 19 - 7 - 4, 'h');
-  up += ":443";
+  // 0xE0 is at most 253 + ":port" bytes: a long username fills the header.
+  const std::string up = "example.com:443";
+  const std::string user(536 - 16 - 36 - (3 + up.size()) - 19 - 7 - 3, 'u');
   Uuid id;
   id.bytes[0] = 1;
   // Set up everything that may allocate before counting.
@@ -60,6 +61,7 @@ TEST_CASE("encode and decode of a 536-byte header allocate nothing") {
   s.src = src;
   s.dst = dst;
   s.upstream = up;
+  s.username = user;
   s.task_id = id;
   s.crc32c = true;
   HeaderBuffer buf;
@@ -86,11 +88,12 @@ TEST_CASE("encode and decode of a 536-byte header allocate nothing") {
   CHECK(f2.complete());
   CHECK_FALSE(ec2);
   CHECK(d.upstream->port == 443);
+  CHECK(d.username->size() == user.size());
   CHECK(after - before == 0);
 
   // Above 536 the buffer goes to the heap (and the counter sees it).
-  up += "h";
-  s.upstream = up;
+  const std::string longer_user = user + "u";
+  s.username = longer_user;
   const long b2 = g_news.load();
   REQUIRE_FALSE(encode(s, buf));
   CHECK(buf.on_heap());

@@ -298,6 +298,41 @@ TEST_CASE("UpstreamAddr from an IP address and from a domain") {
                     "divert config: upstream = \"a.b\": port 0 is not a usable port");
 }
 
+// try_from_domain canonicalises https_forward's TLS verify name (0xE1) exactly as
+// 0xE0's host, and refuses what OpenSSL's name checks cannot take.
+TEST_CASE("UpstreamAddr::try_from_domain: 0xE1's canonical form, refusals with a reason") {
+  auto host = [](std::string_view name) {
+    auto r = UpstreamAddr::try_from_domain(name, 443);
+    return r ? r.addr->host() : "refused: " + r.reason;
+  };
+  CHECK(host("WWW.Example.ORG.") == "www.example.org");
+  CHECK(host("www.example.org") == UpstreamAddr::parse("WWW.Example.ORG.:443").host());
+  CHECK(host("2001:DB8:0:0:0:0:0:1") == "2001:db8::1");
+  CHECK(host("::ffff:192.0.2.7") == "192.0.2.7");
+  CHECK(host("") == "refused: empty host");
+  CHECK(host(".") == "refused: empty host");
+  CHECK(host(std::string_view("example.com\0.evil", 17)) ==
+        "refused: bad character byte 0x00 in host");
+  // make_address() reads a C string: the IP before a NUL must not be taken.
+  CHECK(host(std::string_view("10.0.0.1\0junk", 13)) == "refused: bad character byte 0x00 in host");
+  CHECK(host("fe80::1%1") == "refused: IPv6 zone indexes are not supported");
+  CHECK(host("fe80::1%0") == "refused: IPv6 zone indexes are not supported");
+  CHECK(host("a b") == "refused: bad character ' ' (space) in host");
+  CHECK_FALSE(UpstreamAddr::try_from_domain("a.b", 0));
+}
+
+TEST_CASE("UpstreamAddr::parse refuses a NUL instead of reading up to it") {
+  for (std::string_view text :
+       {std::string_view("10.0.0.1\0junk:80", 16), std::string_view("[::1\0x]:80", 10),
+        std::string_view("a\0b:80", 6)}) {
+    auto r = UpstreamAddr::try_parse(text, 0);
+    INFO(r.reason);
+    CHECK_FALSE(r);
+  }
+  CHECK(UpstreamAddr::try_parse(std::string_view("10.0.0.1\0junk:80", 16)).reason ==
+        "bad character byte 0x00 in address");
+}
+
 TEST_CASE("UpstreamAddr compares and hashes by canonical value") {
   auto a = UpstreamAddr::parse("Example.com:80");
   auto b = UpstreamAddr::parse("example.com.:80");

@@ -211,6 +211,9 @@ class DIVERT_EXPORT Decoder {
 
 // 0xE0 parsed: "example.com:443" -> {example.com, 443}; "[2001:db8::1]:443" ->
 // {2001:db8::1, 443, ipv6 = true}. Port 1..65535, decimal, no sign, no leading zeros.
+// A host outside brackets: not empty, at most 253 bytes (254 ending in '.'), no
+// control character (0x00-0x1F, 0x7F), space, ':', '[' or ']'. Inside brackets:
+// an IPv6 literal.
 struct UpstreamView {
   std::string_view host;  // without brackets
   std::uint16_t port = 0;
@@ -291,14 +294,15 @@ class TlvField {
 struct DivertTlvs {
   TlvField<std::string_view> upstream_text;  // 0xE0 raw
   TlvField<UpstreamView> upstream;           // 0xE0 parsed
-  TlvField<std::string_view> tls_name;       // 0xE1
-  TlvField<std::string_view> username;       // 0xE2
+  TlvField<std::string_view> tls_name;       // 0xE1 (not empty, UTF-8, no NUL)
+  TlvField<std::string_view> username;       // 0xE2 (UTF-8, no NUL)
   TlvField<Uuid> task_id;                    // 0xE3
 };
 // Reads 0xE0-0xE3 from a decoded header, in one pass over the TLVs. Errors:
-// bad_upstream (0xE0 not host:port or containing NUL), bad_task_id (0xE3 not 16
-// bytes), duplicate_tlv. Absent TLVs stay empty; whether one is required is the
-// caller's policy. Every field is reset first, so a DivertTlvs can be reused.
+// bad_upstream (0xE0 not host:port as parse_upstream() takes it), bad_tls_name
+// (0xE1 empty, or not UTF-8 without NUL), bad_username (0xE2 not UTF-8 without
+// NUL), bad_task_id (0xE3 not 16 bytes), duplicate_tlv. Absent TLVs stay empty; whether one is
+// required is the caller's policy. Every field is reset first, so a DivertTlvs can be reused.
 DIVERT_EXPORT std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept;
 
 }  // namespace divert::ppv2

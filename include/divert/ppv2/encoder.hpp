@@ -12,6 +12,8 @@
 //     id, AUTHORITY (0x02), UNIQUE_ID (0x05), `extra` in the caller's order, NOOP
 //     padding, and CRC32C (0x03) last, computed over the whole header with its
 //     value zeroed and stored big-endian.
+// Values: 0xE0 not empty and without NUL; 0xE1 not empty, 0xE1 and 0xE2 UTF-8
+// (RFC 3629) without NUL; else errc::invalid_tlv_value.
 // Sizes: a TLV value is at most 65535 bytes (errc::tlv_value_too_large); address
 // block + TLVs at most 65535 (errc::length_overflow, counted in size_t so it cannot
 // wrap); the whole header at most EncodeOptions::max_size (errc::header_too_large).
@@ -42,8 +44,8 @@ struct HeaderSpec {
   Endpoint dst;                             // the address the client connected to
 
   std::optional<std::string_view> upstream;  // 0xE0 "host:port" / "[v6]:port"; no NUL
-  std::optional<std::string_view> tls_name;  // 0xE1
-  std::optional<std::string_view> username;  // 0xE2
+  std::optional<std::string_view> tls_name;  // 0xE1; UTF-8, no NUL, not empty
+  std::optional<std::string_view> username;  // 0xE2; UTF-8, no NUL
   std::optional<Uuid> task_id;               // 0xE3
 
   std::optional<std::string_view> authority;               // 0x02

@@ -41,6 +41,8 @@ enum class errc {
   bad_upstream,   // 0xE0 is not host:port / [v6]:port
   bad_task_id,    // 0xE3 is not exactly 16 bytes
   duplicate_tlv,  // one of 0xE0-0xE3 appears twice
+  bad_tls_name,   // 0xE1 is empty, or not UTF-8 without NUL
+  bad_username,   // 0xE2 is not UTF-8 without NUL
   // --- socket helper ---
   truncated,  // peer closed the stream before a complete header
 };
