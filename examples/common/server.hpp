@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "divert/logger.hpp"
+
 namespace divert::examples {
 
 // One accepted connection. The peer comes from accept() itself and the local
@@ -99,7 +101,8 @@ class Server {
   std::atomic<bool> stopping_{false};
 };
 
-// JSON string escaping for one-line logs.
-std::string json_escape(std::string_view s);
+// JSON string escaping for the one-line logs: divert::json_escape
+// (divert/logger.hpp), valid UTF-8 whatever bytes a client sent.
+using divert::json_escape;
 
 }  // namespace divert::examples
