@@ -110,6 +110,8 @@ TEST_CASE("forward proxy destination policy: 403 and nothing diverted; allowed w
       {"2130706433:" + port, 400, 400},
       {"0x7f.1:" + port, 400, 400},
       {"017700000001:" + port, 400, 400},
+      {"0177.0.0.1:" + port, 400, 400},
+      {"127.000.000.001:" + port, 400, 400},
   };
   int diverted = 0;
   for (const auto& c : cases) {
