@@ -76,7 +76,8 @@ echo "== starting divert-next-proxy on :$NP_PORT"
 "$BIN/divert-next-proxy" --listen "127.0.0.1:$NP_PORT" > "$WORK/next-proxy.jsonl" 2> "$WORK/next-proxy.err" & PIDS+=($!)
 echo "== starting divert-forward-proxy on :$FP_PORT (next proxy 127.0.0.1:$NP_PORT, user alice)"
 "$BIN/divert-forward-proxy" --listen "127.0.0.1:$FP_PORT" --next-proxy "127.0.0.1:$NP_PORT" \
-  --user alice:wonderland --ca-file "$WORK/ca.crt" 2> "$WORK/forward-proxy.err" & PIDS+=($!)
+  --user alice:wonderland --ca-file "$WORK/ca.crt" --allow 127.0.0.0/8 --allow ::1/128 \
+  2> "$WORK/forward-proxy.err" & PIDS+=($!)
 for p in $HTTP_PORT $HTTPS_PORT; do wait_port "$p"; done
 wait_log "$WORK/next-proxy.err"; wait_log "$WORK/forward-proxy.err"
 

@@ -4,7 +4,9 @@
 #include <iostream>
 #include <map>
 
+#include "common/auth.hpp"
 #include "common/cli.hpp"
+#include "common/destination_gate.hpp"
 #include "common/http_request.hpp"
 #include "common/server.hpp"
 #include "divert/connector.hpp"
@@ -17,10 +19,12 @@ namespace {
 
 struct Config {
   std::optional<DivertTcpConnector> connector;
-  std::map<std::string, std::string> users;  // name -> password
+  ProxyUsers users;
   std::unique_ptr<asio::ssl::context> tls;
   std::chrono::milliseconds head_timeout{30000};
   std::chrono::milliseconds response_timeout{60000};
+  DestinationGate destinations;                     // refuses targets before connecting (403)
+  std::chrono::milliseconds idle_timeout{300'000};  // tunnels: no byte either way (0: never)
 };
 
 asio::awaitable<void> reply(tcp::socket& s, int status, std::string_view reason,
@@ -37,6 +41,7 @@ asio::awaitable<void> reply(tcp::socket& s, int status, std::string_view reason,
 const char* reason_for(int status) {
   switch (status) {
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 405: return "Method Not Allowed";
     case 407: return "Proxy Authentication Required";
     case 431: return "Request Header Fields Too Large";
@@ -144,14 +149,11 @@ asio::awaitable<void> handle(Accepted conn, Config& cfg) {
 
   std::optional<std::string> username;
   if (!cfg.users.empty()) {
-    auto cred = head.header("Proxy-Authorization");
-    auto basic = cred ? parse_basic_auth(*cred) : std::nullopt;
-    auto it = basic ? cfg.users.find(basic->first) : cfg.users.end();
-    if (it == cfg.users.end() || it->second != basic->second) {
+    username = cfg.users.authenticate(head.header("Proxy-Authorization"));
+    if (!username) {
       co_await reply(client, 407, reason_for(407), "Proxy-Authenticate: Basic realm=\"divert\"\r\n");
       co_return;
     }
-    username = basic->first;
   }
   auto up = UpstreamAddr::try_parse(head.authority(), 0);
   if (!up) {
@@ -161,6 +163,12 @@ asio::awaitable<void> handle(Accepted conn, Config& cfg) {
   Task task{.client = peer, .server = local, .upstream = *up.addr, .username = username};
   std::string rest = buf.substr(head_len);
   auto& connector = *cfg.connector;
+  if (auto refused = co_await cfg.destinations.check(*up.addr)) {
+    connector.config().shared_logger.logf(LogLevel::info, "", "refused: {}", refused->reason);
+    co_await reply(client, refused->status, reason_for(refused->status));
+    co_return;
+  }
+  const RelayOptions tunnel{.idle_timeout = cfg.idle_timeout};
 
   if (head.kind == ProxyRequestKind::connect) {
     task.initial_data = std::move(rest);
@@ -172,7 +180,7 @@ asio::awaitable<void> handle(Accepted conn, Config& cfg) {
     std::string ok = "HTTP/1.1 200 Connection established\r\n\r\n";
     auto [wec, n] = co_await asio::async_write(client, asio::buffer(ok), asio::experimental::as_tuple(asio::use_awaitable));
     if (wec) co_return;
-    co_await connector.relay(client, stream);
+    co_await connector.relay(client, stream, tunnel);
   } else if (head.kind == ProxyRequestKind::http_forward) {
     task.initial_data = head.origin_form_request() + rest;
     auto stream = co_await connector.http_forward(task, ec);
@@ -181,7 +189,7 @@ asio::awaitable<void> handle(Accepted conn, Config& cfg) {
       co_return;
     }
     if (!co_await first_response(client, stream, cfg.response_timeout, connector)) co_return;
-    co_await connector.relay(client, stream);
+    co_await connector.relay(client, stream, tunnel);
   } else {
     if (!cfg.tls) {
       co_await reply(client, 501, reason_for(501));
@@ -200,7 +208,7 @@ asio::awaitable<void> handle(Accepted conn, Config& cfg) {
       co_return;
     }
     if (!co_await first_response(client, stream, cfg.response_timeout, connector)) co_return;
-    co_await connector.relay(client, stream);
+    co_await connector.relay(client, stream, tunnel);
   }
 }
 
@@ -218,8 +226,11 @@ int main(int argc, char** argv) {
       .option("ca-file", "FILE", "CA certificates trusted for https forward (default: system)")
       .option("set", "KEY=VALUE", "any connector key in the seed's syntax, e.g. tcp_connect.max_retry=1", true)
       .option("response-timeout", "DURATION", "forwards: 504 when no response byte in time (default 60s)")
+      .option("idle-timeout", "DURATION",
+              "close a tunnel with no byte either way this long (default 300s, 0: never)")
       .option("log", "LEVEL", "log to stderr at this level (default off)");
   server_cli_options(cli);
+  destination_cli_options(cli);
   try {
     if (!cli.parse(argc, argv)) return 0;
     Config cfg;
@@ -228,12 +239,14 @@ int main(int argc, char** argv) {
     apply_connector_options(cli, b);
     if (cli.has("log")) b.set("shared_logger", "stderr:" + cli.get("log"));
     cfg.connector.emplace(b.build());
+    if (cli.has("idle-timeout"))
+      cfg.idle_timeout = parse_duration("--idle-timeout", cli.get("idle-timeout"));
     if (cli.has("response-timeout"))
       cfg.response_timeout = parse_duration("--response-timeout", cli.get("response-timeout"));
     for (auto& u : cli.all("user")) {
       auto colon = u.find(':');
       if (colon == std::string::npos || colon == 0) throw usage_error("--user needs NAME:PASSWORD");
-      cfg.users[u.substr(0, colon)] = u.substr(colon + 1);
+      cfg.users.add(u.substr(0, colon), u.substr(colon + 1));
     }
     cfg.tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
     if (cli.has("ca-file")) cfg.tls->load_verify_file(cli.get("ca-file"));
@@ -245,6 +258,7 @@ int main(int argc, char** argv) {
     apply_server_options(cli, so);
     Server server(so, [&cfg](Accepted a) { return handle(std::move(a), cfg); });
     server.bind();
+    cfg.destinations = make_destination_gate(cli, server.local_endpoint(), *cfg.connector);
     std::cerr << "divert-forward-proxy: listening on " << server.local_endpoint() << "\n";
     server.run();
     std::cerr << format_statsd(cfg.connector->metrics().snapshot(), "divert");

@@ -146,11 +146,18 @@ bool Cidr::contains(const asio::ip::address& in) const {
 
 Cli& server_cli_options(Cli& cli) {
   return cli.option("threads", "N", "worker threads, each with its own event loop (default 1)")
-      .option("accept", "MODE", "shared (default: one listening socket) or reuseport (one per thread)");
+      .option("accept", "MODE",
+              "shared (default: one listening socket) or reuseport (one per thread)")
+      .option(
+          "max-connections", "N",
+          "open connections at most; more wait in the listen backlog (default 10000, 0: no cap)");
 }
 
 void apply_server_options(const Cli& cli, ServerOptions& so) {
   so.threads = static_cast<unsigned>(parse_int("--threads", cli.get("threads", "1"), 1, 256));
+  if (cli.has("max-connections"))
+    so.max_connections = static_cast<std::size_t>(
+        parse_int("--max-connections", cli.get("max-connections"), 0, 10'000'000));
   const auto mode = cli.get("accept", "shared");
   if (mode == "shared")
     so.accept = AcceptMode::shared;

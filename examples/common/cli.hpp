@@ -59,8 +59,8 @@ struct Cidr {
 
 struct ServerOptions;  // common/server.hpp
 
-// Declares --threads N and --accept shared|reuseport, and applies them to a
-// ServerOptions (usage_error on a bad value).
+// Declares --threads N, --accept shared|reuseport and --max-connections N, and
+// applies them to a ServerOptions (usage_error on a bad value).
 Cli& server_cli_options(Cli& cli);
 void apply_server_options(const Cli& cli, ServerOptions& options);
 

@@ -14,6 +14,9 @@ struct Server::Worker {
   asio::io_context io{1};
   asio::ip::tcp::acceptor acceptor{io};
   asio::ip::tcp::endpoint bound;  // the listening address, port resolved
+  // Never expires: accept_loop waits on it at max_connections, and
+  // connection_closed() cancels it (through a post to this worker's io).
+  asio::steady_timer resume{io};
 };
 
 Server::Server(ServerOptions options, ConnectionHandler handler)
@@ -82,6 +85,14 @@ asio::ip::tcp::endpoint Server::local_endpoint() const { return workers_.front()
 
 asio::awaitable<void> Server::accept_loop(Worker& w) {
   for (;;) {
+    while (opts_.max_connections > 0 && active_.load() >= opts_.max_connections) {
+      // At the cap: no accept() until a connection closes; new ones wait in
+      // the listen backlog. The check and the wait start in one step on this
+      // worker's only thread, and the wake-up is posted to it, so none is lost.
+      w.resume.expires_at(asio::steady_timer::time_point::max());
+      co_await w.resume.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+      if (!w.acceptor.is_open()) co_return;
+    }
     asio::ip::tcp::endpoint peer;
     auto [ec, sock] =
         co_await w.acceptor.async_accept(peer, asio::experimental::as_tuple(asio::use_awaitable));
@@ -100,7 +111,7 @@ asio::awaitable<void> Server::accept_loop(Worker& w) {
     ++active_;
     Accepted conn{std::move(sock), peer, local};
     asio::co_spawn(w.io, handler_(std::move(conn)), [this](std::exception_ptr e) {
-      --active_;
+      connection_closed();
       if (e) {
         try {
           std::rethrow_exception(e);
@@ -110,6 +121,12 @@ asio::awaitable<void> Server::accept_loop(Worker& w) {
       }
     });
   }
+}
+
+void Server::connection_closed() noexcept {
+  if (active_.fetch_sub(1) != opts_.max_connections) return;
+  // Just went below the cap: wake every worker that may be paused.
+  for (auto& w : workers_) asio::post(w->io, [&w = *w] { w.resume.cancel(); });
 }
 
 void Server::stop() {
@@ -144,6 +161,7 @@ void Server::run() {
     asio::post(w->io, [&w = *w, done] {
       std::error_code ec;
       w.acceptor.close(ec);
+      w.resume.cancel();  // a loop paused at max_connections ends too
       done->set_value();
     });
   }
@@ -159,29 +177,6 @@ void Server::run() {
   for (auto& t : threads) t.join();
   signals_io.stop();
   signal_thread.join();
-}
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return out;
 }
 
 }  // namespace divert::examples

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "divert/logger.hpp"
+
 namespace divert::examples {
 
 // One accepted connection. The peer comes from accept() itself and the local
@@ -57,6 +59,13 @@ struct ServerOptions {
   // TCP_NODELAY on the listening sockets: accepted sockets inherit it (Linux), so
   // no handler needs a setsockopt() per connection for it.
   bool no_delay = true;
+  // Open connections at most (handlers running plus keep_open() holders, see
+  // active()); 0: no cap. At the cap the workers stop calling accept(), so new
+  // connections wait in the kernel's listen backlog (no descriptor spent on
+  // them) until one closes; past the backlog the kernel drops SYNs and
+  // clients retry. Bounds the descriptors a flood can take: a handler uses a
+  // few per connection (client, upstream, the relay's pipes).
+  std::size_t max_connections = 10'000;
 };
 
 class Server {
@@ -72,26 +81,30 @@ class Server {
   void stop();
   std::size_t active() const noexcept { return active_.load(); }
 
-  // Counts one connection as open (for the drain) for as long as it lives:
-  // a handler that hands its sockets to a detached operation (async_relay)
-  // moves one into that operation's completion handler.
+  // Counts one connection as open (for the drain and max_connections) for as
+  // long as it lives: a handler that hands its sockets to a detached operation
+  // (async_relay) moves one into that operation's completion handler. (While
+  // that handler still runs, the connection counts twice.)
   class OpenConnection {
    public:
-    explicit OpenConnection(std::atomic<std::size_t>& n) : n_(&n) { ++n; }
-    OpenConnection(OpenConnection&& o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
+    explicit OpenConnection(Server& s) : s_(&s) { ++s.active_; }
+    OpenConnection(OpenConnection&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
     OpenConnection& operator=(OpenConnection&&) = delete;
     ~OpenConnection() {
-      if (n_) --*n_;
+      if (s_) s_->connection_closed();
     }
 
    private:
-    std::atomic<std::size_t>* n_;
+    Server* s_;
   };
-  OpenConnection keep_open() { return OpenConnection(active_); }
+  OpenConnection keep_open() { return OpenConnection(*this); }
 
  private:
   struct Worker;
   asio::awaitable<void> accept_loop(Worker& w);
+  // One open connection less; wakes the workers paused at max_connections.
+  // Any thread.
+  void connection_closed() noexcept;
   ServerOptions opts_;
   ConnectionHandler handler_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -99,7 +112,8 @@ class Server {
   std::atomic<bool> stopping_{false};
 };
 
-// JSON string escaping for one-line logs.
-std::string json_escape(std::string_view s);
+// JSON string escaping for the one-line logs: divert::json_escape
+// (divert/logger.hpp), valid UTF-8 whatever bytes a client sent.
+using divert::json_escape;
 
 }  // namespace divert::examples

@@ -14,6 +14,7 @@
 #include "divert/logger.hpp"
 #include "divert/metrics.hpp"
 #include "divert/net/connect.hpp"
+#include "divert/net/destination_policy.hpp"
 #include "divert/net/options.hpp"
 #include "divert/net/resolver.hpp"
 #include "divert/ppv2/decoder.hpp"

@@ -63,6 +63,21 @@ class Logger {
 // write(2) per line so lines from several threads never interleave.
 DIVERT_EXPORT Logger stderr_logger(LogLevel min_level = LogLevel::info);
 
+// The contents of a JSON string (without the quotes) holding `text`, always
+// valid UTF-8 and safe on one log line whatever bytes `text` has (it often
+// comes from the network: user names, host names, TLV values):
+//  * well-formed UTF-8 is kept as is, except the C1 controls U+0080-U+009F
+//    and U+2028/U+2029 (line separators to some readers), written \u0085 etc.;
+//  * '"' and '\\' are escaped; \n \r \t as such; other controls below 0x20
+//    and DEL (0x7F) as \u00XX;
+//  * each byte that is not part of well-formed UTF-8 (a stray continuation
+//    byte, a truncated sequence, an overlong form, a surrogate, a code point
+//    above U+10FFFF, bytes 0xC0, 0xC1, 0xF5-0xFF) becomes U+FFFD, written
+//    \ufffd so the line stays ASCII there; one U+FFFD per maximal ill-formed
+//    subsequence (the Unicode/WHATWG decoding rule).
+// Thread-safety: a pure function.
+DIVERT_EXPORT std::string json_escape(std::string_view text);
+
 // Same as Logger{}: drops everything.
 inline Logger null_logger() {
   return Logger{};

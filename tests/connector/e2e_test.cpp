@@ -93,12 +93,13 @@ TEST_CASE("curl through forward proxy and next proxy to nginx: all three interfa
   auto fp6_port = test::free_port("::1");
   test::Process fp({bin("divert-forward-proxy"), "--listen", "127.0.0.1:" + std::to_string(fp_port),
                     "--next-proxy", "127.0.0.1:" + std::to_string(np_port), "--ca-file",
-                    pki.ca.string()},
+                    pki.ca.string(), "--allow", "127.0.0.0/8", "--allow", "::1/128"},
                    dir / "fp.out", dir / "fp.err");
-  test::Process fp_auth({bin("divert-forward-proxy"), "--listen", "[::1]:" + std::to_string(fp6_port),
-                         "--next-proxy", "127.0.0.1:" + std::to_string(np_port), "--user",
-                         "alice:secret", "--ca-file", pki.ca.string()},
-                        dir / "fp6.out", dir / "fp6.err");
+  test::Process fp_auth(
+      {bin("divert-forward-proxy"), "--listen", "[::1]:" + std::to_string(fp6_port), "--next-proxy",
+       "127.0.0.1:" + std::to_string(np_port), "--user", "alice:secret", "--ca-file",
+       pki.ca.string(), "--allow", "127.0.0.0/8", "--allow", "::1/128"},
+      dir / "fp6.out", dir / "fp6.err");
   REQUIRE(test::wait_until([&] { return test::read_file(dir / "np.err").find("listening") != std::string::npos; }));
   REQUIRE(test::wait_until([&] { return test::read_file(dir / "fp.err").find("listening") != std::string::npos; }));
   REQUIRE(test::wait_until([&] { return test::read_file(dir / "fp6.err").find("listening") != std::string::npos; }));

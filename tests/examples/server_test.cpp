@@ -178,3 +178,55 @@ TEST_CASE("shared accept: one listening socket, no SO_REUSEPORT group to join", 
   CHECK_FALSE(joinable(AcceptMode::shared, 1));
   CHECK(joinable(AcceptMode::reuseport, 1));
 }
+
+TEST_CASE("max_connections: at the cap new connections wait in the backlog, then are served",
+          "[examples][server]") {
+  ServerOptions so;
+  so.listen = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+  so.threads = 2;
+  so.drain_deadline = 1s;
+  so.max_connections = 2;
+  std::atomic<int> entered{0};
+  // Each handler holds its connection until the client closes it.
+  Server server(so, [&](Accepted a) -> asio::awaitable<void> {
+    ++entered;
+    char byte;
+    co_await a.socket.async_read_some(asio::buffer(&byte, 1),
+                                      asio::experimental::as_tuple(asio::use_awaitable));
+  });
+  server.bind();
+  const auto at = server.local_endpoint();
+  std::thread runner([&] { server.run(); });
+  auto wait_for = [&](int n, std::chrono::milliseconds within) {
+    const auto until = std::chrono::steady_clock::now() + within;
+    while (entered.load() < n && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(1ms);
+    return entered.load();
+  };
+  asio::io_context io;
+  std::vector<tcp::socket> clients;
+  std::error_code ec;  // checked after the join: a throw here would skip it
+  for (int i = 0; i < 5 && !ec; ++i)
+    clients.emplace_back(io).connect(at, ec);  // the backlog completes them
+  const int at_cap = wait_for(2, 2s);
+  std::this_thread::sleep_for(200ms);  // time for a wrong extra accept to show
+  const int still = entered.load();
+  const std::size_t active_at_cap = server.active();
+  clients[0].close();  // one handler ends: one waiting connection is accepted
+  const int after_one = wait_for(3, 2s);
+  std::this_thread::sleep_for(100ms);
+  const int after_one_settled = entered.load();
+  clients[1].close();
+  clients[2].close();
+  const int after_three = wait_for(5, 2s);
+  clients.clear();
+  server.stop();
+  runner.join();
+  REQUIRE_FALSE(ec);
+  CHECK(at_cap == 2);
+  CHECK(still == 2);
+  CHECK(active_at_cap == 2);
+  CHECK(after_one == 3);
+  CHECK(after_one_settled == 3);
+  CHECK(after_three == 5);
+}

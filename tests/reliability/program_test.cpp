@@ -169,8 +169,9 @@ TEST_CASE("forward proxy: next proxy refuses -> 502 at once, error metric counte
   auto dead = test::free_port();
   auto fp_port = test::free_port();
   test::Process fp(
-      {bin("divert-forward-proxy"), "--listen", loopback(fp_port), "--next-proxy", loopback(dead),
-       "--set", "tcp_connect.max_retry=0", "--set", "proxy_failover=0"},
+      with_loopback_allowed({bin("divert-forward-proxy"), "--listen", loopback(fp_port),
+                             "--next-proxy", loopback(dead), "--set", "tcp_connect.max_retry=0",
+                             "--set", "proxy_failover=0"}),
       dir / "fp.out", dir / "fp.err");
   REQUIRE(wait_listening(dir, "fp.err"));
   auto fds = settled_fd_count(fp.pid());
@@ -199,10 +200,12 @@ TEST_CASE("forward proxy: next proxy black-holes SYNs (netns) -> 504, timeout me
   auto why = test::run_in_blackhole_netns(np_port, [&] {
     // Everything here (the program and our sockets) lives in the namespace.
     auto fp_port = test::free_port();
-    test::Process fp({bin("divert-forward-proxy"), "--listen", loopback(fp_port), "--next-proxy",
-                      loopback(np_port), "--set", "tcp_connect.each_timeout=300ms", "--set",
-                      "tcp_connect.max_retry=0", "--set", "proxy_failover=0"},
-                     dir / "fp.out", dir / "fp.err");
+    test::Process fp(
+        with_loopback_allowed({bin("divert-forward-proxy"), "--listen", loopback(fp_port),
+                               "--next-proxy", loopback(np_port), "--set",
+                               "tcp_connect.each_timeout=300ms", "--set", "tcp_connect.max_retry=0",
+                               "--set", "proxy_failover=0"}),
+        dir / "fp.out", dir / "fp.err");
     if (!wait_listening(dir, "fp.err")) return;
     auto fds = settled_fd_count(fp.pid());
     get_status = proxy_status(fp_port, get_request(80), 10s, &took_get);
@@ -246,9 +249,10 @@ TEST_CASE(
   // The kernel completes the handshake (listen backlog); nobody ever accepts.
   Listener lst;
   auto fp_port = test::free_port();
-  test::Process fp({bin("divert-forward-proxy"), "--listen", loopback(fp_port), "--next-proxy",
-                    loopback(lst.port), "--response-timeout", "500ms"},
-                   dir / "fp.out", dir / "fp.err");
+  test::Process fp(
+      with_loopback_allowed({bin("divert-forward-proxy"), "--listen", loopback(fp_port),
+                             "--next-proxy", loopback(lst.port), "--response-timeout", "500ms"}),
+      dir / "fp.out", dir / "fp.err");
   REQUIRE(wait_listening(dir, "fp.err"));
   auto fds = settled_fd_count(fp.pid());
   std::chrono::milliseconds took{};
@@ -266,8 +270,8 @@ TEST_CASE("forward proxy -> next proxy -> unreachable upstream: 502, and next pr
   test::TempDir dir;
   NextProxy np(dir);
   auto fp_port = test::free_port();
-  test::Process fp({bin("divert-forward-proxy"), "--listen", loopback(fp_port), "--next-proxy",
-                    loopback(np.port)},
+  test::Process fp(with_loopback_allowed({bin("divert-forward-proxy"), "--listen",
+                                          loopback(fp_port), "--next-proxy", loopback(np.port)}),
                    dir / "fp.out", dir / "fp.err");
   REQUIRE(wait_listening(dir, "fp.err"));
   auto fp_fds = settled_fd_count(fp.pid());
@@ -290,8 +294,8 @@ TEST_CASE("forward proxy: a CR in the request target is refused with 400, nothin
   test::TempDir dir;
   auto np_port = test::free_port();  // never contacted
   auto fp_port = test::free_port();
-  test::Process fp({bin("divert-forward-proxy"), "--listen", loopback(fp_port), "--next-proxy",
-                    loopback(np_port)},
+  test::Process fp(with_loopback_allowed({bin("divert-forward-proxy"), "--listen",
+                                          loopback(fp_port), "--next-proxy", loopback(np_port)}),
                    dir / "fp.out", dir / "fp.err");
   REQUIRE(wait_listening(dir, "fp.err"));
   CHECK(proxy_status(fp_port, "GET http://127.0.0.1:80/a\rX-Injected:1 HTTP/1.1\r\nHost: x\r\n\r\n",

@@ -156,14 +156,20 @@ NextProxy::NextProxy(const TempDir& dir, std::vector<std::string> extra, unsigne
       proc(start_program(dir, {bin("divert-next-proxy"), "--listen", loopback(port)}, extra,
                          tag + ".jsonl", tag + ".err")) {}
 
+std::vector<std::string> with_loopback_allowed(std::vector<std::string> extra) {
+  for (const char* a : {"--allow", "127.0.0.0/8", "--allow", "::1/128"}) extra.emplace_back(a);
+  return extra;
+}
+
 ForwardProxy::ForwardProxy(const TempDir& dir, const std::string& next_proxy,
                            std::vector<std::string> extra, unsigned short port_,
-                           const std::string& tag)
+                           const std::string& tag, bool allow_loopback)
     : port(port_ ? port_ : free_port()),
-      proc(start_program(dir,
-                         {bin("divert-forward-proxy"), "--listen", loopback(port), "--next-proxy",
-                          next_proxy},
-                         extra, tag + ".out", tag + ".err")) {}
+      proc(start_program(
+          dir,
+          {bin("divert-forward-proxy"), "--listen", loopback(port), "--next-proxy", next_proxy},
+          allow_loopback ? with_loopback_allowed(std::move(extra)) : std::move(extra), tag + ".out",
+          tag + ".err")) {}
 
 int proxy_status(unsigned short fp_port, const std::string& request,
                  std::chrono::milliseconds bound, std::chrono::milliseconds* took,

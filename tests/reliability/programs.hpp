@@ -111,13 +111,18 @@ struct NextProxy {
 
 // divert-forward-proxy on a loopback port (as above) diverting to `next_proxy`;
 // stdout dir/<tag>.out, stderr dir/<tag>.err (where it prints its metrics on exit).
+// `allow_loopback` adds --allow 127.0.0.0/8 --allow ::1/128 (the tests' origins
+// are local; the proxy refuses loopback targets by default).
 struct ForwardProxy {
   unsigned short port;
   std::unique_ptr<Process> proc;
   ForwardProxy(const TempDir& dir, const std::string& next_proxy,
                std::vector<std::string> extra = {}, unsigned short port = 0,
-               const std::string& tag = "fp");
+               const std::string& tag = "fp", bool allow_loopback = true);
 };
+
+// `extra` with --allow 127.0.0.0/8 --allow ::1/128 appended.
+std::vector<std::string> with_loopback_allowed(std::vector<std::string> extra);
 
 // One HTTP exchange with the forward proxy, bounded; returns the status (0:
 // none, -1: connect failed) and, when asked, the whole response.

@@ -245,7 +245,8 @@ http {{ access_log off; client_body_temp_path {work}; proxy_temp_path {work}; fa
         np = start([f"{a.bin}/divert-next-proxy", "--listen", f"127.0.0.1:{np_port}"], "np.jsonl", "np.err")
         fp = start([f"{a.bin}/divert-forward-proxy", "--listen", f"127.0.0.1:{fp_port}",
                     "--next-proxy", f"127.0.0.1:{np_port},3", "--next-proxy", f"127.0.0.1:{dead_np},1",
-                    "--ca-file", f"{work}/ca.crt", "--set", "eject_duration=2s"], "fp.out", "fp.err")
+                    "--ca-file", f"{work}/ca.crt", "--set", "eject_duration=2s",
+                    "--allow", "127.0.0.0/8", "--allow", "::1/128"], "fp.out", "fp.err")
         for p in (http, https, https_other):
             wait_port(p)
         wait_log(f"{work}/np.err")

@@ -1,0 +1,75 @@
+#include "common/destination_gate.hpp"
+
+#include <asio/io_context.hpp>
+
+#include "common/cli.hpp"
+#include "divert/config_value.hpp"
+
+namespace divert::examples {
+
+asio::awaitable<std::optional<Refusal>> DestinationGate::check(const UpstreamAddr& target) const {
+  for (const auto& name : guarded_names) {
+    if (name == target)
+      co_return Refusal{
+          403, "destination " + target.to_string() + " " +
+                   std::string(net::to_string(net::DestinationVerdict::denied_loop_guard))};
+  }
+  auto c = co_await net::check_destination(policy, target, resolver, resolve_timeout);
+  using O = net::DestinationCheck::Outcome;
+  if (c.outcome == O::allowed) co_return std::nullopt;
+  if (c.outcome == O::denied) {
+    co_return Refusal{403, "destination " + target.to_string() + " (" +
+                               format_ip_address(c.denial->address) + ") " +
+                               std::string(net::to_string(c.denial->verdict))};
+  }
+  if (pass_unresolved) co_return std::nullopt;
+  const bool timed_out = c.error == std::errc::timed_out;
+  co_return Refusal{timed_out ? 504 : 502, "destination " + target.to_string() +
+                                               " does not resolve here: " + c.error.message()};
+}
+
+Cli& destination_cli_options(Cli& cli) {
+  return cli
+      .option(
+          "allow", "CIDR",
+          "allow destinations in this network, e.g. 127.0.0.0/8 for local origins (default: all "
+          "but loopback, link-local, unspecified and multicast)",
+          true)
+      .option("deny", "CIDR", "deny destinations in this network (the most specific rule wins)",
+              true)
+      .option("resolve-timeout", "DURATION",
+              "time to resolve a target name here for the check (default 2s)")
+      .flag("pass-unresolved",
+            "pass names that do not resolve here to the next proxy (default: 502)");
+}
+
+DestinationGate make_destination_gate(const Cli& cli, const asio::ip::tcp::endpoint& listen,
+                                      const DivertTcpConnector& connector) {
+  DestinationGate gate;
+  for (const auto& t : cli.all("allow")) gate.policy.allow(net::Cidr::parse(t, "--allow"));
+  for (const auto& t : cli.all("deny")) gate.policy.deny(net::Cidr::parse(t, "--deny"));
+  if (cli.has("resolve-timeout"))
+    gate.resolve_timeout = parse_duration("--resolve-timeout", cli.get("resolve-timeout"));
+  gate.pass_unresolved = cli.has("pass-unresolved");
+  if (connector.config().resolver) gate.resolver = connector.config().resolver;
+
+  gate.policy.guard(listen.address(), listen.port());
+  if (listen.address().is_unspecified()) {
+    for (const auto& a : net::interface_addresses()) gate.policy.guard(a, listen.port());
+  }
+  asio::io_context io;
+  asio::ip::tcp::resolver names(io);
+  for (const auto& np : connector.config().proxy_addr) {
+    if (np.addr.is_ip()) {
+      gate.policy.guard(np.addr.ip(), np.addr.port());
+      continue;
+    }
+    gate.guarded_names.push_back(np.addr);
+    std::error_code ec;  // a name that does not resolve now is guarded by name only
+    for (const auto& e : names.resolve(np.addr.host(), "", ec))
+      gate.policy.guard(e.endpoint().address(), np.addr.port());
+  }
+  return gate;
+}
+
+}  // namespace divert::examples
