@@ -415,9 +415,8 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
     throw config_error(
         key, v.to_string(),
         "unknown key (proxy_addr, proxy_addr_pick_policy, resolver, resolve_strategy, "
-        "tcp_sock_speed_limit, no_ipv4, no_ipv6, tcp_connect, happy_eyeballs, "
-        "tcp_misc_opts, tcp_keepalive, bind_ipv4, bind_ipv6, bind_interface, "
-        "extra_metrics_tags, "
+        "tcp_sock_speed_limit, no_ipv4, no_ipv6, tcp_connect, happy_eyeballs, tcp_misc_opts, "
+        "tcp_keepalive, bind_ipv4, bind_ipv6, bind_interface, extra_metrics_tags, "
         "shared_logger, name, proxy_failover, eject_after_failures, eject_duration, "
         "tls_handshake_timeout, tls_verify_peer, max_header_size, header_crc32c, "
         "delay_handshake_ack)");
