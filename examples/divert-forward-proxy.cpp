@@ -123,6 +123,7 @@ struct UpstreamKey {
 struct UpstreamConn {
   UpstreamKey key;
   std::variant<tcp::socket, TlsStream> stream;
+  int requests = 0;  // requests sent on it so far
   LowestLayer& socket() {
     return std::visit([](auto& s) -> LowestLayer& { return s.lowest_layer(); }, stream);
   }
@@ -253,6 +254,11 @@ struct Exchange {
   bool response_started = false;   // bytes of the response reached the client
   bool close_client = false;       // the response ends the client connection
   bool upstream_reusable = false;
+  // A reused upstream connection closed without a response byte (the origin
+  // closed it as the request went out): a request without a body may be
+  // sent again on a new connection instead of answering 502.
+  bool may_retry = false;
+  bool retry = false;
 };
 
 // Sends the request upstream: the origin-form head and the body as it
@@ -299,6 +305,21 @@ template <class Stream>
 asio::awaitable<void> relay_response(ClientConn& c, Stream& upstream, const RequestHead& head,
                                      Exchange& x) {
   auto& metrics = c.cfg.connector->metrics();
+  // However the response ends, a request still being read or written is
+  // abandoned: neither connection can carry another request then.
+  struct AbandonUnfinishedRequest {
+    ClientConn& c;
+    Stream& upstream;
+    Exchange& x;
+    ~AbandonUnfinishedRequest() {
+      if (x.request_done) return;
+      x.close_client = true;
+      x.upstream_reusable = false;
+      std::error_code ignored;
+      c.socket.cancel(ignored);
+      upstream.lowest_layer().cancel(ignored);
+    }
+  } abandon{c, upstream, x};
   std::optional<ResponseParser> rsp;
   rsp.emplace(head.method == "HEAD");
   std::string pending;  // bytes of a head not complete yet
@@ -355,6 +376,11 @@ asio::awaitable<void> relay_response(ClientConn& c, Stream& upstream, const Requ
       break;
     }
     if (ec) {
+      bool timed_out = first_byte && first_byte->fired();
+      if (!got_any && !timed_out && x.may_retry) {
+        x.retry = true;  // the request had no body: nothing of it is lost
+        co_return;
+      }
       if (x.request_failed) {
         x.close_client = true;
         co_return;
@@ -366,29 +392,21 @@ asio::awaitable<void> relay_response(ClientConn& c, Stream& upstream, const Requ
         x.close_client = true;  // close-delimited: the client reads up to our close
         break;
       }
-      co_await fail(first_byte && first_byte->fired() ? 504 : 502);
+      co_await fail(timed_out ? 504 : 502);
       co_return;
     }
   }
   x.response_done = true;
-  // A response that ended before its request: the rest of the request will
-  // not be read, so neither connection can carry another one.
-  if (!x.request_done) {
-    x.close_client = true;
-    x.upstream_reusable = false;
-    std::error_code ignored;
-    c.socket.cancel(ignored);
-    upstream.lowest_layer().cancel(ignored);
-  }
 }
 
 // One forwarded request and its response, relayed concurrently (a large
 // upload is streamed while the origin may already answer, e.g. 100 Continue).
 template <class Stream>
 asio::awaitable<Exchange> exchange(ClientConn& c, Stream& upstream, RequestParser& rp,
-                                   std::string body) {
+                                   std::string body, bool may_retry) {
   using namespace asio::experimental::awaitable_operators;
   Exchange x;
+  x.may_retry = may_retry;
   co_await (send_request(c, upstream, rp, rp.head().origin_form_request() + body, x) &&
             relay_response(c, upstream, rp.head(), x));
   if (x.request_error_status && !x.response_started) {
@@ -425,10 +443,17 @@ asio::awaitable<void> handle(Accepted conn, Config& cfg) {
       co_await reply(c.socket, 501, reason_for(501));
       co_return;
     }
-    UpstreamConn* upstream = co_await connect_upstream(c, head, task);
-    if (!upstream) co_return;
-    Exchange x = co_await std::visit(
-        [&](auto& stream) { return exchange(c, stream, rp, std::move(body)); }, upstream->stream);
+    Exchange x;
+    for (bool retried = false;; retried = true) {
+      UpstreamConn* upstream = co_await connect_upstream(c, head, task);
+      if (!upstream) co_return;
+      bool no_body = !head.chunked && head.content_length.value_or(0) == 0;
+      bool may_retry = !retried && upstream->requests++ > 0 && no_body;
+      x = co_await std::visit(
+          [&](auto& stream) { return exchange(c, stream, rp, body, may_retry); }, upstream->stream);
+      if (!x.retry) break;
+      c.upstream.reset();
+    }
     if (!x.upstream_reusable) c.upstream.reset();
     if (x.close_client || !head.keep_alive) {
       std::error_code ec;
