@@ -198,10 +198,7 @@ const http_parser_settings RequestParser::Impl::settings = [] {
   s.on_header_field = [](http_parser* p, const char* at, std::size_t n) {
     auto& self = Impl::of(p);
     if (self.state != State::head) return 0;  // a trailer field: dropped
-    if (self.fields.empty() || self.last_was_value) {
-      if (self.fields.size() == 100) return self.fail(431, "more than 100 header fields");
-      self.fields.emplace_back();
-    }
+    if (self.fields.empty() || self.last_was_value) self.fields.emplace_back();
     self.fields.back().first.append(at, n);
     self.last_was_value = false;
     return 0;
@@ -312,6 +309,10 @@ bool RequestParser::Impl::analyse_head() {
     return false;
   }
   r.version_minor = parser.http_minor;
+  if (fields.size() > 100) {
+    set_error(431, "more than 100 header fields");
+    return false;
+  }
   int content_lengths = 0;
   std::vector<std::string_view> codings;
   bool transfer_encoding = false;
@@ -397,9 +398,6 @@ std::size_t RequestParser::feed(std::string_view data, std::string& body_out) {
     }
     s.end = rest.data() + rest.size();
     auto n = http_parser_execute(&s.parser, &Impl::settings, rest.data(), rest.size());
-    if (s.state == State::head && !s.head_paused && s.head_bytes + n == s.max_head &&
-        s.error_status == 0)
-      s.fail(431, "request head larger than " + std::to_string(s.max_head) + " bytes");
     auto err = HTTP_PARSER_ERRNO(&s.parser);
     if (s.state == State::head) {
       // The head's bytes: before the pause on its end, all of them are (the
@@ -411,6 +409,9 @@ std::size_t RequestParser::feed(std::string_view data, std::string& body_out) {
         s.prev = c;
       }
       s.head_bytes += head_part.size();
+      // Errors come in the order of the bytes: the size last (it is the last byte's).
+      if (!s.head_paused && s.head_bytes == s.max_head && s.error_status == 0 && err == HPE_OK)
+        s.fail(431, "request head larger than " + std::to_string(s.max_head) + " bytes");
     }
     if (s.error_status != 0 || (err != HPE_OK && err != HPE_PAUSED)) {
       if (s.error_status == 0) s.fail(status_for(err), http_errno_description(err));

@@ -59,8 +59,10 @@ struct RequestHead {
 //   auto used = p.feed(bytes, body);   // repeat with more bytes while state() is head or body
 // Once the head is complete (state() is body or complete) head() holds it;
 // the body, re-framed (Content-Length: as is; chunked: chunk sizes in plain
-// hex, no chunk extensions, no trailer fields), is appended to `body_out`,
-// never more bytes than were fed. feed() stops right after the end of the
+// hex, no chunk extensions, no trailer fields, CRLF line ends) is appended
+// to `body_out`: at most twice the bytes consumed (a bare LF, which RFC 9112
+// lets a recipient accept, becomes CRLF); after an error, what was appended
+// is to be thrown away. feed() stops right after the end of the
 // request (state() complete): bytes after it are not consumed. On error
 // state() is error, with the status to answer (400, 431, 501 or 505).
 class RequestParser {
