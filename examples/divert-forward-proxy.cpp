@@ -1,6 +1,9 @@
 // divert-forward-proxy — an HTTP proxy that diverts every request through a
 // next proxy with divert: CONNECT -> tcp connect, http:// -> http forward,
-// https:// -> https forward (TLS to the origin on our side).
+// https:// -> https forward (TLS to the origin on our side). Client
+// connections are kept alive: each request is parsed (common/http_request,
+// on http-parser) and routed by its own target; connect_upstream() is where a
+// request gets its upstream connection, reused or new.
 #include <poll.h>
 
 #include <asio/experimental/awaitable_operators.hpp>
@@ -312,6 +315,7 @@ asio::awaitable<void> relay_response(ClientConn& c, Stream& upstream, const Requ
     Stream& upstream;
     Exchange& x;
     ~AbandonUnfinishedRequest() {
+      x.first_byte = nullptr;  // the deadline it points to is gone
       if (x.request_done) return;
       x.close_client = true;
       x.upstream_reusable = false;
