@@ -634,6 +634,28 @@ TEST_CASE(
   CHECK(a.connections() == 2);
 }
 
+TEST_CASE("keep-alive: a client connection idle past --idle-timeout is closed, not before") {
+  Origin a("A");
+  Chain chain({"--idle-timeout", "600ms"});
+  auto url = "http://127.0.0.1:" + std::to_string(a.port());
+  auto fds = settled_fd_count(chain.fp.proc->pid());
+  Client c(chain.fp.port);
+  c.send(get(url + "/first"));
+  CHECK(c.read_response().status == 200);
+  auto t0 = Clock::now();
+  // Still open within the timeout: another request goes through.
+  std::this_thread::sleep_for(300ms);
+  c.send(get(url + "/second"));
+  CHECK(c.read_response().status == 200);
+  t0 = Clock::now();
+  CHECK(c.closed_by_peer(5s));
+  auto took = Clock::now() - t0;
+  CHECK(took >= 500ms);
+  CHECK(took < 3s);
+  // The upstream connection it kept went with it.
+  CHECK(fds_back_to(chain.fp.proc->pid(), fds));
+}
+
 // ------------------------------------------------------------ uploads
 
 TEST_CASE(
