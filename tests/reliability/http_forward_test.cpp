@@ -634,6 +634,22 @@ TEST_CASE(
   CHECK(a.connections() == 2);
 }
 
+TEST_CASE(
+    "keep-alive: a CONNECT after forwarded requests becomes a tunnel, as on a new connection") {
+  Origin a("A"), b("B");
+  Chain chain;
+  Client c(chain.fp.port);
+  c.send(get("http://127.0.0.1:" + std::to_string(a.port()) + "/forwarded"));
+  CHECK(c.read_response().body.rfind("A GET /forwarded 0 ", 0) == 0);
+  c.send("CONNECT 127.0.0.1:" + std::to_string(b.port()) + " HTTP/1.1\r\nHost: x\r\n" + kAuth +
+         "\r\n");
+  CHECK(c.read_response(/*head_request=*/true).status == 200);  // no body follows a 200 to CONNECT
+  c.send("GET /inside HTTP/1.1\r\nHost: x\r\n\r\n");            // the origin's own protocol now
+  CHECK(c.read_response().body.rfind("B GET /inside 0 ", 0) == 0);
+  CHECK(a.lines() == std::vector<std::string>{"GET /forwarded"});
+  CHECK(b.lines() == std::vector<std::string>{"GET /inside"});
+}
+
 TEST_CASE("keep-alive: a client connection idle past --idle-timeout is closed, not before") {
   Origin a("A");
   Chain chain({"--idle-timeout", "600ms"});
