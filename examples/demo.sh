@@ -2,7 +2,9 @@
 # examples/demo.sh — divert end to end on loopback:
 #   curl -> divert-forward-proxy -> (PROXY v2 header) -> divert-next-proxy -> nginx origin
 # for the three interfaces: http forward, a CONNECT tunnel (tcp connect) and
-# https forward (TLS on the forward proxy's side, against a CA made here).
+# https forward (TLS on the forward proxy's side, against a CA made here); then
+# one client connection kept alive across two origins, and a 3 MB upload
+# checked by its SHA-256 at the origin (a small python3 origin).
 # Installs missing Debian packages, builds, starts everything, prints what the
 # next proxy received, and stops everything it started.
 set -euo pipefail
@@ -53,6 +55,24 @@ openssl x509 -req -in "$WORK/origin.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key
   -days 2 -extfile "$WORK/san.cnf" -out "$WORK/origin.crt" 2>/dev/null
 
 HTTP_PORT=$(free_port); HTTPS_PORT=$(free_port); NP_PORT=$(free_port); FP_PORT=$(free_port)
+PY_PORT=$(free_port)
+cat > "$WORK/origin.py" <<'PY'
+# A second origin: answers with the request line and the body's size and SHA-256.
+import hashlib, http.server, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, and 100 Continue to Expect
+    def answer(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        text = "python origin got %s %s: %d bytes, sha256 %s\n" % (
+            self.command, self.path, len(body), hashlib.sha256(body).hexdigest())
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text.encode())
+    do_GET = do_POST = answer
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+PY
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx.conf" <<NGINX
 daemon off; master_process off; worker_processes 1;
@@ -72,13 +92,15 @@ http {
 NGINX
 echo "== starting nginx origin (http :$HTTP_PORT, https :$HTTPS_PORT)"
 nginx -p "$WORK/nginx" -c "$WORK/nginx.conf" & PIDS+=($!)
+echo "== starting the python origin on :$PY_PORT"
+python3 "$WORK/origin.py" "$PY_PORT" & PIDS+=($!)
 echo "== starting divert-next-proxy on :$NP_PORT"
 "$BIN/divert-next-proxy" --listen "127.0.0.1:$NP_PORT" > "$WORK/next-proxy.jsonl" 2> "$WORK/next-proxy.err" & PIDS+=($!)
 echo "== starting divert-forward-proxy on :$FP_PORT (next proxy 127.0.0.1:$NP_PORT, user alice)"
 "$BIN/divert-forward-proxy" --listen "127.0.0.1:$FP_PORT" --next-proxy "127.0.0.1:$NP_PORT" \
   --user alice:wonderland --ca-file "$WORK/ca.crt" --allow 127.0.0.0/8 --allow ::1/128 \
   2> "$WORK/forward-proxy.err" & PIDS+=($!)
-for p in $HTTP_PORT $HTTPS_PORT; do wait_port "$p"; done
+for p in $HTTP_PORT $HTTPS_PORT $PY_PORT; do wait_port "$p"; done
 wait_log "$WORK/next-proxy.err"; wait_log "$WORK/forward-proxy.err"
 
 PROXY=http://alice:wonderland@127.0.0.1:$FP_PORT
@@ -92,11 +114,18 @@ curl -sS --max-time 10 -u alice:wonderland --request-target "https://localhost:$
   -H "Proxy-Authorization: Basic $(printf alice:wonderland | base64)" "http://127.0.0.1:$FP_PORT/"
 echo "== 4. wrong password: curl answers with the proxy's status"
 curl -sS --max-time 10 -o /dev/null -w "HTTP %{http_code}\n" -x "http://alice:nope@127.0.0.1:$FP_PORT" "http://127.0.0.1:$HTTP_PORT/"
+echo "== 5. keep-alive: one client connection, two origins, each request routed on its own"
+curl -sS --max-time 10 -x "$PROXY" -w "   (new connections to the proxy for this request: %{num_connects})\n" \
+  "http://127.0.0.1:$HTTP_PORT/first" "http://127.0.0.1:$PY_PORT/second"
+echo "== 6. upload: 3 MB POST streamed through (curl sends Expect: 100-continue)"
+head -c 3000000 /dev/urandom > "$WORK/upload.bin"
+echo "   sha256 here: $(sha256sum < "$WORK/upload.bin" | cut -d' ' -f1)"
+curl -sS --max-time 20 -x "$PROXY" --data-binary "@$WORK/upload.bin" "http://127.0.0.1:$PY_PORT/upload"
 sleep 0.3
 echo
 echo "== what the next proxy received (one JSON line per connection: the PROXY v2 TLVs and bytes relayed)"
 cat "$WORK/next-proxy.jsonl"
 lines=$(wc -l < "$WORK/next-proxy.jsonl")
-if [[ $lines -ne 3 ]]; then echo "demo: expected 3 diverted connections, saw $lines" >&2; exit 1; fi
+if [[ $lines -ne 6 ]]; then echo "demo: expected 6 diverted connections, saw $lines" >&2; exit 1; fi
 echo
-echo "demo: OK — 3 connections diverted through the next proxy; stopping everything"
+echo "demo: OK — 6 connections diverted through the next proxy; stopping everything"

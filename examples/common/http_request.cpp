@@ -1,9 +1,11 @@
 #include "http_request.hpp"  // sibling include: also compiled into fuzz/fuzz_http_request.cpp
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <charconv>
+#include <climits>
+
+#include <http_parser.h>
 
 namespace divert::examples {
 
@@ -26,14 +28,6 @@ std::string lower(std::string_view s) {
   std::string o(s);
   for (auto& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return o;
-}
-
-ParseResult error(int status, std::string reason) {
-  ParseResult r;
-  r.status = ParseResult::Status::error;
-  r.http_status = status;
-  r.reason = std::move(reason);
-  return r;
 }
 
 // Splits "host[:port]" / "[v6][:port]"; false on bad syntax.
@@ -118,116 +112,452 @@ std::string RequestHead::origin_form_request() const {
     if (std::find(drop.begin(), drop.end(), lower(k)) != drop.end()) continue;
     out += k + ": " + v + "\r\n";
   }
-  out += "Connection: close\r\n\r\n";
+  out += "\r\n";
   return out;
 }
 
-ParseResult parse_request_head(std::string_view data, RequestHead& out, std::size_t max_head) {
-  // Find the end of the head; accept bare LF line ends as RFC 9112 allows.
-  std::size_t end = std::string_view::npos;
-  for (std::size_t i = 0; i < data.size() && i < max_head; ++i) {
-    if (data[i] != '\n') continue;
-    if (i >= 1 && data[i - 1] == '\n') {
-      end = i + 1;
-      break;
-    }
-    if (i >= 2 && data[i - 1] == '\r' && data[i - 2] == '\n') {
-      end = i + 1;
-      break;
-    }
-  }
-  if (end == std::string_view::npos) {
-    if (data.size() >= max_head) return error(431, "request head larger than " + std::to_string(max_head) + " bytes");
-    // Refuse early what can never become a request line.
-    for (std::size_t i = 0; i < data.size() && data[i] != ' '; ++i)
-      if (!is_tchar(data[i])) return error(400, "malformed request line");
-    return {};
-  }
-  std::string_view head = data.substr(0, end);
-  std::vector<std::string_view> lines;
-  while (!head.empty()) {
-    auto nl = head.find('\n');
-    auto line = head.substr(0, nl);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    lines.push_back(line);
-    head.remove_prefix(nl + 1);
-  }
-  // Last line is the empty terminator.
-  if (lines.size() < 2) return error(400, "empty request");
-  if (lines.size() - 2 > 100) return error(431, "more than 100 header fields");
+// ---------------------------------------------------------------- requests
 
-  RequestHead r;
-  std::string_view rl = lines[0];
-  auto sp1 = rl.find(' ');
-  auto sp2 = rl.rfind(' ');
-  if (sp1 == std::string_view::npos || sp1 == sp2) return error(400, "malformed request line");
-  r.method = std::string(rl.substr(0, sp1));
-  std::string_view target = rl.substr(sp1 + 1, sp2 - sp1 - 1);
-  std::string_view version = rl.substr(sp2 + 1);
-  if (r.method.empty() || !std::all_of(r.method.begin(), r.method.end(), is_tchar))
-    return error(400, "malformed method");
+namespace {
+
+// Splits a comma-separated field value into its trimmed, non-empty items.
+std::vector<std::string_view> list_items(std::string_view s) {
+  std::vector<std::string_view> items;
+  while (true) {
+    auto comma = s.find(',');
+    auto item = s.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (!item.empty()) items.push_back(item);
+    if (comma == std::string_view::npos) return items;
+    s.remove_prefix(comma + 1);
+  }
+}
+
+bool has_control_byte(std::string_view v) {
+  return std::any_of(v.begin(), v.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && c != '\t') || u == 0x7f;
+  });
+}
+
+// A parser's error status for an http-parser error code.
+int status_for(http_errno e) {
+  return e == HPE_HEADER_OVERFLOW ? 431 : 400;
+}
+
+}  // namespace
+
+struct RequestParser::Impl {
+  http_parser parser{};
+  std::size_t max_head;
+  State state = State::head;
+  RequestHead head;
+  std::string target;
+  std::vector<std::pair<std::string, std::string>> fields;
+  bool last_was_value = false;
+  bool value_may_continue = false;  // the last value ran to the end of the fed bytes
+  bool head_paused = false;         // on_headers_complete paused the parser
+  std::size_t head_bytes = 0;       // bytes of the head fed so far
+  std::size_t head_length = 0;
+  char prev = '\0';  // the byte before the next one fed (obs-fold check)
+  int error_status = 0;
+  std::string error_reason;
+  std::string* out = nullptr;  // where body bytes go during feed()
+  const char* end = nullptr;   // end of the bytes fed to http_parser_execute()
+
+  explicit Impl(std::size_t m) : max_head(m) {
+    http_parser_init(&parser, HTTP_REQUEST);
+    parser.data = this;
+  }
+  static Impl& of(http_parser* p) { return *static_cast<Impl*>(p->data); }
+  // Records an error from a callback; http-parser then stops with a callback error.
+  int fail(int status, std::string reason) {
+    if (error_status == 0) {
+      error_status = status;
+      error_reason = std::move(reason);
+    }
+    return -1;
+  }
+  void set_error(int status, std::string reason) {
+    fail(status, std::move(reason));
+    state = State::error;
+  }
+  bool analyse_head();
+  bool analyse_target();
+
+  static const http_parser_settings settings;
+};
+
+const http_parser_settings RequestParser::Impl::settings = [] {
+  http_parser_settings s{};
+  s.on_url = [](http_parser* p, const char* at, std::size_t n) {
+    Impl::of(p).target.append(at, n);
+    return 0;
+  };
+  s.on_header_field = [](http_parser* p, const char* at, std::size_t n) {
+    auto& self = Impl::of(p);
+    if (self.state != State::head) return 0;  // a trailer field: dropped
+    if (self.fields.empty() || self.last_was_value) self.fields.emplace_back();
+    self.fields.back().first.append(at, n);
+    self.last_was_value = false;
+    return 0;
+  };
+  s.on_header_value = [](http_parser* p, const char* at, std::size_t n) {
+    auto& self = Impl::of(p);
+    if (self.state != State::head) return 0;
+    // A value that went on after its line had ended: obs-fold.
+    if (self.last_was_value && !self.value_may_continue)
+      return self.fail(400, "obsolete header line folding");
+    self.fields.back().second.append(at, n);
+    self.last_was_value = true;
+    self.value_may_continue = at + n == self.end;
+    return 0;
+  };
+  s.on_headers_complete = [](http_parser* p) {
+    auto& self = Impl::of(p);
+    self.head_paused = true;
+    http_parser_pause(p, 1);
+    return 0;
+  };
+  s.on_body = [](http_parser* p, const char* at, std::size_t n) {
+    Impl::of(p).out->append(at, n);
+    return 0;
+  };
+  s.on_chunk_header = [](http_parser* p) {
+    char hex[24];
+    auto [end, ec] = std::to_chars(hex, hex + sizeof hex, p->content_length, 16);
+    auto& out = *Impl::of(p).out;
+    out.append(hex, end);
+    out += "\r\n";
+    return 0;
+  };
+  s.on_chunk_complete = [](http_parser* p) {
+    *Impl::of(p).out += "\r\n";  // after a chunk's data, or ends the (dropped) trailer section
+    return 0;
+  };
+  s.on_message_complete = [](http_parser* p) {
+    Impl::of(p).state = State::complete;
+    http_parser_pause(p, 1);
+    return 0;
+  };
+  return s;
+}();
+
+// The request target: CONNECT authority, or an absolute http/https URI.
+bool RequestParser::Impl::analyse_target() {
+  auto& r = head;
+  std::string_view t = target;
   // No space or control byte in the target: a lone CR (or any CTL) would be
   // copied into the origin-form request line sent upstream, where a lenient
   // parser may take it for a line end (request/header injection).
-  if (target.empty() || std::any_of(target.begin(), target.end(), [](char c) {
+  if (t.empty() || std::any_of(t.begin(), t.end(), [](char c) {
         return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) == 0x7f;
-      }))
-    return error(400, "malformed request target");
-  if (version == "HTTP/1.1") r.version_minor = 1;
-  else if (version == "HTTP/1.0") r.version_minor = 0;
-  else if (version.substr(0, 5) == "HTTP/") return error(505, "HTTP version not supported");
-  else return error(400, "malformed HTTP version");
-
-  for (std::size_t i = 1; i + 1 < lines.size(); ++i) {
-    auto line = lines[i];
-    if (!line.empty() && (line.front() == ' ' || line.front() == '\t'))
-      return error(400, "obsolete header line folding");
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) return error(400, "malformed header field");
-    auto name = line.substr(0, colon);
-    if (!std::all_of(name.begin(), name.end(), is_tchar)) return error(400, "malformed header name");
-    auto value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    for (char c : value)
-      if (c == '\0' || c == '\r' || c == '\n') return error(400, "invalid character in header value");
-    r.headers.emplace_back(std::string(name), std::string(value));
+      })) {
+    set_error(400, "malformed request target");
+    return false;
   }
-
   if (r.method == "CONNECT") {
     r.kind = ProxyRequestKind::connect;
-    if (!split_host_port(target, r.host, r.port, 0))
-      return error(400, "CONNECT target must be host:port");
-  } else {
-    std::string_view rest;
-    std::uint16_t default_port;
-    if (target.size() > 7 && iequals(target.substr(0, 7), "http://")) {
-      r.kind = ProxyRequestKind::http_forward;
-      rest = target.substr(7);
-      default_port = 80;
-    } else if (target.size() > 8 && iequals(target.substr(0, 8), "https://")) {
-      r.kind = ProxyRequestKind::https_forward;
-      rest = target.substr(8);
-      default_port = 443;
-    } else if (!target.empty() && target.front() == '/') {
-      return error(400, "origin-form request to a proxy (absolute-form URI required)");
-    } else {
-      return error(501, "unsupported URI scheme");
+    if (!split_host_port(t, r.host, r.port, 0)) {
+      set_error(400, "CONNECT target must be host:port");
+      return false;
     }
-    auto slash = rest.find_first_of("/?#");
-    auto auth = rest.substr(0, slash);
-    if (auth.find('@') != std::string_view::npos) return error(400, "userinfo in URI not allowed");
-    if (!split_host_port(auth, r.host, r.port, default_port)) return error(400, "malformed URI authority");
-    r.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-    if (r.path.front() != '/') r.path = "/" + r.path;
-    auto hash = r.path.find('#');
-    if (hash != std::string::npos) r.path.resize(hash);
+    return true;
   }
-  out = std::move(r);
-  ParseResult ok;
-  ok.status = ParseResult::Status::complete;
-  ok.head_length = end;
-  return ok;
+  std::string_view rest;
+  std::uint16_t default_port;
+  if (t.size() > 7 && iequals(t.substr(0, 7), "http://")) {
+    r.kind = ProxyRequestKind::http_forward;
+    rest = t.substr(7);
+    default_port = 80;
+  } else if (t.size() > 8 && iequals(t.substr(0, 8), "https://")) {
+    r.kind = ProxyRequestKind::https_forward;
+    rest = t.substr(8);
+    default_port = 443;
+  } else if (t.front() == '/') {
+    set_error(400, "origin-form request to a proxy (absolute-form URI required)");
+    return false;
+  } else {
+    set_error(501, "unsupported URI scheme");
+    return false;
+  }
+  auto slash = rest.find_first_of("/?#");
+  auto auth = rest.substr(0, slash);
+  if (auth.find('@') != std::string_view::npos) {
+    set_error(400, "userinfo in URI not allowed");
+    return false;
+  }
+  if (!split_host_port(auth, r.host, r.port, default_port)) {
+    set_error(400, "malformed URI authority");
+    return false;
+  }
+  r.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+  if (r.path.front() != '/') r.path = "/" + r.path;
+  auto hash = r.path.find('#');
+  if (hash != std::string::npos) r.path.resize(hash);
+  return true;
+}
+
+// The checks on a complete head (RFC 9112 §6.3 and §11.2): the shapes where
+// the proxy and the origin could disagree about the body's length are refused.
+bool RequestParser::Impl::analyse_head() {
+  auto& r = head;
+  r.method = http_method_str(static_cast<http_method>(parser.method));
+  if (parser.http_major != 1 || parser.http_minor > 1) {
+    set_error(505, "HTTP version not supported");
+    return false;
+  }
+  r.version_minor = parser.http_minor;
+  if (fields.size() > 100) {
+    set_error(431, "more than 100 header fields");
+    return false;
+  }
+  int content_lengths = 0;
+  std::vector<std::string_view> codings;
+  bool transfer_encoding = false;
+  for (auto& [name, value] : fields) {
+    // http-parser (not strict) lets spaces into names: "Content-Length : 5"
+    // would be a field it does not frame by, and one an origin may.
+    if (name.empty() || !std::all_of(name.begin(), name.end(), is_tchar)) {
+      set_error(400, "malformed header field name");
+      return false;
+    }
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
+    if (has_control_byte(value)) {
+      set_error(400, "control character in the value of " + name);
+      return false;
+    }
+    if (iequals(name, "Content-Length")) {
+      // Even two equal values are refused: nothing legitimate sends them.
+      if (++content_lengths > 1) {
+        set_error(400, "more than one Content-Length");
+        return false;
+      }
+      std::uint64_t v = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+      if (value.empty() || ec != std::errc{} || end != value.data() + value.size()) {
+        set_error(400, "malformed Content-Length");
+        return false;
+      }
+      r.content_length = v;
+    } else if (iequals(name, "Transfer-Encoding")) {
+      transfer_encoding = true;
+      for (auto c : list_items(value)) codings.push_back(c);
+    } else if (iequals(name, "Connection")) {
+      for (auto tok : list_items(value)) {
+        if (iequals(tok, "Content-Length") || iequals(tok, "Transfer-Encoding") ||
+            iequals(tok, "Host")) {
+          set_error(400, "Connection names " + std::string(tok));
+          return false;
+        }
+      }
+    }
+  }
+  if (transfer_encoding) {
+    if (r.content_length) {
+      set_error(400, "both Transfer-Encoding and Content-Length");
+      return false;
+    }
+    if (r.version_minor == 0) {
+      set_error(400, "Transfer-Encoding in an HTTP/1.0 request");
+      return false;
+    }
+    auto chunked = [](std::string_view c) { return iequals(c, "chunked"); };
+    if (codings.empty() || !chunked(codings.back()) ||
+        std::count_if(codings.begin(), codings.end(), chunked) != 1) {
+      set_error(400, "Transfer-Encoding other than a final chunked");
+      return false;
+    }
+    r.chunked = true;
+  }
+  // http-parser frames the body the same way, or the request goes no further.
+  if (r.chunked != ((parser.flags & F_CHUNKED) != 0) ||
+      (r.content_length && parser.content_length != *r.content_length)) {
+    set_error(400, "message framing not understood");
+    return false;
+  }
+  if (!analyse_target()) return false;
+  r.keep_alive = http_should_keep_alive(&parser) != 0;
+  r.headers = std::move(fields);
+  return true;
+}
+
+RequestParser::RequestParser(std::size_t max_head) : impl_(std::make_unique<Impl>(max_head)) {}
+RequestParser::~RequestParser() = default;
+
+std::size_t RequestParser::feed(std::string_view data, std::string& body_out) {
+  auto& s = *impl_;
+  s.out = &body_out;
+  std::size_t used = 0;
+  while (used < data.size() && (s.state == State::head || s.state == State::body)) {
+    auto rest = data.substr(used);
+    if (s.state == State::head) {
+      // Never more than the head's allowance: a head over it is refused unread.
+      rest = rest.substr(0, s.max_head - s.head_bytes);
+    }
+    s.end = rest.data() + rest.size();
+    auto n = http_parser_execute(&s.parser, &Impl::settings, rest.data(), rest.size());
+    auto err = HTTP_PARSER_ERRNO(&s.parser);
+    if (s.state == State::head) {
+      // The head's bytes: before the pause on its end, all of them are (the
+      // parser stops on the head's last LF, which it consumes on resuming).
+      auto head_part = rest.substr(0, s.head_paused ? n + 1 : n);
+      for (char c : head_part) {
+        if (s.prev == '\n' && (c == ' ' || c == '\t') && s.error_status == 0)
+          s.fail(400, "obsolete header line folding");
+        s.prev = c;
+      }
+      s.head_bytes += head_part.size();
+      // Errors come in the order of the bytes: the size last (it is the last byte's).
+      if (!s.head_paused && s.head_bytes == s.max_head && s.error_status == 0 && err == HPE_OK)
+        s.fail(431, "request head larger than " + std::to_string(s.max_head) + " bytes");
+    }
+    if (s.error_status != 0 || (err != HPE_OK && err != HPE_PAUSED)) {
+      if (s.error_status == 0) s.fail(status_for(err), http_errno_description(err));
+      s.state = State::error;
+      break;
+    }
+    used += n;
+    if (s.head_paused) {
+      s.head_paused = false;
+      if (n >= rest.size() || rest[n] != '\n') {
+        s.set_error(400, "malformed end of the request head");
+        break;
+      }
+      s.head_length = s.head_bytes;
+      if (!s.analyse_head()) break;
+      s.state = State::body;
+      http_parser_pause(&s.parser, 0);
+      continue;  // the parser consumes the head's last LF, then the body
+    }
+    if (s.state == State::complete) break;
+    if (n < rest.size() && err != HPE_PAUSED) {  // should not happen: the parser stopped early
+      s.set_error(400, "request not understood");
+      break;
+    }
+  }
+  s.out = nullptr;
+  return used;
+}
+
+RequestParser::State RequestParser::state() const {
+  return impl_->state;
+}
+const RequestHead& RequestParser::head() const {
+  return impl_->head;
+}
+std::size_t RequestParser::head_length() const {
+  return impl_->head_length;
+}
+int RequestParser::error_status() const {
+  return impl_->error_status;
+}
+const std::string& RequestParser::error_reason() const {
+  return impl_->error_reason;
+}
+
+// ---------------------------------------------------------------- responses
+
+struct ResponseParser::Impl {
+  http_parser parser{};
+  bool head_request;
+  std::size_t max_head;
+  std::size_t head_bytes = 0;
+  State state = State::head;
+  int status = 0;
+  bool keep_alive = false;
+  bool close_delimited = false;
+  std::string error_reason;
+
+  Impl(bool head, std::size_t m) : head_request(head), max_head(m) {
+    http_parser_init(&parser, HTTP_RESPONSE);
+    parser.data = this;
+  }
+  static Impl& of(http_parser* p) { return *static_cast<Impl*>(p->data); }
+  static const http_parser_settings settings;
+};
+
+const http_parser_settings ResponseParser::Impl::settings = [] {
+  http_parser_settings s{};
+  s.on_headers_complete = [](http_parser* p) {
+    auto& self = Impl::of(p);
+    self.status = p->status_code;
+    self.state = State::body;
+    if (self.status == 101) {  // the proxy never passes an Upgrade on
+      self.error_reason = "101 Switching Protocols to a request without Upgrade";
+      return -1;
+    }
+    // No body (RFC 9112 §6.3 items 1 and 2), whatever the fields say.
+    bool no_body =
+        self.head_request || self.status / 100 == 1 || self.status == 204 || self.status == 304;
+    return no_body ? 1 : 0;
+  };
+  s.on_message_complete = [](http_parser* p) {
+    auto& self = Impl::of(p);
+    self.state = State::complete;
+    self.keep_alive = http_should_keep_alive(p) != 0;
+    http_parser_pause(p, 1);
+    return 0;
+  };
+  return s;
+}();
+
+ResponseParser::ResponseParser(bool head_request, std::size_t max_head)
+    : impl_(std::make_unique<Impl>(head_request, max_head)) {}
+ResponseParser::~ResponseParser() = default;
+
+std::size_t ResponseParser::feed(std::string_view data) {
+  auto& s = *impl_;
+  if (s.state == State::complete || s.state == State::error) return 0;
+  if (s.state == State::head) data = data.substr(0, s.max_head - s.head_bytes);
+  bool in_head = s.state == State::head;
+  auto n = http_parser_execute(&s.parser, &Impl::settings, data.data(), data.size());
+  if (in_head) s.head_bytes += n;  // an upper bound once the head ended in these bytes
+  if (s.state == State::head && s.head_bytes >= s.max_head) {
+    s.state = State::error;
+    s.error_reason = "response head larger than " + std::to_string(s.max_head) + " bytes";
+    return n;
+  }
+  auto err = HTTP_PARSER_ERRNO(&s.parser);
+  if (err != HPE_OK && err != HPE_PAUSED) {
+    if (s.error_reason.empty()) s.error_reason = http_errno_description(err);
+    s.state = State::error;
+  }
+  return n;
+}
+
+void ResponseParser::feed_eof() {
+  auto& s = *impl_;
+  if (s.state != State::head && s.state != State::body) return;
+  bool was_body = s.state == State::body;
+  http_parser_execute(&s.parser, &Impl::settings, nullptr, 0);
+  if (s.state == State::complete && was_body) {
+    s.close_delimited = true;
+    s.keep_alive = false;
+  } else {
+    s.state = State::error;
+    s.error_reason = "the origin closed before the end of the response";
+  }
+}
+
+ResponseParser::State ResponseParser::state() const {
+  return impl_->state;
+}
+int ResponseParser::status() const {
+  return impl_->status;
+}
+bool ResponseParser::is_interim() const {
+  return impl_->state == State::complete && impl_->status / 100 == 1;
+}
+bool ResponseParser::keep_alive() const {
+  return impl_->keep_alive;
+}
+bool ResponseParser::close_delimited() const {
+  return impl_->close_delimited;
+}
+const std::string& ResponseParser::error_reason() const {
+  return impl_->error_reason;
 }
 
 std::optional<std::pair<std::string, std::string>> parse_basic_auth(std::string_view value) {

@@ -153,8 +153,10 @@ class Traffic:
         return st == 200 and body == f"http /t{n}\n".encode(), r[:80]
 
     def get(self, target, want_status, want_body=None):
-        """One GET in absolute form to the forward proxy: (as expected?, detail)."""
-        r = exchange(self.fp, f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        """One GET in absolute form to the forward proxy: (as expected?, detail).
+        Connection: close, as the answer is read up to the close (the proxy keeps
+        client connections alive otherwise)."""
+        r = exchange(self.fp, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         st, body = split_response(r)
         ok = st == want_status and (want_body is None or body == want_body)
         return ok, f"status {st}, {len(body)} body bytes: {r[:60]!r}"
