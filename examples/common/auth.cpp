@@ -32,10 +32,10 @@ std::optional<std::string> ProxyUsers::authenticate(
   const std::string_view password = basic ? std::string_view(basic->second) : std::string_view();
   const std::pair<std::string, std::string>* match = nullptr;
   for (const auto& user : users_) {
-    // Both comparisons always run (& not &&).
-    const bool ok =
-        constant_time_equal(name, user.first) & constant_time_equal(password, user.second);
-    if (ok) match = &user;
+    // Both comparisons always run (no && short cut).
+    const unsigned name_ok = constant_time_equal(name, user.first) ? 1u : 0u;
+    const unsigned password_ok = constant_time_equal(password, user.second) ? 1u : 0u;
+    if ((name_ok & password_ok) != 0) match = &user;
   }
   if (!basic || !match) return std::nullopt;
   return match->first;

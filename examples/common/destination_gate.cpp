@@ -7,7 +7,7 @@
 
 namespace divert::examples {
 
-asio::awaitable<std::optional<Refusal>> DestinationGate::check(const UpstreamAddr& target) const {
+asio::awaitable<std::optional<Refusal>> DestinationGate::check(UpstreamAddr target) const {
   for (const auto& name : guarded_names) {
     if (name == target)
       co_return Refusal{

@@ -40,7 +40,8 @@ struct DestinationGate {
   bool pass_unresolved = false;
 
   // nullopt: connect. Runs on the calling coroutine's executor (one thread).
-  asio::awaitable<std::optional<Refusal>> check(const UpstreamAddr& target) const;
+  // The gate must outlive the returned awaitable.
+  asio::awaitable<std::optional<Refusal>> check(UpstreamAddr target) const;
 };
 
 // Declares --allow CIDR, --deny CIDR (repeatable), --resolve-timeout DURATION

@@ -224,7 +224,7 @@ struct Lookup {
 }  // namespace
 
 asio::awaitable<DestinationCheck> check_destination(const DestinationPolicy& policy,
-                                                    const UpstreamAddr& target,
+                                                    UpstreamAddr target,
                                                     std::shared_ptr<Resolver> resolver,
                                                     std::chrono::milliseconds timeout) {
   DestinationCheck out;

@@ -159,9 +159,10 @@ struct DestinationCheck {
 // a strand) and checking every address, denied if any is. Answers that arrive
 // after `timeout` are ignored. A family that fails while the other answers
 // counts as having no address; both failing (or no address at all, or the
-// timeout) is Outcome::unresolved. Never throws for network input.
+// timeout) is Outcome::unresolved. Never throws for network input. `policy`
+// must outlive the returned awaitable (`target` is copied).
 DIVERT_EXPORT asio::awaitable<DestinationCheck> check_destination(
-    const DestinationPolicy& policy, const UpstreamAddr& target, std::shared_ptr<Resolver> resolver,
+    const DestinationPolicy& policy, UpstreamAddr target, std::shared_ptr<Resolver> resolver,
     std::chrono::milliseconds timeout);
 
 }  // namespace divert::net
