@@ -227,18 +227,43 @@ TEST_CASE(
   CHECK(peak <= baseline + kCap + kMargin);
 }
 
-TEST_CASE("next proxy log line parses as JSON for a user name with bytes 0x7F-0xFF and quotes",
+namespace {
+
+std::string python_for_json() {
+  if (std::filesystem::exists("/usr/bin/python3")) return "/usr/bin/python3";
+  auto found = DIVERT_REQUIRE_TOOL("python3");
+  return found ? *found : std::string();
+}
+
+// json.loads on the raw bytes of `line` (fails on invalid UTF-8 or a bad
+// escape); prints `field` with non-ASCII as \x/\u escapes.
+RunResult parse_json_line(const TempDir& dir, const std::string& python,
+                              const std::string& line, const std::string& field) {
+  auto file = dir.write("line.json", line);
+  return run_command({python, "-c",
+                      "import json,sys; d=json.loads(open(sys.argv[1],'rb').read()); "
+                      "print(str(d[sys.argv[2]]).encode('unicode_escape').decode())",
+                      file.string(), field},
+                     10s);
+}
+
+}  // namespace
+
+// The name travels in TLV 0xE2, which must be UTF-8 (the encoder refuses
+// anything else), so the bytes 0x7F-0xFF are sent as what they are in text:
+// DEL, then U+0080-U+00FF (C1 controls and Latin-1) as UTF-8.
+TEST_CASE("next proxy log line parses as JSON for a user name with code points 0x7F-0xFF and quotes",
           "[safety][json]") {
-  std::string python = "/usr/bin/python3";
-  if (!std::filesystem::exists(python)) {
-    auto found = DIVERT_REQUIRE_TOOL("python3");
-    if (!found) return;
-    python = *found;
-  }
+  const std::string python = python_for_json();
+  if (python.empty()) return;
   TempDir dir;
   std::string name = "al\"ice\\";
-  for (int b = 0x7F; b <= 0xFF; ++b) name.push_back(static_cast<char>(b));
-  name += "\xc3\xa9'end";
+  name.push_back('\x7f');
+  for (int cp = 0x80; cp <= 0xFF; ++cp) {
+    name.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    name.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+  name += "'end";
   const std::string password = "pw";
   AcceptingPeer origin([](int fd, int) {
     read_some(fd, 2s);
@@ -255,17 +280,48 @@ TEST_CASE("next proxy log line parses as JSON for a user name with bytes 0x7F-0x
   CHECK(proxy_status(fp.port, req, 5s) == 200);
   REQUIRE(wait_until([&] { return !lines_of(read_file(dir / "np.jsonl")).empty(); }));
   const auto line = lines_of(read_file(dir / "np.jsonl"))[0];
-  auto file = dir.write("line.json", line);
-  // json.loads on the raw bytes: fails on invalid UTF-8 or a bad escape.
-  auto r = run_command({python, "-c",
-                        "import json,sys; d=json.loads(open(sys.argv[1],'rb').read()); "
-                        "print(d['username'].encode('unicode_escape').decode())",
-                        file.string()},
-                       10s);
   INFO(line);
+  auto r = parse_json_line(dir, python, line, "username");
   CHECK(r.status == 0);
-  // Quotes and backslash kept, DEL escaped, invalid bytes as U+FFFD, é kept.
-  CHECK(r.out.rfind("al\"ice\\\\\\x7f\\ufffd", 0) == 0);
-  CHECK(r.out.find("\\ufffd") != std::string::npos);
-  CHECK(r.out.find("\\xe9'end") != std::string::npos);
+  // Every code point comes back as sent: quotes, backslash, DEL, C1, Latin-1.
+  CHECK(r.out.rfind("al\"ice\\\\\\x7f\\x80\\x81", 0) == 0);
+  CHECK(r.out.find("\\x9f\\xa0") != std::string::npos);
+  CHECK(r.out.find("\\xfe\\xff'end") != std::string::npos);
+}
+
+// A trusted peer that writes the header itself can put any bytes in 0xE2: the
+// next proxy refuses the header (not UTF-8) and its log line is still JSON.
+TEST_CASE("next proxy log line parses as JSON for raw bytes 0x7F-0xFF and quotes in 0xE2",
+          "[safety][json]") {
+  const std::string python = python_for_json();
+  if (python.empty()) return;
+  TempDir dir;
+  AcceptingPeer origin([](int fd, int) { read_some(fd, 2s); });
+  NextProxy np(dir);
+  REQUIRE(wait_listening(dir, "np.err"));
+  std::string user = "al\"ice\\";
+  for (int b = 0x7F; b <= 0xFF; ++b) user.push_back(static_cast<char>(b));
+  const std::string upstream = "127.0.0.1:" + std::to_string(origin.port());
+  auto tlv = [](unsigned char type, const std::string& value) {
+    std::string t{static_cast<char>(type), static_cast<char>(value.size() >> 8),
+                  static_cast<char>(value.size() & 0xFF)};
+    return t + value;
+  };
+  const std::string tlvs = tlv(0xE0, upstream) + tlv(0xE2, user);
+  const std::size_t len = 12 + tlvs.size();
+  std::string header("\r\n\r\n\0\r\nQUIT\n", 12);
+  header += "\x21\x11";
+  header.push_back(static_cast<char>(len >> 8));
+  header.push_back(static_cast<char>(len & 0xFF));
+  header += std::string("\x7f\x00\x00\x01\x7f\x00\x00\x01\x30\x39\x00\x50", 12) + tlvs;
+  auto c = connect_to(np.port);
+  REQUIRE(send_all(c.fd, header));
+  read_some(c.fd, 3s);  // the next proxy closes
+  REQUIRE(wait_until([&] { return !lines_of(read_file(dir / "np.jsonl")).empty(); }));
+  const auto line = lines_of(read_file(dir / "np.jsonl"))[0];
+  INFO(line);
+  auto r = parse_json_line(dir, python, line, "error");
+  CHECK(r.status == 0);
+  CHECK(r.out.find("header") != std::string::npos);
+  CHECK(origin.accepted() == 0);
 }
