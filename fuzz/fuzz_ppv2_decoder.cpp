@@ -68,8 +68,21 @@ void inspect(const ParseResult& r, std::span<const std::uint8_t> in) {
     for (auto t : r.header.tlvs()) total += 3 + t.value.size();
     check(total == r.header.tlv_bytes.size());
     DivertTlvs d;
-    (void)read_divert_tlvs(r.header, d);
+    const std::error_code ec = read_divert_tlvs(r.header, d);
     if (d.task_id) (void)d.task_id->to_string();
+    // The fast path (the index parse() made) and the general walk agree.
+    HeaderView unindexed = r.header;
+    unindexed.divert_index = {};
+    DivertTlvs walked;
+    check(read_divert_tlvs(unindexed, walked) == ec);
+    // What the receiving side accepts in 0xE0-0xE2, the encoder takes.
+    if (!ec) {
+      HeaderSpec s;
+      if (d.upstream_text) s.upstream = *d.upstream_text;
+      if (d.tls_name) s.tls_name = *d.tls_name;
+      if (d.username) s.username = *d.username;
+      check(encoded_size(s, {.max_size = 16 + 3 * 65538}).ec != errc::invalid_tlv_value);
+    }
     round_trip(r.header);
   }
   (void)r.header.src.ip_string();

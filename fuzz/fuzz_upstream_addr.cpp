@@ -1,6 +1,6 @@
-// Fuzz UpstreamAddr::parse: never crashes; whatever parses writes a canonical
-// text that parses back to an equal value (with and without a default port),
-// and the throwing and non-throwing parsers agree.
+// Fuzz UpstreamAddr::parse and try_from_domain: never crash; whatever parses
+// writes a canonical text that parses back to an equal value (with and without
+// a default port), and the throwing and non-throwing parsers agree.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -14,6 +14,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // First two bytes: the default port; the rest: the text.
   auto default_port = static_cast<std::uint16_t>((data[0] << 8) | data[1]);
   std::string_view text(reinterpret_cast<const char*>(data + 2), size - 2);
+
+  // try_from_domain (the TLS verify name's canonical form): whatever it takes
+  // writes a canonical text that parses back to an equal value.
+  if (auto h = divert::UpstreamAddr::try_from_domain(text, default_port)) {
+    auto back = divert::UpstreamAddr::try_parse(h.addr->to_string(), 0);
+    if (!back || !(*back.addr == *h.addr)) std::abort();
+  } else if (h.reason.empty()) {
+    std::abort();
+  }
 
   auto r = divert::UpstreamAddr::try_parse(text, default_port);
   bool threw = false;

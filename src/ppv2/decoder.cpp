@@ -799,16 +799,16 @@ std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept 
     }
     if (ix.at[1]) {
       const std::string_view name = text(ix.at[1]);
-      if (!detail::tls_name_ok(name)) [[unlikely]]
-        return read_divert_walk(h, out);
+      if (!detail::tls_name_ascii_ok(name)) [[unlikely]]
+        return read_divert_walk(h, out);  // an error, or UTF-8 beyond ASCII
       out.tls_name = name;
     } else {
       out.tls_name.reset();
     }
     if (ix.at[2]) {
       const std::string_view user = text(ix.at[2]);
-      if (!detail::username_ok(user)) [[unlikely]]
-        return read_divert_walk(h, out);
+      if (!detail::username_ascii_ok(user)) [[unlikely]]
+        return read_divert_walk(h, out);  // an error, or UTF-8 beyond ASCII
       out.username = user;
     } else {
       out.username.reset();

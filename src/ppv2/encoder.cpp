@@ -293,10 +293,10 @@ constexpr bool has(Known k, bool asked) noexcept {
 }
 
 // Writes a fast_shape() header with fixed offsets; returns its size, or 0 when
-// it does not fit in cap or a value is invalid (the caller then asks plan() for
-// the exact error). V4: IPv4 (yes) or IPv6 (no); Up, Tls, User, Id: TLVs 0xE0-
-// 0xE3. A part known at compile time costs no test: the connector's eight
-// shapes (0xE0 and 0xE3 always, 0xE1 for https, 0xE2 with a user) are each one
+// it does not fit in cap, a value is invalid, or 0xE1/0xE2 is not plain ASCII
+// (the caller then tries the general writer, and asks plan() for the exact error). V4: IPv4 (yes)
+// or IPv6 (no); Up, Tls, User, Id: TLVs 0xE0- 0xE3. A part known at compile time costs no test: the
+// connector's eight shapes (0xE0 and 0xE3 always, 0xE1 for https, 0xE2 with a user) are each one
 // straight line; Known::ask everywhere covers any fast_shape() header.
 template <Known V4, Known Up, Known Tls, Known User, Known Id>
 [[gnu::always_inline]] inline std::size_t write_shape(const HeaderSpec& s, std::uint8_t* out,
@@ -338,8 +338,10 @@ template <Known V4, Known Up, Known Tls, Known User, Known Id>
       return 0;
     w += 3 + n_up;
   }
+  // A value that is not plain ASCII (UTF-8 beyond it, or an error) is left to
+  // the general writer, which makes the whole check.
   if (tls) {
-    if (!detail::tls_name_ok(*s.tls_name)) [[unlikely]]
+    if (!detail::tls_name_ascii_ok(*s.tls_name)) [[unlikely]]
       return 0;
     w[0] = tlv::divert_tls_name;
     put_be16(w + 1, n_tls);
@@ -347,7 +349,7 @@ template <Known V4, Known Up, Known Tls, Known User, Known Id>
     w += 3 + n_tls;
   }
   if (user) {
-    if (!detail::username_ok(*s.username)) [[unlikely]]
+    if (!detail::username_ascii_ok(*s.username)) [[unlikely]]
       return 0;
     w[0] = tlv::divert_username;
     put_be16(w + 1, n_user);
@@ -417,8 +419,12 @@ inline bool connector_shape(const HeaderSpec& s) noexcept {
 
 [[gnu::always_inline]] inline std::size_t write(const HeaderSpec& s, std::uint8_t* out,
                                                 std::size_t cap) noexcept {
-  if (fast_shape(s)) [[likely]]
-    return write_fast_shape(s, out, cap);
+  if (fast_shape(s)) [[likely]] {
+    // 0: too big for `cap` (the general writer then fails too) or a value the
+    // fast shape leaves to the general writer (0xE1/0xE2 beyond ASCII).
+    if (const std::size_t n = write_fast_shape(s, out, cap)) [[likely]]
+      return n;
+  }
   return write_general(s, out, cap);
 }
 

@@ -19,10 +19,11 @@ inline std::uint64_t nul_or_non_ascii(std::uint64_t w) noexcept {
   return ((w - kOnes) & ~w & kHighs) | (w & kHighs);
 }
 
-// utf8_text_full() with ASCII answered inline, a word at a time and without a
-// call (the common case: names and user names are ASCII); text with any byte
-// of 0x80 or above, or a NUL, goes to the whole check.
-[[gnu::always_inline]] inline bool is_utf8_text(const char* s, std::size_t n) noexcept {
+// True when s[0, n) is ASCII without NUL (the common case: names and user
+// names are ASCII), a word at a time and without a call: the codec's fast
+// paths use it alone and leave anything else to their general paths, so that
+// they make no call (and save no registers).
+[[gnu::always_inline]] inline bool ascii_text(const char* s, std::size_t n) noexcept {
   auto load = [s](std::size_t at, std::size_t size) {
     std::uint64_t v = 0;  // little or big endian alike: only whole-word tests follow
     std::memcpy(&v, s + at, size);
@@ -41,18 +42,31 @@ inline std::uint64_t nul_or_non_ascii(std::uint64_t w) noexcept {
       bad |= static_cast<std::uint64_t>(c == 0 || c >= 0x80);
     }
   }
-  return bad == 0 || utf8_text_full(s, n);
+  return bad == 0;
+}
+
+// utf8_text_full() with ASCII answered inline.
+inline bool is_utf8_text(const char* s, std::size_t n) noexcept {
+  return ascii_text(s, n) || utf8_text_full(s, n);
 }
 
 // 0xE1: a TLS name, never empty; 0xE1 and 0xE2: UTF-8 without NUL (the seed's
 // "UTF-8 string without trailing '\0'"; a NUL would cut the value short for a
 // receiver that reads it as a C string, and an empty name would turn OpenSSL's
 // name check off).
-[[gnu::always_inline]] inline bool tls_name_ok(std::string_view v) noexcept {
+inline bool tls_name_ok(std::string_view v) noexcept {
   return !v.empty() && is_utf8_text(v.data(), v.size());
 }
-[[gnu::always_inline]] inline bool username_ok(std::string_view v) noexcept {
+inline bool username_ok(std::string_view v) noexcept {
   return is_utf8_text(v.data(), v.size());
+}
+// The fast paths' test: true only for an ASCII value the rules above take
+// (false for any other value, good or bad: the general path decides).
+[[gnu::always_inline]] inline bool tls_name_ascii_ok(std::string_view v) noexcept {
+  return !v.empty() && ascii_text(v.data(), v.size());
+}
+[[gnu::always_inline]] inline bool username_ascii_ok(std::string_view v) noexcept {
+  return ascii_text(v.data(), v.size());
 }
 
 }  // namespace divert::ppv2::detail

@@ -623,10 +623,11 @@ TEST_CASE("tcp_connect: a username with a NUL or invalid UTF-8 is refused before
 
 // Issue 17, item 14: the Task is copied when the call is made. Changing or
 // destroying the caller's Task before the awaitable starts changes nothing.
-// (The temporaries below are caught by AddressSanitizer in CI's ASan build on
-// the old code; the changed Tasks fail on any build.)
+// (On the old code the changed Tasks and the temporaries fail the check on any
+// build, and AddressSanitizer reports the freed heap Task as a
+// heap-use-after-free.)
 TEST_CASE("tcp_connect, http_forward, https_forward own their Task from the call on") {
-  RecordingNextProxy np(4, 5);
+  RecordingNextProxy np(5, 5);
   auto& io = np.io;
   auto& connector = np.connector;
   int opened = 0;
@@ -654,17 +655,23 @@ TEST_CASE("tcp_connect, http_forward, https_forward own their Task from the call
     t->username = "mallory";
     t->initial_data = "bye!!";
   }
+  // A Task on the heap, freed before the awaitable starts.
+  auto t5 = std::make_unique<Task>(with_data("five.test:5", "erin"));
+  auto a5 = connector.tcp_connect(*t5);
+  t5.reset();
   asio::co_spawn(io, count(std::move(a3)), asio::detached);
   asio::co_spawn(io, count(std::move(a4)), asio::detached);
+  asio::co_spawn(io, count(std::move(a5)), asio::detached);
   io.run_for(10s);
-  CHECK(opened == 4);
-  REQUIRE(np.got.size() == 4);
+  CHECK(opened == 5);
+  REQUIRE(np.got.size() == 5);
   std::set<std::string> seen;
   for (const auto& g : np.got) {
     seen.insert(g.upstream + " " + g.username + " " + g.payload);
   }
   CHECK(seen == std::set<std::string>{"one.test:1 alice hello", "two.test:2 bob hello",
-                                      "three.test:3 carol hello", "four.test:4 dave hello"});
+                                      "three.test:3 carol hello", "four.test:4 dave hello",
+                                      "five.test:5 erin hello"});
 }
 
 TEST_CASE("https_forward owns its Task and TLS name from the call on") {
