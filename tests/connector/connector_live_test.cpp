@@ -535,7 +535,9 @@ TEST_CASE("https_forward refuses initial data (it would precede the handshake)")
 // Issue 17, items 1-3: the TLS verify name. OpenSSL 3 takes an empty name as
 // "no name check", fails to set a name holding a NUL or a zoned IPv6 literal;
 // with the return values ignored only the chain was verified in all three.
-// Now they are refused before anything is connected. A certificate naming the
+// Now they are refused before anything is connected. An IP-literal name is
+// checked against the certificate's IP subjectAltNames (DNS:localhost and
+// IP:127.0.0.1 here), not just the chain. A certificate naming the
 // host only in its CN no longer passes (subjectAltName only). 0xE1 is sent in
 // 0xE0's canonical form, and that form is what is verified.
 TEST_CASE("https_forward: bad TLS names refused before connecting; SAN only; 0xE1 canonical") {
@@ -571,23 +573,27 @@ TEST_CASE("https_forward: bad TLS names refused before connecting; SAN only; 0xE
         co_await attempt(connector, "LocalHost.");        // SAN DNS:localhost
         co_await attempt(connector, "::ffff:127.0.0.1");  // SAN IP:127.0.0.1
         co_await attempt(cn_connector, "localhost");      // CN=localhost, no SAN
+        co_await attempt(connector, "127.0.0.2");         // not an IP SAN
+        co_await attempt(connector, "::1");
         np.acc.close();
         cn_only.acc.close();
       },
       asio::detached);
   io.run_for(20s);
   const std::string invalid = std::make_error_code(std::errc::invalid_argument).message();
-  REQUIRE(results.size() == 6);
+  REQUIRE(results.size() == 8);
   CHECK(results[0] == invalid);
   CHECK(results[1] == invalid);
   CHECK(results[2] == invalid);
   CHECK(results[3] == "hi");
   CHECK(results[4] == "hi");
   CHECK_THAT(results[5], Catch::Contains("certificate verify failed"));
+  CHECK_THAT(results[6], Catch::Contains("certificate verify failed"));
+  CHECK_THAT(results[7], Catch::Contains("certificate verify failed"));
   // Nothing was connected for the refused names; 0xE1 as 0xE0 writes the host.
-  CHECK(np.tls_names == std::vector<std::string>{"localhost", "127.0.0.1"});
+  CHECK(np.tls_names == std::vector<std::string>{"localhost", "127.0.0.1", "127.0.0.2", "::1"});
   CHECK(cn_only.tls_names == std::vector<std::string>{"localhost"});
-  CHECK(connector.metrics().value(MetricsCounter::tcp_connect_attempt) == 2);
+  CHECK(connector.metrics().value(MetricsCounter::tcp_connect_attempt) == 4);
   CHECK(cn_connector.metrics().value(MetricsCounter::tls_handshake_error) == 1);
 }
 
