@@ -23,18 +23,27 @@ inline std::uint64_t nul_or_non_ascii(std::uint64_t w) noexcept {
 // call (the common case: names and user names are ASCII); text with any byte
 // of 0x80 or above, or a NUL, goes to the whole check.
 [[gnu::always_inline]] inline bool is_utf8_text(const char* s, std::size_t n) noexcept {
-  auto load = [s](std::size_t at, std::size_t size) {
-    std::uint64_t v = 0;  // little or big endian alike: only whole-word tests follow
-    std::memcpy(&v, s + at, size);
+  // Whole words of text only (no padding byte), so the byte order does not
+  // matter: only whole-word tests follow.
+  auto load64 = [s](std::size_t at) {
+    std::uint64_t v;
+    std::memcpy(&v, s + at, 8);
     return v;
+  };
+  auto load32 = [s](std::size_t at) {
+    std::uint32_t v;
+    std::memcpy(&v, s + at, 4);
+    return std::uint64_t{v};
   };
   std::uint64_t bad = 0;
   if (n >= 8) {
-    for (std::size_t i = 0; i + 8 < n; i += 8) bad |= nul_or_non_ascii(load(i, 8));
-    bad |= nul_or_non_ascii(load(n - 8, 8));
+    for (std::size_t i = 0; i + 8 < n; i += 8) bad |= nul_or_non_ascii(load64(i));
+    bad |= nul_or_non_ascii(load64(n - 8));
   } else if (n >= 4) {
-    // Two overlapping 4-byte loads in one word: no zero padding byte is tested.
-    bad = nul_or_non_ascii(load(0, 4) | load(n - 4, 4) << 32);
+    // Two overlapping 4-byte loads in one word (a 4-byte memcpy into a zeroed
+    // 64-bit word would land in its high half on a big-endian machine, and the
+    // shift would drop it).
+    bad = nul_or_non_ascii(load32(0) | load32(n - 4) << 32);
   } else {
     for (std::size_t i = 0; i < n; ++i) {
       const auto c = static_cast<unsigned char>(s[i]);
