@@ -111,8 +111,10 @@ class DIVERT_EXPORT DivertTcpConnector {
   // The Task is taken by value into the returned awaitable when the call is
   // made (pass std::move(task) to save the copy), so the caller's Task may be
   // destroyed at once, even before the awaitable starts: e.g.
-  // co_spawn(io, connector.tcp_connect(make_task()), detached). `ec` must stay
-  // alive until the awaitable completes. The overload without `ec` throws
+  // co_spawn(io, connector.tcp_connect(make_task()), detached). The awaitable
+  // also holds the connector's state: this handle may go first too (a
+  // temporary, a configuration reload). `ec` must stay alive until the
+  // awaitable completes. The overload without `ec` throws
   // std::system_error ("divert tcp_connect to <upstream>: <reason>").
   asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task) const;
   asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task, std::error_code& ec) const;
