@@ -718,6 +718,41 @@ TEST_CASE("https_forward owns its Task and TLS name from the call on") {
   np.acc.close();
 }
 
+namespace {
+asio::awaitable<void> await_relay(asio::awaitable<RelayResult> a, RelayResult& out, bool& done) {
+  out = co_await std::move(a);
+  done = true;
+}
+}  // namespace
+
+// relay() holds a copy of the connector handle: the last one may go (a
+// temporary here, a configuration reload in a host) while bytes flow, and the
+// relay still counts into the connector's metrics.
+TEST_CASE("relay keeps the connector's state when its handle is gone") {
+  asio::io_context io;
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto connected_pair = [&] {
+    tcp::socket a(io);
+    a.connect(acc.local_endpoint());
+    return std::pair<tcp::socket, tcp::socket>(std::move(a), acc.accept());
+  };
+  auto [client_peer, client] = connected_pair();
+  auto [stream, stream_peer] = connected_pair();
+  RelayResult result;
+  bool done = false;
+  asio::co_spawn(io, await_relay(connector_to(acc).relay(client, stream), result, done),
+                 asio::detached);
+  asio::write(client_peer, asio::buffer(std::string("ping")));
+  client_peer.shutdown(tcp::socket::shutdown_send);
+  asio::write(stream_peer, asio::buffer(std::string("pong!")));
+  stream_peer.shutdown(tcp::socket::shutdown_send);
+  io.run_for(10s);
+  REQUIRE(done);
+  CHECK(result.ok());
+  CHECK(result.upload_bytes == 4);
+  CHECK(result.download_bytes == 5);
+}
+
 // Issue 17, item 15: a next proxy that connects but fails the header's write
 // is one error, not an establish and an error.
 TEST_CASE("a failed header write counts one error and no establish") {
