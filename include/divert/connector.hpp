@@ -111,8 +111,10 @@ class DIVERT_EXPORT DivertTcpConnector {
   // The Task is taken by value into the returned awaitable when the call is
   // made (pass std::move(task) to save the copy), so the caller's Task may be
   // destroyed at once, even before the awaitable starts: e.g.
-  // co_spawn(io, connector.tcp_connect(make_task()), detached). `ec` must stay
-  // alive until the awaitable completes. The overload without `ec` throws
+  // co_spawn(io, connector.tcp_connect(make_task()), detached). The awaitable
+  // also holds the connector's state: this handle may go first too (a
+  // temporary, a configuration reload). `ec` must stay alive until the
+  // awaitable completes. The overload without `ec` throws
   // std::system_error ("divert tcp_connect to <upstream>: <reason>").
   asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task) const;
   asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task, std::error_code& ec) const;
@@ -149,12 +151,12 @@ class DIVERT_EXPORT DivertTcpConnector {
 
   // Relays client <-> stream with the configured tcp_sock_speed_limit
   // (upload = client -> next proxy) and counts escaper.traffic.{out,in}.bytes.
+  // The awaitable holds a copy of this handle (the metrics stay alive);
+  // `client` and `stream` must outlive it.
   template <class ClientStream, class ProxyStream>
   asio::awaitable<RelayResult> relay(ClientStream& client, ProxyStream& stream,
                                      RelayOptions options = {}) const {
-    options.speed_limit = config().tcp_sock_speed_limit;
-    options.metrics = &metrics();
-    co_return co_await divert::relay(client, stream, options);
+    return relay_holding(*this, client, stream, std::move(options));
   }
 
   const ConnectorConfig& config() const noexcept;
@@ -167,6 +169,14 @@ class DIVERT_EXPORT DivertTcpConnector {
  private:
   struct State;
   explicit DivertTcpConnector(std::shared_ptr<State> s) : s_(std::move(s)) {}
+  // relay()'s coroutine; `self` keeps the state alive in its frame.
+  template <class ClientStream, class ProxyStream>
+  static asio::awaitable<RelayResult> relay_holding(DivertTcpConnector self, ClientStream& client,
+                                                    ProxyStream& stream, RelayOptions options) {
+    options.speed_limit = self.config().tcp_sock_speed_limit;
+    options.metrics = &self.metrics();
+    co_return co_await divert::relay(client, stream, options);
+  }
   std::shared_ptr<State> s_;
 };
 

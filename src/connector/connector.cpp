@@ -125,9 +125,19 @@ struct DivertTcpConnector::State {
   // Reports an error through *ec_out, or throws std::system_error naming
   // `what` when ec_out is null (the throwing entry points: no wrapper frame).
   // `task` lives in the coroutine frame (the caller's Task may be gone before
-  // the awaitable starts); *tls_name must outlive the awaitable.
-  asio::awaitable<tcp::socket> connect(Task task, const std::string* tls_name,
-                                       std::error_code* ec_out, const char* what);
+  // the awaitable starts); *tls_name must outlive the awaitable. `self` (this
+  // State) too: the frame keeps the State alive when the caller's last
+  // DivertTcpConnector handle is gone (a temporary, a reload) before it ends.
+  asio::awaitable<tcp::socket> connect(std::shared_ptr<State> self, Task task,
+                                       const std::string* tls_name, std::error_code* ec_out,
+                                       const char* what);
+#if defined(DIVERT_WITH_TLS)
+  // https_forward's body, and its throwing form; `self` as for connect().
+  asio::awaitable<TlsStream> https(std::shared_ptr<State> self, Task task, std::string tls_name,
+                                   asio::ssl::context& ctx, std::error_code& ec);
+  asio::awaitable<TlsStream> https_or_throw(std::shared_ptr<State> self, Task task,
+                                            std::string tls_name, asio::ssl::context& ctx);
+#endif
 };
 
 namespace {
@@ -158,7 +168,8 @@ std::error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs
 }
 }  // namespace
 
-asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(Task task,
+asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<State> /*self*/,
+                                                                Task task,
                                                                 const std::string* tls_name,
                                                                 std::error_code* ec_out,
                                                                 const char* what) {
@@ -285,20 +296,20 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(Task task,
 // Not coroutines: each returns State::connect's awaitable itself (one frame
 // per connection, not two), the Task moved into it.
 asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task, std::error_code& ec) const {
-  return s_->connect(std::move(task), nullptr, &ec, "tcp_connect");
+  return s_->connect(s_, std::move(task), nullptr, &ec, "tcp_connect");
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task) const {
-  return s_->connect(std::move(task), nullptr, nullptr, "tcp_connect");
+  return s_->connect(s_, std::move(task), nullptr, nullptr, "tcp_connect");
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task,
                                                               std::error_code& ec) const {
-  return s_->connect(std::move(task), nullptr, &ec, "http_forward");
+  return s_->connect(s_, std::move(task), nullptr, &ec, "http_forward");
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task) const {
-  return s_->connect(std::move(task), nullptr, nullptr, "http_forward");
+  return s_->connect(s_, std::move(task), nullptr, nullptr, "http_forward");
 }
 
 #if defined(DIVERT_WITH_TLS)
@@ -325,8 +336,20 @@ bool setup_tls_verification(asio::ssl::stream<tcp::socket>& stream, const Upstre
 }
 }  // namespace
 
+// Not coroutines either: State's coroutines hold the State (see connect()).
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
     Task task, std::string tls_name, asio::ssl::context& ctx, std::error_code& ec) const {
+  return s_->https(s_, std::move(task), std::move(tls_name), ctx, ec);
+}
+
+asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
+    Task task, std::string tls_name, asio::ssl::context& ctx) const {
+  return s_->https_or_throw(s_, std::move(task), std::move(tls_name), ctx);
+}
+
+asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
+    std::shared_ptr<State> self, Task task, std::string tls_name, asio::ssl::context& ctx,
+    std::error_code& ec) {
   auto ex = co_await asio::this_coro::executor;
   if (!task.initial_data.empty()) {
     ec = asio::error::invalid_argument;
@@ -339,19 +362,20 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward
   const std::string upstream = task.upstream.to_string();
   if (!name) {
     // (the name itself is not logged: it may hold control characters)
-    s_->cfg.shared_logger.logf(LogLevel::warn, "", "https_forward to {}: TLS name refused: {}",
-                               upstream, name.reason);
+    cfg.shared_logger.logf(LogLevel::warn, "", "https_forward to {}: TLS name refused: {}",
+                           upstream, name.reason);
     ec = asio::error::invalid_argument;
     co_return TlsStream(tcp::socket(ex), ctx);
   }
   tls_name = name.addr->host();
-  auto sock = co_await s_->connect(std::move(task), &tls_name, &ec, "https_forward");
+  // A copy: this frame goes on using the State after connect() returns.
+  auto sock = co_await connect(self, std::move(task), &tls_name, &ec, "https_forward");
   TlsStream stream(std::move(sock), ctx);
   if (ec) co_return stream;
 
-  if (!setup_tls_verification(stream, *name.addr, s_->cfg.tls_verify_peer)) {
-    s_->cfg.shared_logger.logf(
-        LogLevel::warn, "", "https_forward to {}: OpenSSL refused TLS name {}", upstream, tls_name);
+  if (!setup_tls_verification(stream, *name.addr, cfg.tls_verify_peer)) {
+    cfg.shared_logger.logf(LogLevel::warn, "", "https_forward to {}: OpenSSL refused TLS name {}",
+                           upstream, tls_name);
     ec = asio::error::invalid_argument;
     std::error_code ignored;
     stream.lowest_layer().close(ignored);
@@ -359,7 +383,7 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward
   }
 
   using namespace asio::experimental::awaitable_operators;
-  asio::steady_timer timer(ex, s_->cfg.tls_handshake_timeout);
+  asio::steady_timer timer(ex, cfg.tls_handshake_timeout);
   std::variant<std::tuple<std::error_code>, std::tuple<std::error_code>> res;
   try {
     res = co_await (stream.async_handshake(asio::ssl::stream_base::client,
@@ -376,21 +400,21 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward
     }
   }
   if (ec) {
-    s_->metrics.add(ec == errc::tls_handshake_timeout ? MetricsCounter::tls_handshake_timeout
-                                                      : MetricsCounter::tls_handshake_error);
-    s_->cfg.shared_logger.logf(LogLevel::warn, "", "TLS handshake with {} ({}) failed: {}",
-                               upstream, tls_name, ec.message());
+    metrics.add(ec == errc::tls_handshake_timeout ? MetricsCounter::tls_handshake_timeout
+                                                  : MetricsCounter::tls_handshake_error);
+    cfg.shared_logger.logf(LogLevel::warn, "", "TLS handshake with {} ({}) failed: {}", upstream,
+                           tls_name, ec.message());
     std::error_code ignored;
     stream.lowest_layer().close(ignored);
   }
   co_return stream;
 }
 
-asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
-    Task task, std::string tls_name, asio::ssl::context& ctx) const {
+asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https_or_throw(
+    std::shared_ptr<State> self, Task task, std::string tls_name, asio::ssl::context& ctx) {
   std::error_code ec;
   auto upstream = task.upstream.to_string();
-  auto s = co_await https_forward(std::move(task), std::move(tls_name), ctx, ec);
+  auto s = co_await https(std::move(self), std::move(task), std::move(tls_name), ctx, ec);
   if (ec) throw std::system_error(ec, "divert https_forward to " + upstream);
   co_return s;
 }

@@ -535,7 +535,9 @@ TEST_CASE("https_forward refuses initial data (it would precede the handshake)")
 // Issue 17, items 1-3: the TLS verify name. OpenSSL 3 takes an empty name as
 // "no name check", fails to set a name holding a NUL or a zoned IPv6 literal;
 // with the return values ignored only the chain was verified in all three.
-// Now they are refused before anything is connected. A certificate naming the
+// Now they are refused before anything is connected. An IP-literal name is
+// checked against the certificate's IP subjectAltNames (DNS:localhost and
+// IP:127.0.0.1 here), not just the chain. A certificate naming the
 // host only in its CN no longer passes (subjectAltName only). 0xE1 is sent in
 // 0xE0's canonical form, and that form is what is verified.
 TEST_CASE("https_forward: bad TLS names refused before connecting; SAN only; 0xE1 canonical") {
@@ -571,23 +573,27 @@ TEST_CASE("https_forward: bad TLS names refused before connecting; SAN only; 0xE
         co_await attempt(connector, "LocalHost.");        // SAN DNS:localhost
         co_await attempt(connector, "::ffff:127.0.0.1");  // SAN IP:127.0.0.1
         co_await attempt(cn_connector, "localhost");      // CN=localhost, no SAN
+        co_await attempt(connector, "127.0.0.2");         // not an IP SAN
+        co_await attempt(connector, "::1");
         np.acc.close();
         cn_only.acc.close();
       },
       asio::detached);
   io.run_for(20s);
   const std::string invalid = std::make_error_code(std::errc::invalid_argument).message();
-  REQUIRE(results.size() == 6);
+  REQUIRE(results.size() == 8);
   CHECK(results[0] == invalid);
   CHECK(results[1] == invalid);
   CHECK(results[2] == invalid);
   CHECK(results[3] == "hi");
   CHECK(results[4] == "hi");
   CHECK_THAT(results[5], Catch::Contains("certificate verify failed"));
+  CHECK_THAT(results[6], Catch::Contains("certificate verify failed"));
+  CHECK_THAT(results[7], Catch::Contains("certificate verify failed"));
   // Nothing was connected for the refused names; 0xE1 as 0xE0 writes the host.
-  CHECK(np.tls_names == std::vector<std::string>{"localhost", "127.0.0.1"});
+  CHECK(np.tls_names == std::vector<std::string>{"localhost", "127.0.0.1", "127.0.0.2", "::1"});
   CHECK(cn_only.tls_names == std::vector<std::string>{"localhost"});
-  CHECK(connector.metrics().value(MetricsCounter::tcp_connect_attempt) == 2);
+  CHECK(connector.metrics().value(MetricsCounter::tcp_connect_attempt) == 4);
   CHECK(cn_connector.metrics().value(MetricsCounter::tls_handshake_error) == 1);
 }
 
@@ -641,10 +647,13 @@ TEST_CASE("tcp_connect, http_forward, https_forward own their Task from the call
     t.initial_data = "hello";
     return t;
   };
-  // Temporaries, gone before the awaitables start (co_spawn only queues them).
-  asio::co_spawn(io, count(connector.tcp_connect(with_data("one.test:1", "alice"))),
+  // Temporaries, gone before the awaitables start (co_spawn only queues them):
+  // the Tasks, and the connector handles (the last handle may go, as on a
+  // configuration reload; the awaitable keeps the connector's state).
+  asio::co_spawn(io, count(connector_to(np.acc).tcp_connect(with_data("one.test:1", "alice"))),
                  asio::detached);
-  asio::co_spawn(io, count(connector.http_forward(with_data("two.test:2", "bob"))), asio::detached);
+  asio::co_spawn(io, count(connector_to(np.acc).http_forward(with_data("two.test:2", "bob"))),
+                 asio::detached);
   // Named Tasks changed right after the call.
   Task t3 = with_data("three.test:3", "carol");
   auto a3 = connector.tcp_connect(t3);
@@ -694,10 +703,16 @@ TEST_CASE("https_forward owns its Task and TLS name from the call on") {
       results.push_back(x.what());
     }
   };
-  // A temporary Task and name, and a Task whose initial data and upstream
-  // change after the call.
+  // A temporary Task, name and connector handle (both overloads), and a Task
+  // whose initial data and upstream change after the call.
+  asio::co_spawn(
+      io,
+      done(tls_connector_to(np).https_forward(make_task("localhost:443"), "localhost", trusted)),
+      asio::detached);
+  std::error_code ec;
   asio::co_spawn(io,
-                 done(connector.https_forward(make_task("localhost:443"), "localhost", trusted)),
+                 done(tls_connector_to(np).https_forward(make_task("localhost:443"), "localhost",
+                                                         trusted, ec)),
                  asio::detached);
   Task t = make_task("localhost:443");
   auto a = connector.https_forward(t, "localhost", trusted);
@@ -705,8 +720,44 @@ TEST_CASE("https_forward owns its Task and TLS name from the call on") {
   t.upstream = UpstreamAddr::parse("changed.test:9");
   asio::co_spawn(io, done(std::move(a)), asio::detached);
   io.run_for(10s);
-  CHECK(results == std::vector<std::string>{"open", "open"});
+  CHECK(results == std::vector<std::string>{"open", "open", "open"});
+  CHECK_FALSE(ec);
   np.acc.close();
+}
+
+namespace {
+asio::awaitable<void> await_relay(asio::awaitable<RelayResult> a, RelayResult& out, bool& done) {
+  out = co_await std::move(a);
+  done = true;
+}
+}  // namespace
+
+// relay() holds a copy of the connector handle: the last one may go (a
+// temporary here, a configuration reload in a host) while bytes flow, and the
+// relay still counts into the connector's metrics.
+TEST_CASE("relay keeps the connector's state when its handle is gone") {
+  asio::io_context io;
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto connected_pair = [&] {
+    tcp::socket a(io);
+    a.connect(acc.local_endpoint());
+    return std::pair<tcp::socket, tcp::socket>(std::move(a), acc.accept());
+  };
+  auto [client_peer, client] = connected_pair();
+  auto [stream, stream_peer] = connected_pair();
+  RelayResult result;
+  bool done = false;
+  asio::co_spawn(io, await_relay(connector_to(acc).relay(client, stream), result, done),
+                 asio::detached);
+  asio::write(client_peer, asio::buffer(std::string("ping")));
+  client_peer.shutdown(tcp::socket::shutdown_send);
+  asio::write(stream_peer, asio::buffer(std::string("pong!")));
+  stream_peer.shutdown(tcp::socket::shutdown_send);
+  io.run_for(10s);
+  REQUIRE(done);
+  CHECK(result.ok());
+  CHECK(result.upload_bytes == 4);
+  CHECK(result.download_bytes == 5);
 }
 
 // Issue 17, item 15: a next proxy that connects but fails the header's write
