@@ -17,6 +17,7 @@
 #include "common/http_request.hpp"
 #include "common/server.hpp"
 #include "divert/connector.hpp"
+#include "divert/ppv2/encoder.hpp"
 
 using namespace divert;
 using namespace divert::examples;
@@ -527,7 +528,13 @@ int main(int argc, char** argv) {
     for (auto& u : cli.all("user")) {
       auto colon = u.find(':');
       if (colon == std::string::npos || colon == 0) throw usage_error("--user needs NAME:PASSWORD");
-      cfg.users.add(u.substr(0, colon), u.substr(colon + 1));
+      std::string name = u.substr(0, colon);
+      // The name goes to the next proxy in TLV 0xE2, which carries UTF-8 only.
+      ppv2::HeaderSpec only_name;
+      only_name.username = name;
+      if (ppv2::encoded_size(only_name).ec)
+        throw usage_error("--user: the name must be UTF-8 without NUL (it is sent in TLV 0xE2)");
+      cfg.users.add(std::move(name), u.substr(colon + 1));
     }
     cfg.tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
     if (cli.has("ca-file")) cfg.tls->load_verify_file(cli.get("ca-file"));

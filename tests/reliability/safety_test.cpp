@@ -227,7 +227,10 @@ TEST_CASE(
   CHECK(peak <= baseline + kCap + kMargin);
 }
 
-TEST_CASE("next proxy log line parses as JSON for a user name with bytes 0x7F-0xFF and quotes",
+// A user name travels in TLV 0xE2, which carries UTF-8 only (design.md): the
+// characters U+007F-U+00FF go as UTF-8, and a name with bytes that are not
+// UTF-8 is refused when the forward proxy starts (it could never be sent).
+TEST_CASE("next proxy log line parses as JSON for a user name with U+007F-U+00FF and quotes",
           "[safety][json]") {
   std::string python = "/usr/bin/python3";
   if (!std::filesystem::exists(python)) {
@@ -237,7 +240,14 @@ TEST_CASE("next proxy log line parses as JSON for a user name with bytes 0x7F-0x
   }
   TempDir dir;
   std::string name = "al\"ice\\";
-  for (int b = 0x7F; b <= 0xFF; ++b) name.push_back(static_cast<char>(b));
+  for (unsigned cp = 0x7F; cp <= 0xFF; ++cp) {
+    if (cp < 0x80) {
+      name.push_back(static_cast<char>(cp));
+    } else {
+      name.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      name.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
   name += "\xc3\xa9'end";
   const std::string password = "pw";
   AcceptingPeer origin([](int fd, int) {
@@ -264,8 +274,18 @@ TEST_CASE("next proxy log line parses as JSON for a user name with bytes 0x7F-0x
                        10s);
   INFO(line);
   CHECK(r.status == 0);
-  // Quotes and backslash kept, DEL escaped, invalid bytes as U+FFFD, é kept.
-  CHECK(r.out.rfind("al\"ice\\\\\\x7f\\ufffd", 0) == 0);
-  CHECK(r.out.find("\\ufffd") != std::string::npos);
-  CHECK(r.out.find("\\xe9'end") != std::string::npos);
+  // Quotes, backslash and every character kept (DEL and C1 controls escaped in the line).
+  CHECK(r.out.rfind("al\"ice\\\\\\x7f\\x80\\x81", 0) == 0);
+  CHECK(r.out.find("\\x9f\\xa0") != std::string::npos);
+  CHECK(r.out.find("\\xfe\\xff\\xe9'end") != std::string::npos);
+  CHECK(line.find("\\u0085") != std::string::npos);  // NEL, a line break to some readers
+
+  // Raw bytes 0x7F-0xFF are no UTF-8: such a name is a usage error at start.
+  std::string raw = "bad";
+  for (int b = 0x7F; b <= 0xFF; ++b) raw.push_back(static_cast<char>(b));
+  auto bad = run_command({bin("divert-forward-proxy"), "--listen", "127.0.0.1:0", "--next-proxy",
+                          loopback(np.port), "--user", raw + ":pw"},
+                         10s);
+  INFO(bad.out);
+  CHECK(bad.status == 2);
 }
