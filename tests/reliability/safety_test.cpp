@@ -102,6 +102,9 @@ TEST_CASE("forward proxy destination policy: 403 and nothing diverted; allowed w
       {"[ff02::1]:80", 403, 403},
       {own, 403, 403},   // loose's own listen address: loop guard, no allow lifts it
       {next, 403, 403},  // its next proxy: loop guard
+      // A next proxy on loopback may listen on every address of the host.
+      {"127.0.0.2:" + std::to_string(sink.port()), 403, 403},
+      {"[::1]:" + std::to_string(sink.port()), 403, 403},
       // Not valid hosts: IPv4 shorthand and the unspecified address are
       // refused as requests (400) before any policy: nothing is diverted.
       {"0.0.0.0:" + port, 400, 400},
