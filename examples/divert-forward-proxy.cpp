@@ -500,7 +500,7 @@ int main(int argc, char** argv) {
       .option("set", "KEY=VALUE",
               "any connector key in the seed's syntax, e.g. tcp_connect.max_retry=1", true)
       .option("response-timeout", "DURATION",
-              "forwards: 504 when no response byte in time (default 60s)")
+              "forwards: 504 when no response byte in time (default 60s, 0: never)")
       .option("head-timeout", "DURATION",
               "each request head within this long of its first byte (the first request's "
               "of the accept; default 30s, 0: never)")
