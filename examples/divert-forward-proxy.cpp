@@ -17,6 +17,7 @@
 #include "common/http_request.hpp"
 #include "common/server.hpp"
 #include "divert/connector.hpp"
+#include "divert/ppv2/encoder.hpp"
 
 using namespace divert;
 using namespace divert::examples;
@@ -74,7 +75,8 @@ using LowestLayer = tcp::socket::lowest_layer_type;
 constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 // Cancels the pending operations on `socket` when `timeout` passes without
-// progress (touch() restarts the wait from now). The timer's handler may run
+// progress (touch() restarts the wait from now); a zero timeout never fires
+// (the options' "0: never"). The timer's handler may run
 // after the owner is gone (a completion already queued when cancel() is
 // called): it touches only the shared state, and the socket only while the
 // guarded operation is still pending (one thread per connection, so no
@@ -83,7 +85,7 @@ class Deadline {
  public:
   Deadline(LowestLayer& socket, std::chrono::milliseconds timeout)
       : state_(std::make_shared<State>(socket.get_executor(), timeout)) {
-    arm(state_, &socket);
+    if (timeout.count() > 0) arm(state_, &socket);
   }
   Deadline(const Deadline&) = delete;
   Deadline& operator=(const Deadline&) = delete;
@@ -304,6 +306,14 @@ asio::awaitable<void> send_request(ClientConn& c, Stream& upstream, RequestParse
   if (!x.response_done) upstream.lowest_layer().cancel(ignored);
 }
 
+// Writes response bytes to the client. A client that takes in none of them
+// for idle_timeout (it stopped reading) is given up on: the write fails.
+asio::awaitable<std::error_code> write_to_client(ClientConn& c, std::string_view data) {
+  Deadline stalled(c.socket, c.cfg.idle_timeout);
+  auto [ec, n] = co_await asio::async_write(c.socket, asio::buffer(data), as_tuple);
+  co_return ec;
+}
+
 // Relays the response (interim 1xx ones, then the final one) to the client
 // unchanged, finding its end with ResponseParser. Answers 502/504 itself
 // while nothing of the response reached the client.
@@ -361,8 +371,7 @@ asio::awaitable<void> relay_response(ClientConn& c, Stream& upstream, const Requ
         co_return;
       }
       if (rsp->state() != ResponseParser::State::head && !pending.empty()) {
-        auto [wec, w] = co_await asio::async_write(c.socket, asio::buffer(pending), as_tuple);
-        if (wec) {
+        if (co_await write_to_client(c, pending)) {
           x.close_client = true;
           co_return;
         }
@@ -395,7 +404,7 @@ asio::awaitable<void> relay_response(ClientConn& c, Stream& upstream, const Requ
       bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
       if (eof) rsp->feed_eof();
       if (eof && rsp->state() == ResponseParser::State::complete) {
-        if (!pending.empty()) co_await asio::async_write(c.socket, asio::buffer(pending), as_tuple);
+        if (!pending.empty()) co_await write_to_client(c, pending);
         x.close_client = true;  // close-delimited: the client reads up to our close
         break;
       }
@@ -491,12 +500,15 @@ int main(int argc, char** argv) {
       .option("set", "KEY=VALUE",
               "any connector key in the seed's syntax, e.g. tcp_connect.max_retry=1", true)
       .option("response-timeout", "DURATION",
-              "forwards: 504 when no response byte in time (default 60s)")
+              "forwards: 504 when no response byte in time (default 60s, 0: never)")
+      .option("head-timeout", "DURATION",
+              "each request head within this long of its first byte (the first request's "
+              "of the accept; default 30s, 0: never)")
       .option("log", "LEVEL", "log to stderr at this level (default off)")
-      .option(
-          "idle-timeout", "DURATION",
-          "close a kept-alive client connection idle this long between requests, a tunnel "
-          "with no byte either way (default 300s, 0: never)");
+      .option("idle-timeout", "DURATION",
+              "close a kept-alive client connection idle this long between requests, a tunnel "
+              "with no byte either way, a client that reads none of its response (default "
+              "300s, 0: never)");
   server_cli_options(cli);
   destination_cli_options(cli);
   try {
@@ -509,12 +521,20 @@ int main(int argc, char** argv) {
     cfg.connector.emplace(b.build());
     if (cli.has("response-timeout"))
       cfg.response_timeout = parse_duration("--response-timeout", cli.get("response-timeout"));
+    if (cli.has("head-timeout"))
+      cfg.head_timeout = parse_duration("--head-timeout", cli.get("head-timeout"));
     if (cli.has("idle-timeout"))
       cfg.idle_timeout = parse_duration("--idle-timeout", cli.get("idle-timeout"));
     for (auto& u : cli.all("user")) {
       auto colon = u.find(':');
       if (colon == std::string::npos || colon == 0) throw usage_error("--user needs NAME:PASSWORD");
-      cfg.users.add(u.substr(0, colon), u.substr(colon + 1));
+      std::string name = u.substr(0, colon);
+      // The name goes to the next proxy in TLV 0xE2, which carries UTF-8 only.
+      ppv2::HeaderSpec only_name;
+      only_name.username = name;
+      if (ppv2::encoded_size(only_name).ec)
+        throw usage_error("--user: the name must be UTF-8 without NUL (it is sent in TLV 0xE2)");
+      cfg.users.add(std::move(name), u.substr(colon + 1));
     }
     cfg.tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
     if (cli.has("ca-file")) cfg.tls->load_verify_file(cli.get("ca-file"));

@@ -53,21 +53,31 @@ DestinationGate make_destination_gate(const Cli& cli, const asio::ip::tcp::endpo
   gate.pass_unresolved = cli.has("pass-unresolved");
   if (connector.config().resolver) gate.resolver = connector.config().resolver;
 
+  // `port` on every address of this host: loopback, unspecified, interfaces.
+  const auto interfaces = net::interface_addresses();
+  auto guard_this_host = [&](std::uint16_t port) {
+    gate.policy.guard(asio::ip::address_v4::any(), port);
+    for (const auto& a : interfaces) gate.policy.guard(a, port);
+  };
   gate.policy.guard(listen.address(), listen.port());
-  if (listen.address().is_unspecified()) {
-    for (const auto& a : net::interface_addresses()) gate.policy.guard(a, listen.port());
-  }
+  if (listen.address().is_unspecified()) guard_this_host(listen.port());
+  // A next proxy on this host (a loopback address) may listen on all of its
+  // addresses (127.0.0.2 or ::1 reach a wildcard listener): guarded on each.
+  auto guard_next_proxy = [&](const asio::ip::address& a, std::uint16_t port) {
+    gate.policy.guard(a, port);
+    if (net::unmap_v4(a).is_loopback()) guard_this_host(port);
+  };
   asio::io_context io;
   asio::ip::tcp::resolver names(io);
   for (const auto& np : connector.config().proxy_addr) {
     if (np.addr.is_ip()) {
-      gate.policy.guard(np.addr.ip(), np.addr.port());
+      guard_next_proxy(np.addr.ip(), np.addr.port());
       continue;
     }
     gate.guarded_names.push_back(np.addr);
     std::error_code ec;  // a name that does not resolve now is guarded by name only
     for (const auto& e : names.resolve(np.addr.host(), "", ec))
-      gate.policy.guard(e.endpoint().address(), np.addr.port());
+      guard_next_proxy(e.endpoint().address(), np.addr.port());
   }
   return gate;
 }

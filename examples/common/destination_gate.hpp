@@ -50,7 +50,8 @@ Cli& destination_cli_options(Cli& cli);
 // Builds the gate: the options above, plus the loop guard over `listen` (a
 // wildcard listen address guards its port on loopback and on every interface
 // address) and over every next proxy of `connector` (IP addresses as given,
-// names by name and by their addresses resolved once now). Throws usage_error
+// names by name and by their addresses resolved once now; one on loopback is
+// guarded like a wildcard listener, on every address of this host). Throws usage_error
 // or config_error naming a bad value.
 DestinationGate make_destination_gate(const Cli& cli, const asio::ip::tcp::endpoint& listen,
                                       const DivertTcpConnector& connector);

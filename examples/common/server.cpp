@@ -83,9 +83,19 @@ void Server::bind() {
 
 asio::ip::tcp::endpoint Server::local_endpoint() const { return workers_.front()->acceptor.local_endpoint(); }
 
+bool Server::claim_slot() noexcept {
+  auto n = active_.load();
+  do {
+    if (opts_.max_connections > 0 && n >= opts_.max_connections) return false;
+  } while (!active_.compare_exchange_weak(n, n + 1));
+  return true;
+}
+
 asio::awaitable<void> Server::accept_loop(Worker& w) {
   for (;;) {
-    while (opts_.max_connections > 0 && active_.load() >= opts_.max_connections) {
+    // The connection's slot is taken before accept(): several workers woken
+    // at once could otherwise each accept one, past the cap.
+    while (!claim_slot()) {
       // At the cap: no accept() until a connection closes; new ones wait in
       // the listen backlog. The check and the wait start in one step on this
       // worker's only thread, and the wake-up is posted to it, so none is lost.
@@ -96,8 +106,12 @@ asio::awaitable<void> Server::accept_loop(Worker& w) {
     asio::ip::tcp::endpoint peer;
     auto [ec, sock] =
         co_await w.acceptor.async_accept(peer, asio::experimental::as_tuple(asio::use_awaitable));
-    if (ec == asio::error::operation_aborted || !w.acceptor.is_open()) co_return;
+    if (ec == asio::error::operation_aborted || !w.acceptor.is_open()) {
+      connection_closed();  // the slot taken for it
+      co_return;
+    }
     if (ec) {
+      connection_closed();
       // EMFILE and friends: back off a little instead of spinning.
       asio::steady_timer t(w.io, std::chrono::milliseconds(50));
       co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
@@ -106,9 +120,11 @@ asio::awaitable<void> Server::accept_loop(Worker& w) {
     asio::ip::tcp::endpoint local = w.bound;
     if (local.address().is_unspecified()) {  // a wildcard listener: ask which address
       local = sock.local_endpoint(ec);
-      if (ec) continue;  // already gone; the socket closes here
+      if (ec) {  // already gone; the socket closes here
+        connection_closed();
+        continue;
+      }
     }
-    ++active_;
     Accepted conn{std::move(sock), peer, local};
     asio::co_spawn(w.io, handler_(std::move(conn)), [this](std::exception_ptr e) {
       connection_closed();

@@ -60,7 +60,8 @@ struct ServerOptions {
   // no handler needs a setsockopt() per connection for it.
   bool no_delay = true;
   // Open connections at most (handlers running plus keep_open() holders, see
-  // active()); 0: no cap. At the cap the workers stop calling accept(), so new
+  // active(), which also counts the slot of each worker waiting in accept());
+  // 0: no cap. At the cap the workers stop calling accept(), so new
   // connections wait in the kernel's listen backlog (no descriptor spent on
   // them) until one closes; past the backlog the kernel drops SYNs and
   // clients retry. Bounds the descriptors a flood can take: a handler uses a
@@ -102,6 +103,8 @@ class Server {
  private:
   struct Worker;
   asio::awaitable<void> accept_loop(Worker& w);
+  // Counts one more connection unless at max_connections (then false). Any thread.
+  bool claim_slot() noexcept;
   // One open connection less; wakes the workers paused at max_connections.
   // Any thread.
   void connection_closed() noexcept;

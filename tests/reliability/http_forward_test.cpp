@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -670,6 +671,97 @@ TEST_CASE("keep-alive: a client connection idle past --idle-timeout is closed, n
   CHECK(took < 3s);
   // The upstream connection it kept went with it.
   CHECK(fds_back_to(chain.fp.proc->pid(), fds));
+}
+
+TEST_CASE("keep-alive: --idle-timeout 0 (never) keeps a connection and waits for a body's pieces") {
+  Origin a("A");
+  Chain chain({"--idle-timeout", "0"});
+  auto url = "http://127.0.0.1:" + std::to_string(a.port());
+  Client c(chain.fp.port);
+  c.send(get(url + "/first"));
+  CHECK(c.read_response().status == 200);
+  std::this_thread::sleep_for(200ms);  // between requests: the connection stays open
+  c.send("POST " + url + "/upload HTTP/1.1\r\nHost: x\r\n" + kAuth + "Content-Length: 5\r\n\r\nhe");
+  std::this_thread::sleep_for(200ms);  // the rest of the body comes in a later read
+  c.send("llo");
+  auto r = c.read_response();
+  CHECK(r.status == 200);
+  CHECK(r.body.rfind("A POST /upload 5 ", 0) == 0);
+  CHECK(a.lines() == std::vector<std::string>{"GET /first", "POST /upload"});
+}
+
+TEST_CASE("keep-alive: a client that stops reading its response is closed after --idle-timeout") {
+  // An origin with a response far larger than the sockets' buffers, written
+  // as fast as it is taken, for 10 s at most.
+  AcceptingPeer origin([](int fd, int) {
+    read_some(fd, 2s);
+    send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n");
+    const std::string block(64 * 1024, 'x');
+    for (auto until = Clock::now() + 10s; Clock::now() < until;) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      if (::send(fd, block.data(), block.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
+          errno != EAGAIN)
+        return;
+    }
+  });
+  Chain chain({"--idle-timeout", "1s"});
+  const int pid = chain.fp.proc->pid();
+  auto fds = settled_fd_count(pid);
+  auto c = connect_to(chain.fp.port);
+  REQUIRE(c.fd >= 0);
+  REQUIRE(send_all(c.fd, get("http://127.0.0.1:" + std::to_string(origin.port()) + "/big")));
+  // Never read: the proxy's writes stall once the client's buffers are full.
+  REQUIRE(wait_until([&] { return proc_fds(pid).sockets >= fds.sockets + 2; }, 5s));
+  auto t0 = Clock::now();
+  CHECK(fds_back_to(pid, fds, 6s));
+  CHECK(Clock::now() - t0 < 5s);
+}
+
+TEST_CASE(
+    "head timeout: --head-timeout bounds each request head, counted per request (slowloris)") {
+  Origin a("A");
+  Chain chain({"--head-timeout", "1s"});
+  auto url = "http://127.0.0.1:" + std::to_string(a.port());
+  // Sends `head` a byte every 100 ms (3 s in all) unless the proxy closes
+  // first; returns how long the proxy took to close after the first byte.
+  auto trickle = [](int fd, const std::string& head) {
+    auto t0 = Clock::now();
+    for (char ch : head) {
+      if (!send_all(fd, &ch, 1)) break;
+      auto r = read_until_close(fd, 100ms);
+      if (r.closed) return r.when_closed - t0;
+    }
+    auto r = read_until_close(fd, 3s);
+    return r.closed ? r.when_closed - t0 : Clock::duration::max();
+  };
+  const auto head = get(url + "/slow").substr(0, 30);
+  SECTION("the first request") {
+    auto c = connect_to(chain.fp.port);
+    REQUIRE(c.fd >= 0);
+    auto took = trickle(c.fd, head);
+    CHECK(took >= 900ms);
+    CHECK(took < 2500ms);
+  }
+  SECTION("a request on a kept-alive connection, after a wait longer than the head timeout") {
+    Client c(chain.fp.port);
+    c.send(get(url + "/first"));
+    CHECK(c.read_response().status == 200);
+    std::this_thread::sleep_for(1500ms);  // between requests --idle-timeout applies
+    c.send(get(url + "/second"));
+    CHECK(c.read_response().status == 200);
+  }
+  SECTION("a kept-alive connection's next head") {
+    auto c = connect_to(chain.fp.port);
+    REQUIRE(c.fd >= 0);
+    REQUIRE(send_all(c.fd, get(url + "/first")));
+    CHECK(divert::test::http_status(read_some(c.fd, 5s)) == 200);
+    std::this_thread::sleep_for(1500ms);
+    auto took = trickle(c.fd, head);
+    CHECK(took >= 900ms);
+    CHECK(took < 2500ms);
+  }
+  CHECK(a.lines().size() <= 2);  // no trickled request got through
 }
 
 // ------------------------------------------------------------ uploads
