@@ -498,7 +498,7 @@ int main(int argc, char** argv) {
       .option("user", "NAME:PASSWORD", "require Basic proxy auth with these users", true)
       .option("ca-file", "FILE", "CA certificates trusted for https forward (default: system)")
       .option("set", "KEY=VALUE",
-              "any connector key in the seed's syntax, e.g. tcp_connect.max_retry=1", true)
+              "any connector key in g3proxy's divert_tcp syntax, e.g. tcp_connect.max_retry=1", true)
       .option("response-timeout", "DURATION",
               "forwards: 504 when no response byte in time (default 60s, 0: never)")
       .option("head-timeout", "DURATION",

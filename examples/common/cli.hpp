@@ -66,7 +66,7 @@ void apply_server_options(const Cli& cli, ServerOptions& options);
 
 // Applies the options the diverting programs share to a connector builder:
 // --next-proxy ADDR[,WEIGHT] (repeatable, default port 3128, at least one),
-// --pick-policy NAME and --set KEY=VALUE (repeatable, the seed's syntax).
+// --pick-policy NAME and --set KEY=VALUE (repeatable, g3proxy's divert_tcp syntax).
 void apply_connector_options(const Cli& cli, DivertTcpConnector::Builder& builder);
 
 }  // namespace divert::examples

@@ -303,8 +303,8 @@ std::string python_for_json() {
 
 // json.loads on the raw bytes of `line` (fails on invalid UTF-8 or a bad
 // escape); prints `field` with non-ASCII as \x/\u escapes.
-RunResult parse_json_line(const TempDir& dir, const std::string& python,
-                              const std::string& line, const std::string& field) {
+RunResult parse_json_line(const TempDir& dir, const std::string& python, const std::string& line,
+                          const std::string& field) {
   auto file = dir.write("line.json", line);
   return run_command({python, "-c",
                       "import json,sys; d=json.loads(open(sys.argv[1],'rb').read()); "
