@@ -205,7 +205,7 @@ asio::awaitable<bool> authenticate(ClientConn& c, const RequestHead& head,
 }
 
 // CONNECT: the client's connection becomes a tunnel (bytes after the head go
-// first). No status comes back from the next proxy yet (issue 19), so the
+// first). No status comes back from the next proxy in this version, so the
 // client gets 200 as soon as the next proxy is connected.
 asio::awaitable<void> tunnel(ClientConn& c, Task task) {
   auto& connector = *c.cfg.connector;
@@ -493,22 +493,25 @@ int main(int argc, char** argv) {
           "PROXY v2 header (divert). CONNECT -> tcp connect, http:// -> http forward,\n"
           "https:// -> https forward (TLS to the origin on this side).");
   cli.option("listen", "HOST:PORT", "address to listen on (default 127.0.0.1:8080)")
-      .option("next-proxy", "ADDR[,WEIGHT]", "next proxy (default port 3128)", true)
+      .option("next-proxy", "ADDR[,WEIGHT]", "next proxy, repeatable, required (WEIGHT default 1, port default 3128)", true)
       .option("pick-policy", "NAME", "random, serial, round_robin, ketama, rendezvous, jump_hash")
       .option("user", "NAME:PASSWORD", "require Basic proxy auth with these users", true)
       .option("ca-file", "FILE", "CA certificates trusted for https forward (default: system)")
       .option("set", "KEY=VALUE",
-              "any connector key in g3proxy's divert_tcp syntax, e.g. tcp_connect.max_retry=1", true)
+              "any connector key (g3proxy divert_tcp's or divert's own, README 'Configuration "
+              "keys') in divert_tcp's value syntax, e.g. tcp_connect.max_retry=1",
+              true)
       .option("response-timeout", "DURATION",
-              "forwards: 504 when no response byte in time (default 60s, 0: never)")
+              "forwards: 504 when no response byte comes this long after the last request byte "
+              "sent (default 60s, 0: never)")
       .option("head-timeout", "DURATION",
               "each request head within this long of its first byte (the first request's "
               "of the accept; default 30s, 0: never)")
-      .option("log", "LEVEL", "log to stderr at this level (default off)")
+      .option("log", "LEVEL", "log to stderr at this level: trace, debug, info, warn, error (default: none)")
       .option("idle-timeout", "DURATION",
-              "close a kept-alive client connection idle this long between requests, a tunnel "
-              "with no byte either way, a client that reads none of its response (default "
-              "300s, 0: never)");
+              "close after this long without progress: a kept-alive client between requests, a "
+              "tunnel with no byte either way, a request body or response that stalls, a client "
+              "that stops reading (default 300s, 0: never)");
   server_cli_options(cli);
   destination_cli_options(cli);
   try {

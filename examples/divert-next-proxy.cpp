@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
           "trusted peer, connects to the upstream and relays. One JSON line per connection.");
   cli.option("listen", "HOST:PORT", "address to listen on (default 127.0.0.1:3128)")
       .option("trust", "CIDR", "peers allowed to send headers (default 127.0.0.0/8 and ::1)", true)
-      .option("header-timeout", "DURATION", "time allowed for the whole header (default 5s)")
+      .option("header-timeout", "DURATION", "time allowed for the whole header (default 5s, above 0)")
       .option("idle-timeout", "DURATION", "close a relay idle this long (default: never)");
   server_cli_options(cli);
   try {
@@ -137,7 +137,10 @@ int main(int argc, char** argv) {
     Config cfg;
     for (auto& t : cli.all("trust")) cfg.trust.push_back(Cidr::parse(t));
     if (cfg.trust.empty()) cfg.trust = {Cidr::parse("127.0.0.0/8"), Cidr::parse("::1/128")};
-    if (cli.has("header-timeout")) cfg.header_timeout = parse_duration("--header-timeout", cli.get("header-timeout"));
+    if (cli.has("header-timeout")) {
+      cfg.header_timeout = parse_duration("--header-timeout", cli.get("header-timeout"));
+      if (cfg.header_timeout.count() <= 0) throw usage_error("--header-timeout must be above 0");
+    }
     if (cli.has("idle-timeout")) cfg.idle_timeout = parse_duration("--idle-timeout", cli.get("idle-timeout"));
     cfg.connect.tcp_connect.each_timeout = std::chrono::seconds(10);
     ServerOptions so;

@@ -38,7 +38,7 @@ Cli& destination_cli_options(Cli& cli) {
       .option("deny", "CIDR", "deny destinations in this network (the most specific rule wins)",
               true)
       .option("resolve-timeout", "DURATION",
-              "time to resolve a target name here for the check (default 2s)")
+              "time to resolve a target name here for the check (default 2s, above 0)")
       .flag("pass-unresolved",
             "pass names that do not resolve here to the next proxy (default: 502)");
 }
@@ -48,8 +48,10 @@ DestinationGate make_destination_gate(const Cli& cli, const asio::ip::tcp::endpo
   DestinationGate gate;
   for (const auto& t : cli.all("allow")) gate.policy.allow(net::Cidr::parse(t, "--allow"));
   for (const auto& t : cli.all("deny")) gate.policy.deny(net::Cidr::parse(t, "--deny"));
-  if (cli.has("resolve-timeout"))
+  if (cli.has("resolve-timeout")) {
     gate.resolve_timeout = parse_duration("--resolve-timeout", cli.get("resolve-timeout"));
+    if (gate.resolve_timeout.count() <= 0) throw usage_error("--resolve-timeout must be above 0");
+  }
   gate.pass_unresolved = cli.has("pass-unresolved");
   if (connector.config().resolver) gate.resolver = connector.config().resolver;
 

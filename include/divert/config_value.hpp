@@ -1,4 +1,4 @@
-// divert/config_value.hpp — the seed's value syntax, for hosts that load
+// divert/config_value.hpp — g3proxy divert_tcp's value syntax, for hosts that load
 // their configuration from YAML, TOML or JSON and pass it through by key.
 //
 // A ConfigValue is a small tree: a scalar (text as written), a list, or a map.

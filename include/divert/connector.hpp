@@ -73,7 +73,7 @@
 
 namespace divert {
 
-// Everything the connector is configured with. Field names are the seed's
+// Everything the connector is configured with. Field names are g3proxy divert_tcp's
 // keys (divert_tcp); the ones below the line are divert's own additions.
 struct ConnectorConfig {
   std::vector<WeightedUpstreamAddr> proxy_addr;           // required; default port 3128
@@ -184,7 +184,7 @@ class DIVERT_EXPORT DivertTcpConnector::Builder {
  public:
   Builder() = default;
 
-  // Typed setters, one per key of the seed.
+  // Typed setters, one per key of g3proxy's divert_tcp.
   Builder& proxy_addr(std::string_view addr);                    // one address, weight 1
   Builder& proxy_addr(std::vector<WeightedUpstreamAddr> addrs);  // weighted list
   Builder& proxy_addr_pick_policy(PickPolicy p);
@@ -219,7 +219,7 @@ class DIVERT_EXPORT DivertTcpConnector::Builder {
   // Names a resolver for set("resolver", NAME). "system" is always known.
   Builder& register_resolver(std::string name, std::shared_ptr<net::Resolver> r);
 
-  // String keys with the seed's names and value syntax (see config_value.hpp):
+  // String keys with g3proxy divert_tcp's names and value syntax (see config_value.hpp):
   //   set("proxy_addr", "[np1:3128, {addr: 10.0.0.7, weight: 2}]")
   //   set("tcp_connect.max_retry", "2"), set("happy_eyeballs", "{connection_attempt_delay: 250ms}")
   // Keys are case-insensitive, '-' equals '_'; nested fields as "key.field".
@@ -231,10 +231,14 @@ class DIVERT_EXPORT DivertTcpConnector::Builder {
   Builder& set(std::string_view key, const char* value) { return set(key, std::string_view(value)); }
   Builder& set(std::string_view key, const ConfigValue& value);
 
-  // Validates as the seed does and builds. Throws config_error on: no
-  // proxy_addr; a domain proxy without a resolver; both no_ipv4 and no_ipv6;
-  // an IPv4 proxy with no_ipv4 (and the IPv6 twin); a resolve strategy that
-  // contradicts them; a speed limit with shift above 12 or a zero limit.
+  // Validates as g3proxy's divert_tcp does, plus divert's own checks, and
+  // builds. Throws config_error on: no proxy_addr; a domain proxy without a
+  // resolver; both no_ipv4 and no_ipv6; an IPv4 proxy with no_ipv4 (and the
+  // IPv6 twin); a resolve strategy that contradicts them; a bad bind_interface
+  // (empty, over 15 bytes, no such interface); each_timeout <= 0; a speed limit
+  // with shift above 12 or a zero limit; a bad extra_metrics_tags name or
+  // value; max_header_size outside 16..65551; eject_duration <= 0 with
+  // ejection on; tls_handshake_timeout <= 0.
   DivertTcpConnector build() const;
 
   const ConnectorConfig& config() const noexcept { return cfg_; }

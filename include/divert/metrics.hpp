@@ -1,4 +1,4 @@
-// divert/metrics.hpp — the connector's counters (names as the seed's escaper
+// divert/metrics.hpp — the connector's counters (names as g3proxy divert_tcp's escaper
 // metrics), a connect-latency histogram, snapshots, a visitor for exporters and
 // an example StatsD formatter.
 //

@@ -5,7 +5,7 @@
 //   RelayResult r = co_await divert::relay(client_socket, diverted_stream, options);
 //
 // Directions: "upload" is a -> b (pass the client as `a` and the next proxy's
-// stream as `b`: client -> next proxy, the seed's "north"); "download" is
+// stream as `b`: client -> next proxy, g3proxy divert_tcp's "north"); "download" is
 // b -> a ("south"). SpeedLimitConfig::upload limits a -> b, ::download b -> a;
 // Metrics traffic.out counts upload bytes, traffic.in download bytes.
 //

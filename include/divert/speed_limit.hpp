@@ -1,10 +1,10 @@
-// divert/speed_limit.hpp — the seed's `tcp_sock_speed_limit` and the pure token
+// divert/speed_limit.hpp — g3proxy divert_tcp's `tcp_sock_speed_limit` and the pure token
 // bucket that enforces it in the relay.
 //
 // Config (as g3's TcpSockSpeedLimitConfig): the time slice is 2^shift_millis
 // milliseconds; `upload` bytes may go client -> next proxy and `download`
 // bytes next proxy -> client in each slice. shift_millis == 0 means "no limit"
-// (the seed's default; the seed validates the other fields only when shift > 0),
+// (g3proxy divert_tcp's default; g3 validates the other fields only when shift > 0),
 // so a 1 ms slice cannot be configured; when limiting is on both limits must be
 // non-zero and shift_millis must be <= 12 (a 4096 ms slice).
 //

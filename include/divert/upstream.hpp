@@ -1,5 +1,5 @@
 // divert/upstream.hpp — upstream and next-proxy addresses: a host (IP address or
-// domain name) plus a TCP port, parsed from the seed's text forms and written back
+// domain name) plus a TCP port, parsed from g3proxy divert_tcp's text forms and written back
 // in the one canonical form that goes on the wire (TLV 0xE0) and names ketama nodes.
 //
 // Accepted text (UpstreamAddr::parse):
@@ -46,7 +46,7 @@
 
 namespace divert {
 
-// Default port of a next proxy when its address has none (the seed's proxy_addr).
+// Default port of a next proxy when its address has none (g3proxy divert_tcp's proxy_addr).
 inline constexpr std::uint16_t kDefaultProxyPort = 3128;
 
 class UpstreamAddr;

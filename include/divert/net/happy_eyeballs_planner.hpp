@@ -7,7 +7,7 @@
 // next_wakeup() and calls on_timer() when it fires (early or spurious calls
 // are harmless). All times are passed in, so tests use a fake clock.
 //
-// Rules (RFC 8305 with the seed's knobs, HappyEyeballsConfig):
+// Rules (RFC 8305 with g3proxy divert_tcp's knobs, HappyEyeballsConfig):
 //  R1 both allowed families are queried at once, at start (§3);
 //  R2 the preferred family answering first starts connecting at once; the
 //     other family answering first waits resolution_delay for the preferred

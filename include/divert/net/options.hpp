@@ -3,11 +3,11 @@
 // retry/timeout, resolve strategy, keepalive, misc socket options, family
 // switches and bind addresses.
 //
-// Field names equal the seed's (g3proxy divert_tcp) configuration keys so that
-// string keys map onto them one to one; defaults are the seed's. Durations are
+// Field names equal g3proxy divert_tcp's configuration keys so that
+// string keys map onto them one to one; defaults are g3proxy divert_tcp's. Durations are
 // std::chrono::milliseconds. Values are plain aggregates (no invariants are
 // enforced on assignment): call ConnectOptions::validate() once at build time;
-// it throws divert::config_error naming the key. Clamping that the seed does
+// it throws divert::config_error naming the key. Clamping that g3 does
 // silently (connection_attempt_delay, first_address_family_count) is applied
 // by HappyEyeballsConfig::clamped(), which the planner uses.
 // Thread-safety: values; safe to share read-only.
@@ -54,7 +54,7 @@ struct DIVERT_EXPORT HappyEyeballsConfig {
   static constexpr milliseconds min_connection_attempt_delay{100};
   static constexpr milliseconds max_connection_attempt_delay{2000};
 
-  // A copy with the seed's clamping applied.
+  // A copy with g3proxy divert_tcp's clamping applied.
   HappyEyeballsConfig clamped() const noexcept;
 };
 

@@ -4,7 +4,7 @@
 // options, each only to the family it belongs to.
 //
 // Errors: a failed step is reported as its std::error_code together with the
-// seed's key of the option that failed (e.g. "tcp_misc_opts.congestion_control"),
+// g3proxy divert_tcp's key of the option that failed (e.g. "tcp_misc_opts.congestion_control"),
 // so the user can see which setting the OS refused.
 // Thread-safety: as for the socket passed in.
 #pragma once

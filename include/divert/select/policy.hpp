@@ -1,5 +1,5 @@
 // divert/select/policy.hpp — how a Selector chooses the next proxy (PickPolicy)
-// and the parser for the seed's `proxy_addr_pick_policy` names.
+// and the parser for g3proxy divert_tcp's `proxy_addr_pick_policy` names.
 //
 // | policy      | names accepted (case-insensitive)      | key used | weights |
 // |-------------|----------------------------------------|----------|---------|
