@@ -204,14 +204,28 @@ asio::awaitable<bool> authenticate(ClientConn& c, const RequestHead& head,
   co_return true;
 }
 
+// The destination policy and loop guard, checked whenever a new diverted
+// connection is about to be made (a reused one was checked when it was made,
+// so a keep-alive request to the same upstream resolves nothing again).
+// Answers the client (403, or 502/504 for a name that does not resolve here)
+// and returns false when the target is refused.
+asio::awaitable<bool> admit(ClientConn& c, const Task& task) {
+  auto refused = co_await c.cfg.destinations.check(task.upstream);
+  if (!refused) co_return true;
+  c.cfg.connector->config().shared_logger.logf(LogLevel::info, "", "refused: {}", refused->reason);
+  co_await reply(c.socket, refused->status, reason_for(refused->status));
+  co_return false;
+}
+
 // CONNECT: the client's connection becomes a tunnel (bytes after the head go
 // first). No status comes back from the next proxy in this version, so the
 // client gets 200 as soon as the next proxy is connected.
 asio::awaitable<void> tunnel(ClientConn& c, Task task) {
   auto& connector = *c.cfg.connector;
   std::error_code ec;
-  task.initial_data = std::move(c.in);
   c.upstream.reset();
+  if (!co_await admit(c, task)) co_return;
+  task.initial_data = std::move(c.in);
   auto stream = co_await connector.tcp_connect(task, ec);
   if (ec) {
     co_await reply(c.socket, status_for(ec), reason_for(status_for(ec)));
@@ -236,6 +250,7 @@ asio::awaitable<UpstreamConn*> connect_upstream(ClientConn& c, const RequestHead
   if (c.upstream && c.upstream->key == key && !readable_while_idle(*c.upstream))
     co_return c.upstream.get();
   c.upstream.reset();
+  if (!co_await admit(c, task)) co_return nullptr;
   auto& connector = *c.cfg.connector;
   std::error_code ec;
   if (head.kind == ProxyRequestKind::http_forward) {
@@ -451,12 +466,6 @@ asio::awaitable<void> handle(Accepted conn, Config& cfg) {
       co_return;
     }
     Task task{.client = c.peer, .server = c.local, .upstream = *up.addr, .username = username};
-    // The destination policy and loop guard, before anything is connected.
-    if (auto refused = co_await cfg.destinations.check(*up.addr)) {
-      cfg.connector->config().shared_logger.logf(LogLevel::info, "", "refused: {}", refused->reason);
-      co_await reply(c.socket, refused->status, reason_for(refused->status));
-      co_return;
-    }
     if (head.kind == ProxyRequestKind::connect) {
       co_await tunnel(c, std::move(task));
       co_return;
