@@ -42,12 +42,43 @@ enum class errc {
   untrusted_source,             // receiving side: peer not in the trusted CIDRs
   idle_timeout,                 // relay: no byte either way within the idle timeout
   config_conflict,              // options that contradict each other
+  // The next proxy's upstream status reply (TLV 0xE7, design.md "Upstream
+  // status reply"): what the next proxy said about the upstream, and a reply
+  // that was not one.
+  upstream_refused,             // status 1: the upstream refused the connection
+  upstream_timed_out,           // status 2: connecting to the upstream timed out
+  upstream_unreachable,         // status 3: network or host unreachable
+  upstream_resolve_failed,      // status 4: the upstream's name did not resolve
+  upstream_denied,              // status 5: the next proxy's destination policy denied it
+  upstream_failed_other,        // status 255 or any status this version does not know
+  bad_status_reply,             // no 8-byte DVT1 reply (wrong magic, early close)
+};
+
+// What went wrong, by hop, for hosts that answer their own client (a SOCKS
+// or CONNECT reply): compare a returned code against these, e.g.
+//   if (ec == divert::condition::upstream_failed) reply 502 / SOCKS 0x04..
+// The specific code (Asio's, OpenSSL's or divert::errc) stays in the error_code.
+//   next_proxy_failed: no next proxy could be connected or written to (refused,
+//     timed out, unreachable, resolve failure of a domain next proxy, all
+//     ejected), or its status reply was not one (bad_status_reply).
+//   upstream_failed: the next proxy reported it could not reach the upstream
+//     (errc::upstream_*; only with next_proxy_status_reply).
+//   timeout: any timeout (connecting to a next proxy, the TLS handshake, the
+//     upstream as reported by the next proxy); overlaps the two above.
+enum class condition {
+  next_proxy_failed = 1,
+  upstream_failed,
+  timeout,
 };
 
 DIVERT_EXPORT const std::error_category& divert_category() noexcept;
 DIVERT_EXPORT std::error_code make_error_code(errc e) noexcept;
+DIVERT_EXPORT const std::error_category& condition_category() noexcept;
+DIVERT_EXPORT std::error_condition make_error_condition(condition c) noexcept;
 
 }  // namespace divert
 
 template <>
 struct std::is_error_code_enum<divert::errc> : std::true_type {};
+template <>
+struct std::is_error_condition_enum<divert::condition> : std::true_type {};
