@@ -4,11 +4,6 @@
 
 namespace divert::ppv2 {
 
-#if defined(__GNUC__) && defined(__ELF__)
-// See errc.hpp: made before any default-priority static constructor.
-__attribute__((init_priority(101))) const std::error_code detail::kNoError{};
-#endif
-
 namespace {
 class Ppv2Category final : public std::error_category {
  public:

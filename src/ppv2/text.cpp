@@ -3,8 +3,9 @@
 
 namespace divert::ppv2::detail {
 
-bool utf8_text_full(const char* text, std::size_t n) noexcept {
-  const auto* s = reinterpret_cast<const unsigned char*>(text);
+bool is_utf8_text(std::string_view text) noexcept {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
   std::size_t i = 0;
   while (i < n) {
     const unsigned c = s[i];

@@ -33,13 +33,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <new>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <utility>
 #include <vector>
 
 #include "divert/export.hpp"
@@ -53,11 +51,6 @@ struct DecoderOptions {
   bool verify_crc = true;                  // check a CRC32C TLV when present
   bool accept_proxy_unspec = true;         // PROXY with family 0x00 (see above)
 };
-namespace detail {
-// The default options, as one object: a `= {}` default argument builds a
-// temporary at every call.
-inline constexpr DecoderOptions kDefaultDecoderOptions{};
-}  // namespace detail
 
 // Forward iterator over the TLVs of a decoded header (already validated).
 class TlvIterator {
@@ -93,29 +86,8 @@ struct TlvRange {
   TlvIterator end() const noexcept { return e; }
 };
 
-namespace detail {
-// What parse()'s fast path found: a complete PROXY header over TCP/IPv4 (IpLen 4)
-// or TCP/IPv6 (16) of `total` bytes at `d`. HeaderView and ParseResult have a
-// constructor taking it (defined and used in decoder.cpp only) that writes every
-// member once: default construction followed by assignments writes much of the
-// 200-byte result twice, and stores are what a header decode is bound by. (An
-// aggregate HeaderView built with designated initializers would do it too, but
-// GCC 12 then clears the whole object with `rep stos` first.)
-template <std::size_t IpLen>
-struct ProxyTcp {
-  const std::uint8_t* d;
-  std::size_t total;
-};
-}  // namespace detail
-
 // A decoded header: views into the bytes it was decoded from.
-// Not an aggregate (see detail::ProxyTcp): a hand-made view is default-constructed
-// and then assigned to.
 struct DIVERT_EXPORT HeaderView {
-  HeaderView() = default;
-  template <std::size_t IpLen>
-  inline explicit HeaderView(detail::ProxyTcp<IpLen> found) noexcept;  // parse() only
-
   int version = 2;                   // 2, or 1 for parse_v1()
   Command command = Command::proxy;  // v1 "UNKNOWN" is reported as PROXY with unspec family
   AddressFamily family = AddressFamily::unspec;
@@ -125,16 +97,6 @@ struct DIVERT_EXPORT HeaderView {
   std::span<const std::uint8_t> raw;        // the whole header (16 + len bytes; the v1 line)
   std::span<const std::uint8_t> tlv_bytes;  // the TLV area (empty for LOCAL and v1)
   std::optional<std::uint32_t> crc32c;      // the CRC32C value when the TLV was present
-
-  // Where parse() found divert's TLVs 0xE0-0xE3, so that read_divert_tlvs() needs no
-  // second walk over the TLVs. Used only while `base` == tlv_bytes.data() and `size`
-  // == tlv_bytes.size(); otherwise (hand-made view, a divert TLV repeated, LOCAL, v1)
-  // base is nullptr or stale and read_divert_tlvs() walks tlv_bytes itself.
-  struct DivertIndex {
-    const std::uint8_t* base = nullptr;  // tlv_bytes.data() when filled by parse()
-    std::uint16_t size = 0;              // tlv_bytes.size() when filled by parse()
-    std::uint16_t at[4] = {0, 0, 0, 0};  // offset of TLV 0xE0+k's value in tlv_bytes; 0: absent
-  } divert_index;
 
   // True when src/dst carry addresses the receiver should use instead of the
   // real connection endpoints (PROXY with INET/INET6/UNIX).
@@ -153,15 +115,10 @@ struct DIVERT_EXPORT ParseResult {
   ParseStatus status = ParseStatus::need_more;
   std::size_t consumed = 0;      // complete: header size (16 + len, or the v1 line)
   std::size_t need = 0;          // need_more: total bytes needed before the next step
-  std::error_code ec = detail::no_error();  // error: what is wrong
+  std::error_code ec;            // error: what is wrong
   std::size_t error_offset = 0;  // error: offset of the offending byte in the header
   HeaderView header;             // complete: the header
 
-  // Constructed once per header on the decoder's hot path: kept inline so that
-  // the compiler drops the default stores parse() overwrites.
-  [[gnu::always_inline]] ParseResult() noexcept {}
-  template <std::size_t IpLen>
-  inline explicit ParseResult(detail::ProxyTcp<IpLen> found) noexcept;  // parse() only
   bool complete() const noexcept { return status == ParseStatus::complete; }
   bool need_more() const noexcept { return status == ParseStatus::need_more; }
   bool error() const noexcept { return status == ParseStatus::error; }
@@ -171,12 +128,12 @@ struct DIVERT_EXPORT ParseResult {
 
 // v2 only. Never reads past 16 + len (or past bytes.size()).
 DIVERT_EXPORT ParseResult parse(std::span<const std::uint8_t> bytes,
-                                const DecoderOptions& opts = detail::kDefaultDecoderOptions) noexcept;
+                                const DecoderOptions& opts = {}) noexcept;
 // v1 text line only ("PROXY TCP4|TCP6|UNKNOWN ...\r\n"), strict, at most 107 bytes.
 DIVERT_EXPORT ParseResult parse_v1(std::span<const std::uint8_t> bytes) noexcept;
 // v2 if the first byte is 0x0D, v1 if it is 'P', else errc::not_proxy_protocol.
 DIVERT_EXPORT ParseResult parse_any(std::span<const std::uint8_t> bytes,
-                                    const DecoderOptions& opts = detail::kDefaultDecoderOptions) noexcept;
+                                    const DecoderOptions& opts = {}) noexcept;
 
 // Push decoder (v2; v1 too when allow_v1). Feed chunks; each result's `consumed`
 // is the number of bytes of *that chunk* that belonged to the header. After
@@ -222,81 +179,12 @@ struct UpstreamView {
 };
 DIVERT_EXPORT std::optional<UpstreamView> parse_upstream(std::string_view text) noexcept;
 
-// An optional-like field of DivertTlvs. It reads like std::optional<T> (if (f),
-// f->x, *f, has_value(), value(), value_or(), == with a T, a std::optional or
-// std::nullopt, conversion to std::optional<T>) but default-constructs by setting
-// one flag, without touching the payload: std::optional members make a default
-// DivertTlvs a 128-byte memset, which costs more than reading the TLVs.
-// T must be trivially copyable (string_view, UpstreamView, Uuid).
-template <class T>
-class TlvField {
- public:
-  using value_type = T;
-  constexpr TlvField() noexcept {}
-  constexpr TlvField(std::nullopt_t) noexcept {}
-  constexpr TlvField(const T& v) noexcept : v_(v), has_(true) {}
-  TlvField(const TlvField&) = default;
-  TlvField& operator=(const TlvField&) = default;
-  TlvField& operator=(std::nullopt_t) noexcept {
-    has_ = false;
-    return *this;
-  }
-  TlvField& operator=(const T& v) noexcept {
-    ::new (static_cast<void*>(&v_)) T(v);
-    has_ = true;
-    return *this;
-  }
-
-  constexpr bool has_value() const noexcept { return has_; }
-  constexpr explicit operator bool() const noexcept { return has_; }
-  // Unchecked access, like std::optional's (only when has_value()).
-  constexpr const T& operator*() const noexcept { return v_; }
-  constexpr T& operator*() noexcept { return v_; }
-  constexpr const T* operator->() const noexcept { return &v_; }
-  constexpr T* operator->() noexcept { return &v_; }
-  // Checked access: throws std::bad_optional_access when empty.
-  const T& value() const {
-    if (!has_) throw std::bad_optional_access();
-    return v_;
-  }
-  template <class U>
-  T value_or(U&& fallback) const {
-    return has_ ? v_ : static_cast<T>(std::forward<U>(fallback));
-  }
-  void reset() noexcept { has_ = false; }
-  template <class... A>
-  T& emplace(A&&... a) noexcept {
-    ::new (static_cast<void*>(&v_)) T{std::forward<A>(a)...};
-    has_ = true;
-    return v_;
-  }
-  operator std::optional<T>() const noexcept {
-    return has_ ? std::optional<T>(v_) : std::optional<T>();
-  }
-
-  friend bool operator==(const TlvField& a, std::nullopt_t) noexcept { return !a.has_; }
-  friend bool operator==(const TlvField& a, const TlvField& b) noexcept {
-    return a.has_ == b.has_ && (!a.has_ || a.v_ == b.v_);
-  }
-  template <class U>
-  friend bool operator==(const TlvField& a, const std::optional<U>& b) {
-    return a.has_ == b.has_value() && (!a.has_ || a.v_ == *b);
-  }
-  friend bool operator==(const TlvField& a, const T& b) noexcept { return a.has_ && a.v_ == b; }
-
- private:
-  union {
-    T v_;
-  };
-  bool has_ = false;
-};
-
 struct DivertTlvs {
-  TlvField<std::string_view> upstream_text;  // 0xE0 raw
-  TlvField<UpstreamView> upstream;           // 0xE0 parsed
-  TlvField<std::string_view> tls_name;       // 0xE1 (not empty, UTF-8, no NUL)
-  TlvField<std::string_view> username;       // 0xE2 (UTF-8, no NUL)
-  TlvField<Uuid> task_id;                    // 0xE3
+  std::optional<std::string_view> upstream_text;  // 0xE0 raw
+  std::optional<UpstreamView> upstream;           // 0xE0 parsed
+  std::optional<std::string_view> tls_name;       // 0xE1 (not empty, UTF-8, no NUL)
+  std::optional<std::string_view> username;       // 0xE2 (UTF-8, no NUL)
+  std::optional<Uuid> task_id;                    // 0xE3
   // 0xE7: the status reply version the sender asks for (0x01 today; see
   // status_reply.hpp). A receiver answers only versions it knows.
   std::optional<std::uint8_t> status_reply;

@@ -61,32 +61,19 @@ struct HeaderSpec {
 struct EncodeOptions {
   std::size_t max_size = kDefaultMaxSize;  // bytes, whole header; at most 16 + 65535
 };
-namespace detail {
-// The default options, as one object: a `= {}` default argument builds a
-// temporary at every call.
-inline constexpr EncodeOptions kDefaultEncodeOptions{};
-}  // namespace detail
 
 // Exact size encode() will write, or the error it would return.
 struct EncodedSize {
   std::size_t size = 0;
-  std::error_code ec = detail::no_error();
+  std::error_code ec;
 };
 DIVERT_EXPORT EncodedSize encoded_size(const HeaderSpec& spec,
-                                       const EncodeOptions& opts = detail::kDefaultEncodeOptions) noexcept;
+                                       const EncodeOptions& opts = {}) noexcept;
 
 // Encodes into `out`; returns the number of bytes written or an error (out is then
 // unspecified). errc::buffer_too_small when out is shorter than the header.
 DIVERT_EXPORT EncodedSize encode(const HeaderSpec& spec, std::span<std::uint8_t> out,
-                                 const EncodeOptions& opts = detail::kDefaultEncodeOptions) noexcept;
-
-namespace detail {
-// encode() without its fast path for the common shape (PROXY, plain IPv4 or IPv6,
-// divert TLVs only, no CRC): the general writer alone. Same contract and bytes as
-// encode(); exists so tests can check that both paths agree.
-DIVERT_EXPORT EncodedSize encode_general(const HeaderSpec& spec, std::span<std::uint8_t> out,
-                                         const EncodeOptions& opts = detail::kDefaultEncodeOptions) noexcept;
-}  // namespace detail
+                                 const EncodeOptions& opts = {}) noexcept;
 
 // An encoded header: inline storage up to 536 bytes, heap above.
 class DIVERT_EXPORT HeaderBuffer {
@@ -116,6 +103,6 @@ class DIVERT_EXPORT HeaderBuffer {
 
 // Encodes into `out` (replacing its content).
 DIVERT_EXPORT std::error_code encode(const HeaderSpec& spec, HeaderBuffer& out,
-                                     const EncodeOptions& opts = detail::kDefaultEncodeOptions);
+                                     const EncodeOptions& opts = {});
 
 }  // namespace divert::ppv2

@@ -52,27 +52,6 @@ enum class errc {
 DIVERT_EXPORT const std::error_category& ppv2_category() noexcept;
 DIVERT_EXPORT std::error_code make_error_code(errc e) noexcept;
 
-namespace detail {
-// A default (no error) std::error_code, made once. Default-constructing one calls
-// std::system_category(), an out-of-line call into the C++ runtime; the codec's
-// results are built once per connection and copy this instead. On ELF targets
-// with GCC or Clang it is a namespace-scope object made by a constructor of
-// priority 101, before every default-priority static constructor of the program
-// (a shared libdivert is initialised before the objects that link it), so reading
-// it costs one load and no guard. Caveat: a codec result (ParseResult,
-// EncodedSize, Decoder) built by a static constructor of priority 101 or lower
-// may see it unmade (a null category). Elsewhere it is a function-local static.
-#if defined(__GNUC__) && defined(__ELF__)
-DIVERT_EXPORT extern const std::error_code kNoError;
-inline const std::error_code& no_error() noexcept { return kNoError; }
-#else
-inline const std::error_code& no_error() noexcept {
-  static const std::error_code ok;
-  return ok;
-}
-#endif
-}  // namespace detail
-
 }  // namespace divert::ppv2
 
 template <>
