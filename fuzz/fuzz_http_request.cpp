@@ -6,15 +6,17 @@
 // re-framed body) is exactly one well-formed request to an independent
 // http-parser with no lone CR/LF or NUL in its head — the no-smuggling
 // property. ResponseParser is fed the same bytes and must not crash either.
-// fuzz/CMakeLists.txt links only divert::divert and http-parser, so the
-// parser's source is compiled into this fuzzer directly (it includes its
-// header as a sibling).
-#include "../examples/common/http_request.cpp"
-
+// fuzz/CMakeLists.txt builds the parser from examples/common/http_request.cpp
+// and links it here.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
+
+#include <http_parser.h>
+
+#include "common/http_request.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "http_request.hpp"  // sibling include: also compiled into fuzz/fuzz_http_request.cpp
+#include "http_request.hpp"  // sibling include: also built by fuzz/CMakeLists.txt
 
 #include <algorithm>
 #include <cctype>
