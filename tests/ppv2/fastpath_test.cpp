@@ -194,7 +194,7 @@ TEST_CASE("decode fast path and divert TLV view agree with the general decoder",
   }
 }
 
-TEST_CASE("TlvField reads like std::optional", "[ppv2][divert]") {
+TEST_CASE("DivertTlvs fields are std::optional", "[ppv2][divert]") {
   DivertTlvs d;
   CHECK_FALSE(d.upstream);
   CHECK(d.username == std::nullopt);
