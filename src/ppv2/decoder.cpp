@@ -184,6 +184,7 @@ namespace {
       dup |= ix.at[k] != 0;
       ix.at[k] = static_cast<std::uint16_t>(p + 3 - tlv0);
     }
+    dup |= p[0] == tlv::divert_status_reply;  // not indexed: read_divert_tlvs() walks
     if (p[0] == tlv::crc32c) [[unlikely]] {
       if (vlen != 4 || crc) {
         set_fail(r, errc::crc_bad_length, static_cast<std::size_t>(p - d));
@@ -292,7 +293,7 @@ namespace {
       odd |= ix.at[k];  // seen before
       ix.at[k] = static_cast<std::uint16_t>(at + 3);
     } else {
-      odd |= type == tlv::crc32c;
+      odd |= type == tlv::crc32c || type == tlv::divert_status_reply;
     }
     at += 3 + vlen;
   }
@@ -723,6 +724,7 @@ namespace {
   out.tls_name.reset();
   out.username.reset();
   out.task_id.reset();
+  out.status_reply.reset();
   // One pass over TLVs the parser already validated (they tile tlv_bytes
   // exactly); the end check keeps a hand-made HeaderView from reading past it.
   const std::uint8_t* p = h.tlv_bytes.data();
@@ -757,6 +759,11 @@ namespace {
         if (out.task_id) return errc::duplicate_tlv;
         if (vlen != 16) return errc::bad_task_id;
         std::memcpy(out.task_id.emplace().bytes.data(), v, 16);
+        break;
+      case tlv::divert_status_reply:
+        if (out.status_reply) return errc::duplicate_tlv;
+        if (vlen != 1) return errc::bad_status_request;
+        out.status_reply = v[0];
         break;
       default:
         break;
@@ -813,6 +820,7 @@ std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept 
     } else {
       out.username.reset();
     }
+    out.status_reply.reset();  // a header with 0xE7 is never indexed
     return detail::no_error();
   }
   return read_divert_walk(h, out);

@@ -106,6 +106,7 @@ inline errc plan(const HeaderSpec& s, const EncodeOptions& o, Plan& p) noexcept 
   if (s.tls_name) add(s.tls_name->size());
   if (s.username) add(s.username->size());
   if (s.task_id) add(16);
+  if (s.status_reply) add(1);
   if (s.authority) add(s.authority->size());
   if (s.unique_id) add(s.unique_id->size());
   for (const auto& t : s.extra) add(t.value.size());
@@ -209,6 +210,8 @@ inline std::uint8_t* put_ip(std::uint8_t* w, const WireAddresses& a) noexcept {
   if (s.tls_name) put(tlv::divert_tls_name, s.tls_name->data(), s.tls_name->size());
   if (s.username) put(tlv::divert_username, s.username->data(), s.username->size());
   if (s.task_id) put(tlv::divert_task_id, s.task_id->bytes.data(), 16);
+  static constexpr std::uint8_t kStatusReplyVersion = 0x01;
+  if (s.status_reply) put(tlv::divert_status_reply, &kStatusReplyVersion, 1);
   if (s.authority) put(tlv::authority, s.authority->data(), s.authority->size());
   if (s.unique_id) put(tlv::unique_id, s.unique_id->data(), s.unique_id->size());
   for (const auto& t : s.extra) {
@@ -281,7 +284,9 @@ inline void put_be16(std::uint8_t* w, std::size_t v) noexcept {
 inline bool fast_shape(const HeaderSpec& s) noexcept {
   using K = Endpoint::Kind;
   if (s.command != Command::proxy || s.src.kind != s.dst.kind) return false;
-  if (s.authority || s.unique_id || !s.extra.empty() || s.noop_padding || s.crc32c) return false;
+  if (s.status_reply || s.authority || s.unique_id || !s.extra.empty() || s.noop_padding ||
+      s.crc32c)
+    return false;
   if (s.src.kind == K::ipv4) return true;
   return s.src.kind == K::ipv6 && !s.src.is_v4_mapped() && !s.dst.is_v4_mapped();
 }

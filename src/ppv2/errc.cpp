@@ -60,13 +60,15 @@ class Ppv2Category final : public std::error_category {
       case errc::bad_task_id:
         return "divert task id TLV (0xE3) is not 16 bytes";
       case errc::duplicate_tlv:
-        return "divert TLV (0xE0-0xE3) appears more than once";
+        return "divert TLV (0xE0-0xE3 or 0xE7) appears more than once";
       case errc::bad_tls_name:
         return "divert TLS name TLV (0xE1) is empty or not UTF-8 without NUL";
       case errc::bad_username:
         return "divert username TLV (0xE2) is not UTF-8 without NUL";
       case errc::truncated:
         return "connection closed before a complete PROXY header";
+      case errc::bad_status_request:
+        return "divert status reply request TLV (0xE7) is not 1 byte";
     }
     return "unknown PROXY codec error";
   }

@@ -93,6 +93,7 @@ TEST_CASE("round trip over random headers (fixed seed)") {
       for (auto& b : u.bytes) b = static_cast<std::uint8_t>(g.rng());
       s.task_id = u;
     }
+    s.status_reply = iter % 3 == 0;  // not drawn from g: the other fields stay as they were
     if (g.below(4) == 0) {
       keep.push_back(g.text(255));
       s.authority = keep.back();
@@ -107,7 +108,8 @@ TEST_CASE("round trip over random headers (fixed seed)") {
       keep.push_back(g.text(g.below(8) == 0 ? 3000 : 50));
       std::uint8_t type = static_cast<std::uint8_t>(g.rng());
       // CRC and the divert TLVs have their own fields; a second one would be a duplicate.
-      if (type == tlv::crc32c || (type >= 0xE0 && type <= 0xE3)) type = 0xEF;
+      if (type == tlv::crc32c || (type >= 0xE0 && type <= 0xE3) || type == tlv::divert_status_reply)
+        type = 0xEF;
       extra.push_back({type, as_bytes(keep.back())});
     }
     s.extra = extra;
@@ -151,6 +153,7 @@ TEST_CASE("round trip over random headers (fixed seed)") {
     CHECK(d.tls_name == s.tls_name);
     CHECK(d.username == s.username);
     CHECK(d.task_id == s.task_id);
+    CHECK(d.status_reply == (s.status_reply ? std::optional<std::uint8_t>(1) : std::nullopt));
     std::size_t i_extra = 0;
     // Ours is emitted before the extras, so the first AUTHORITY / UNIQUE_ID is ours.
     if (s.authority) CHECK(v.find(tlv::authority)->text() == *s.authority);
@@ -159,7 +162,8 @@ TEST_CASE("round trip over random headers (fixed seed)") {
     // extra TLVs appear in order after the standard ones
     std::vector<TlvView> got(v.tlvs().begin(), v.tlvs().end());
     std::size_t first_extra = (s.upstream ? 1 : 0) + (s.tls_name ? 1 : 0) + (s.username ? 1 : 0) +
-                              (s.task_id ? 1 : 0) + (s.authority ? 1 : 0) + (s.unique_id ? 1 : 0);
+                              (s.task_id ? 1 : 0) + (s.status_reply ? 1 : 0) +
+                              (s.authority ? 1 : 0) + (s.unique_id ? 1 : 0);
     for (; i_extra < extra.size(); ++i_extra) {
       const auto& t = got.at(first_extra + i_extra);
       CHECK(t.type == extra[i_extra].type);

@@ -207,7 +207,7 @@ class DIVERT_EXPORT Decoder {
   ParseResult last_;
 };
 
-// ---- typed view of divert's application TLVs (0xE0-0xE3) ----
+// ---- typed view of divert's application TLVs (0xE0-0xE3, 0xE7) ----
 
 // 0xE0 parsed: "example.com:443" -> {example.com, 443}; "[2001:db8::1]:443" ->
 // {2001:db8::1, 443, ipv6 = true}. Port 1..65535, decimal, no sign, no leading zeros.
@@ -297,11 +297,15 @@ struct DivertTlvs {
   TlvField<std::string_view> tls_name;       // 0xE1 (not empty, UTF-8, no NUL)
   TlvField<std::string_view> username;       // 0xE2 (UTF-8, no NUL)
   TlvField<Uuid> task_id;                    // 0xE3
+  // 0xE7: the status reply version the sender asks for (0x01 today; see
+  // status_reply.hpp). A receiver answers only versions it knows.
+  std::optional<std::uint8_t> status_reply;
 };
-// Reads 0xE0-0xE3 from a decoded header, in one pass over the TLVs. Errors:
+// Reads 0xE0-0xE3 and 0xE7 from a decoded header, in one pass over the TLVs. Errors:
 // bad_upstream (0xE0 not host:port as parse_upstream() takes it), bad_tls_name
 // (0xE1 empty, or not UTF-8 without NUL), bad_username (0xE2 not UTF-8 without
-// NUL), bad_task_id (0xE3 not 16 bytes), duplicate_tlv. Absent TLVs stay empty; whether one is
+// NUL), bad_task_id (0xE3 not 16 bytes), bad_status_request (0xE7 not 1 byte),
+// duplicate_tlv. Absent TLVs stay empty; whether one is
 // required is the caller's policy. Every field is reset first, so a DivertTlvs can be reused.
 DIVERT_EXPORT std::error_code read_divert_tlvs(const HeaderView& h, DivertTlvs& out) noexcept;
 

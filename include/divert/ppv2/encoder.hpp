@@ -9,9 +9,9 @@
 //     UNIX with IP, or one side none, is errc::address_family_mismatch.
 //   * LOCAL: family UNSPEC and no address block (endpoints are ignored), TLVs allowed.
 //   * TLVs in this order: 0xE0 upstream, 0xE1 TLS name, 0xE2 username, 0xE3 task
-//     id, AUTHORITY (0x02), UNIQUE_ID (0x05), `extra` in the caller's order, NOOP
-//     padding, and CRC32C (0x03) last, computed over the whole header with its
-//     value zeroed and stored big-endian.
+//     id, 0xE7 status reply request (value 0x01), AUTHORITY (0x02), UNIQUE_ID
+//     (0x05), `extra` in the caller's order, NOOP padding, and CRC32C (0x03) last,
+//     computed over the whole header with its value zeroed and stored big-endian.
 // Values: 0xE0 not empty and without NUL; 0xE1 not empty, 0xE1 and 0xE2 UTF-8
 // (RFC 3629) without NUL; else errc::invalid_tlv_value.
 // Sizes: a TLV value is at most 65535 bytes (errc::tlv_value_too_large); address
@@ -47,6 +47,9 @@ struct HeaderSpec {
   std::optional<std::string_view> tls_name;  // 0xE1; UTF-8, no NUL, not empty
   std::optional<std::string_view> username;  // 0xE2; UTF-8, no NUL
   std::optional<Uuid> task_id;               // 0xE3
+  // 0xE7 = 0x01: ask the next proxy for the 8-byte status reply (status_reply.hpp).
+  // Only for receivers known to speak it: one that does not never replies.
+  bool status_reply = false;
 
   std::optional<std::string_view> authority;               // 0x02
   std::optional<std::span<const std::uint8_t>> unique_id;  // 0x05

@@ -40,11 +40,13 @@ enum class errc {
   // --- divert TLV view ---
   bad_upstream,   // 0xE0 is not host:port / [v6]:port
   bad_task_id,    // 0xE3 is not exactly 16 bytes
-  duplicate_tlv,  // one of 0xE0-0xE3 appears twice
+  duplicate_tlv,  // one of 0xE0-0xE3, 0xE7 appears twice
   bad_tls_name,   // 0xE1 is empty, or not UTF-8 without NUL
   bad_username,   // 0xE2 is not UTF-8 without NUL
   // --- socket helper ---
   truncated,  // peer closed the stream before a complete header
+  // --- divert TLV view (continued; numbered after the others so they keep theirs) ---
+  bad_status_request,  // 0xE7 (status reply request) is not exactly 1 byte
 };
 
 DIVERT_EXPORT const std::error_category& ppv2_category() noexcept;

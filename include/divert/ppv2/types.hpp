@@ -51,6 +51,9 @@ inline constexpr std::uint8_t divert_upstream = 0xE0;  // "host:port", IPv6 brac
 inline constexpr std::uint8_t divert_tls_name = 0xE1;  // TLS verify name, IPv6 unbracketed
 inline constexpr std::uint8_t divert_username = 0xE2;  // UTF-8
 inline constexpr std::uint8_t divert_task_id = 0xE3;   // 16 raw UUID bytes
+// 1 byte, the status reply version the sender asks for (0x01): the receiver
+// answers with an 8-byte status reply (divert/ppv2/status_reply.hpp).
+inline constexpr std::uint8_t divert_status_reply = 0xE7;
 }  // namespace tlv
 
 // One side of a connection: an IPv4/IPv6 address with a port, an AF_UNIX path, or
