@@ -120,6 +120,24 @@ asio::awaitable<std::error_code> write_header(tcp::socket& s, std::span<const st
   }
   co_return ec;
 }
+
+// Reads exactly reply.size() bytes (never one past them: what follows is the
+// upstream's) before `deadline`; asio::error::timed_out when it passes first.
+asio::awaitable<std::error_code> read_status_reply(tcp::socket& s, std::span<std::uint8_t> reply,
+                                                   Clock::time_point deadline) {
+  using namespace asio::experimental::awaitable_operators;
+  constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+  asio::steady_timer timer(s.get_executor(), deadline);
+  try {
+    auto r =
+        co_await (asio::async_read(s, asio::buffer(reply.data(), reply.size()), tuple_awaitable) ||
+                  timer.async_wait(tuple_awaitable));
+    if (r.index() == 1) co_return asio::error::timed_out;
+    co_return std::get<0>(std::get<0>(r));
+  } catch (const std::system_error& e) {
+    co_return e.code();
+  }
+}
 }  // namespace
 
 // The I/O shell: performs connector::ConnectCore's actions and feeds it the results.
@@ -145,6 +163,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
     ConnectAction::Kind next = ConnectAction::Kind::done;
     std::size_t i = ConnectAction::npos;
     std::error_code error;
+    Clock::time_point deadline;
     for (const auto& a : *actions) {
       switch (a.kind) {
         case ConnectAction::Kind::metric:
@@ -157,7 +176,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
           cfg.shared_logger.log(a.level, a.text, id_text);
           break;
         default:
-          next = a.kind, i = a.proxy, error = a.error;
+          next = a.kind, i = a.proxy, error = a.error, deadline = a.deadline;
       }
     }
     switch (next) {
@@ -199,7 +218,17 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
         actions = &core.on_header_written(i, Clock::now());
         break;
       }
-      case ConnectAction::Kind::read_status_reply:  // not requested yet
+      case ConnectAction::Kind::read_status_reply: {
+        std::array<std::uint8_t, ppv2::kStatusReplySize> reply;
+        auto rec = co_await read_status_reply(*sock, reply, deadline);
+        if (rec == asio::error::timed_out)
+          actions = &core.on_status_reply_timed_out(i, Clock::now());
+        else if (rec)
+          actions = &core.on_status_reply_failed(i, rec, Clock::now());
+        else
+          actions = &core.on_status_reply(i, reply, Clock::now());
+        break;
+      }
       case ConnectAction::Kind::done:
       default:
         if (error) {

@@ -113,6 +113,7 @@ const ConnectCore::Actions& ConnectCore::start(const ConnectRequest& request, Ti
   if (request.tls_name) spec.tls_name = *request.tls_name;
   if (has_user(task)) spec.username = *task.username;
   spec.task_id = request.task_id;
+  spec.status_reply = cfg_.next_proxy_status_reply;  // 0xE7 (C6)
   spec.crc32c = cfg_.header_crc32c;
   if (auto e = ppv2::encode(spec, header_, {.max_size = cfg_.max_header_size})) {
     log(LogLevel::warn, out, "cannot encode the PROXY header for {}: {}", upstream_, e.message());
@@ -235,10 +236,19 @@ const ConnectCore::Actions& ConnectCore::on_connect_failed(std::size_t proxy, st
   return out;
 }
 
-const ConnectCore::Actions& ConnectCore::on_header_written(std::size_t proxy, TimePoint) {
+const ConnectCore::Actions& ConnectCore::on_header_written(std::size_t proxy, TimePoint now) {
   Actions& out = fresh();
   if (!current(proxy, Phase::writing)) return out;
-  succeed(out);
+  if (!cfg_.next_proxy_status_reply) {
+    succeed(out);
+    return out;
+  }
+  phase_ = Phase::reading_reply;  // C6
+  ConnectAction a;
+  a.kind = Kind::read_status_reply;
+  a.proxy = proxy_;
+  a.deadline = now + cfg_.connect.tcp_connect.each_timeout;
+  out.push_back(std::move(a));
   return out;
 }
 
@@ -255,18 +265,55 @@ const ConnectCore::Actions& ConnectCore::on_header_write_failed(std::size_t prox
   return out;
 }
 
+// C6
 const ConnectCore::Actions& ConnectCore::on_status_reply(
-    std::size_t, std::span<const std::uint8_t, kStatusReplySize>, TimePoint) {
-  return fresh();
+    std::size_t proxy, std::span<const std::uint8_t, ppv2::kStatusReplySize> bytes, TimePoint now) {
+  Actions& out = fresh();
+  if (!current(proxy, Phase::reading_reply)) return out;
+  const auto reply = ppv2::parse_status_reply(bytes);
+  if (!reply) {
+    next_proxy_failed(make_error_code(errc::bad_status_reply), MetricsCounter::tcp_connect_error,
+                      "bad status reply (not DVT1)", now, out);
+    return out;
+  }
+  if (reply->status == ppv2::UpstreamStatus::connected) {
+    succeed(out);
+    return out;
+  }
+  // The upstream's failure, not the next proxy's: it answered as it should.
+  health_.record_success(proxy_);
+  metric(MetricsCounter::tcp_connect_establish, 1, out);
+  metric(MetricsCounter::tcp_connect_success, 1, out);
+  const auto ec = ppv2::to_error_code(reply->status);
+  log(LogLevel::warn, out, "next proxy {}: upstream {} failed after {} ms: {} (status {})",
+      cfg_.proxy_addr[proxy_].addr.to_string(), upstream_, reply->connect_ms, ec.message(),
+      static_cast<unsigned>(reply->status));
+  finish(ec, proxy_, out);
+  return out;
 }
 
-const ConnectCore::Actions& ConnectCore::on_status_reply_failed(std::size_t, std::error_code,
-                                                                TimePoint) {
-  return fresh();
+const ConnectCore::Actions& ConnectCore::on_status_reply_failed(std::size_t proxy,
+                                                                std::error_code ec, TimePoint now) {
+  Actions& out = fresh();
+  if (!current(proxy, Phase::reading_reply)) return out;
+  if (ec == asio::error::operation_aborted) {  // C5
+    finish(ec, ConnectAction::npos, out);
+    return out;
+  }
+  next_proxy_failed(make_error_code(errc::bad_status_reply), MetricsCounter::tcp_connect_error,
+                    "no status reply: " + ec.message(), now, out);
+  return out;
 }
 
-const ConnectCore::Actions& ConnectCore::on_status_reply_timed_out(std::size_t, TimePoint) {
-  return fresh();
+const ConnectCore::Actions& ConnectCore::on_status_reply_timed_out(std::size_t proxy,
+                                                                   TimePoint now) {
+  Actions& out = fresh();
+  if (!current(proxy, Phase::reading_reply)) return out;
+  next_proxy_failed(make_error_code(errc::bad_status_reply), MetricsCounter::tcp_connect_timeout,
+                    fmt::format("no status reply within {} ms (does it answer TLV 0xE7?)",
+                                cfg_.connect.tcp_connect.each_timeout.count()),
+                    now, out);
+  return out;
 }
 
 }  // namespace divert::connector

@@ -61,6 +61,7 @@
 #include "divert/export.hpp"
 #include "divert/metrics.hpp"
 #include "divert/ppv2/encoder.hpp"
+#include "divert/ppv2/status_reply.hpp"
 #include "divert/select/upstream_selector.hpp"
 
 namespace divert::connector {
@@ -120,7 +121,7 @@ struct ConnectAction {
     log,                // logger.log(level, text, task id)
     connect,            // connect to next proxy `proxy` (the previous stream, if any, is closed)
     write_header,       // write header() then the initial data, in one write, to `proxy`
-    read_status_reply,  // read exactly kStatusReplySize bytes from `proxy` before `deadline`
+    read_status_reply,  // read exactly ppv2::kStatusReplySize bytes from `proxy` before `deadline`
     done,               // finished: `error` empty => hand back the stream to `proxy`;
                         // else fail with `error` (`proxy`: the next proxy that
                         // reported an upstream failure, else npos)
@@ -148,7 +149,6 @@ struct ConnectRequest {
 class DIVERT_EXPORT ConnectCore {
  public:
   using Actions = std::vector<ConnectAction>;
-  static constexpr std::size_t kStatusReplySize = 8;
 
   // `cfg`, `selector` and `health` must outlive the core.
   ConnectCore(const ConnectorConfig& cfg, const UpstreamSelector& selector, ProxyHealth& health);
@@ -167,7 +167,7 @@ class DIVERT_EXPORT ConnectCore {
   const Actions& on_header_write_failed(std::size_t proxy, std::error_code ec, TimePoint now);
   // The reply's 8 bytes.
   const Actions& on_status_reply(std::size_t proxy,
-                                 std::span<const std::uint8_t, kStatusReplySize> bytes,
+                                 std::span<const std::uint8_t, ppv2::kStatusReplySize> bytes,
                                  TimePoint now);
   // Reading the reply failed (asio::error::eof: closed before 8 bytes).
   const Actions& on_status_reply_failed(std::size_t proxy, std::error_code ec, TimePoint now);

@@ -326,3 +326,145 @@ TEST_CASE("events for another proxy or after done are ignored") {
   CHECK(c.on_connect_failed(0, refused, nullptr, at(0ms)).empty());
   CHECK(c.start({f.task, nullptr, TaskId{}}, at(0ms)).empty());
 }
+
+namespace {
+
+// A connect with next_proxy_status_reply on, up to the read of proxy 0's reply.
+struct ReplyFixture : Fixture {
+  ConnectCore c;
+  std::vector<ConnectAction> all;  // every action so far
+  explicit ReplyFixture(std::size_t n = 2)
+      : Fixture(n), c((cfg.next_proxy_status_reply = true, core())) {
+    cfg.connect.tcp_connect.each_timeout = 3000ms;
+    take(start(c, at(0ms)));
+    take(c.on_connected(0, asio::ip::make_address("127.0.0.1"), at(1ms)));
+    take(c.on_header_written(0, at(2ms)));
+  }
+  const Actions& take(const Actions& a) {
+    all.insert(all.end(), a.begin(), a.end());
+    return a;
+  }
+  const Actions& reply(std::array<std::uint8_t, 8> bytes) {
+    return take(c.on_status_reply(0, bytes, at(10ms)));
+  }
+};
+
+std::array<std::uint8_t, 8> reply_bytes(std::uint8_t status, std::uint16_t ms = 7) {
+  return {'D',
+          'V',
+          'T',
+          '1',
+          status,
+          0,
+          static_cast<std::uint8_t>(ms >> 8),
+          static_cast<std::uint8_t>(ms & 0xFF)};
+}
+
+}  // namespace
+
+TEST_CASE("C6: with next_proxy_status_reply the header carries 0xE7 = 0x01; without, no 0xE7") {
+  for (bool on : {false, true}) {
+    Fixture f(1);
+    f.cfg.next_proxy_status_reply = on;
+    auto c = f.core();
+    f.start(c);
+    auto r = ppv2::parse(c.header());
+    REQUIRE(r.complete());
+    ppv2::DivertTlvs t;
+    REQUIRE_FALSE(ppv2::read_divert_tlvs(r.header, t));
+    CHECK(t.status_reply == (on ? std::optional<std::uint8_t>(1) : std::nullopt));
+  }
+}
+
+TEST_CASE(
+    "C6: after the header the reply is read under tcp_connect.each_timeout; nothing is established "
+    "yet") {
+  ReplyFixture f;
+  REQUIRE(f.all.back().kind == Kind::read_status_reply);
+  CHECK(f.all.back().proxy == 0);
+  CHECK(f.all.back().deadline == at(3002ms));
+  CHECK(count(f.all, MetricsCounter::tcp_connect_establish) == 0);
+  CHECK_FALSE(f.c.done());
+}
+
+TEST_CASE("C6: status 0 hands the stream back") {
+  ReplyFixture f;
+  auto d = Fixture::done_of(f.reply(reply_bytes(0)));
+  CHECK(d.error == std::error_code());
+  CHECK(d.proxy == 0);
+  CHECK(count(f.all, MetricsCounter::tcp_connect_establish) == 1);
+  CHECK(count(f.all, MetricsCounter::connection_establish) == 1);
+  CHECK(count(f.all, MetricsCounter::traffic_out_bytes) == 4);
+}
+
+TEST_CASE("C6: an upstream status is the upstream's failure: its code, no failover, no ejection") {
+  const std::pair<std::uint8_t, errc> table[] = {
+      {1, errc::upstream_refused},      {2, errc::upstream_timed_out},
+      {3, errc::upstream_unreachable},  {4, errc::upstream_resolve_failed},
+      {5, errc::upstream_denied},       {255, errc::upstream_failed_other},
+      {7, errc::upstream_failed_other},  // a status this version does not know
+  };
+  for (auto [status, code] : table) {
+    INFO("status " << int(status));
+    ReplyFixture f;
+    f.health->record_failure(0, 2, 10s, at(0ms));  // one failure before: reset by the answer
+    f.cfg.eject_after_failures = 2;
+    const auto& a = f.reply(reply_bytes(status));
+    auto d = Fixture::done_of(a);
+    CHECK(d.error == code);
+    CHECK(d.error == condition::upstream_failed);
+    CHECK(d.proxy == 0);                  // the next proxy that answered
+    CHECK_FALSE(Fixture::connect_of(a));  // no other next proxy tried
+    CHECK(count(f.all, MetricsCounter::tcp_connect_error) == 0);
+    CHECK(count(f.all, MetricsCounter::tcp_connect_establish) == 1);
+    CHECK(count(f.all, MetricsCounter::connection_establish) == 0);
+    f.health->record_failure(0, 2, 10s, at(20ms));
+    CHECK_FALSE(f.health->ejected(0, at(21ms)));  // the count started again
+  }
+}
+
+TEST_CASE(
+    "C6: a reply that is not one is bad_status_reply, the next proxy's failure: counted, ejection, "
+    "failover") {
+  ReplyFixture f;
+  f.cfg.eject_after_failures = 1;
+  const Actions* a = nullptr;
+  MetricsCounter counted = MetricsCounter::tcp_connect_error;
+  SECTION("wrong magic") {
+    auto bytes = reply_bytes(0);
+    bytes[0] = 'X';
+    a = &f.reply(bytes);
+  }
+  SECTION("reserved byte not 0") {
+    auto bytes = reply_bytes(0);
+    bytes[5] = 1;
+    a = &f.reply(bytes);
+  }
+  SECTION("closed before 8 bytes") {
+    a = &f.take(f.c.on_status_reply_failed(0, asio::error::eof, at(10ms)));
+  }
+  SECTION("silent until the deadline") {
+    a = &f.take(f.c.on_status_reply_timed_out(0, at(3002ms)));
+    counted = MetricsCounter::tcp_connect_timeout;
+  }
+  CHECK(Fixture::connect_of(*a) == std::optional<std::size_t>(1));
+  CHECK(count(*a, counted) == 1);
+  CHECK(count(f.all, MetricsCounter::tcp_connect_establish) == 0);
+  CHECK(f.health->ejected(0, at(3003ms)));
+  // The last candidate fails the same way: the error is bad_status_reply.
+  f.take(f.c.on_connected(1, asio::ip::make_address("127.0.0.2"), at(3004ms)));
+  f.take(f.c.on_header_written(1, at(3005ms)));
+  auto d = Fixture::done_of(f.take(f.c.on_status_reply_failed(1, asio::error::eof, at(3006ms))));
+  CHECK(d.error == errc::bad_status_reply);
+  CHECK(d.error == condition::next_proxy_failed);
+  CHECK(d.proxy == ConnectAction::npos);
+}
+
+TEST_CASE("C5: cancellation while waiting for the status reply counts no failure") {
+  ReplyFixture f;
+  f.cfg.eject_after_failures = 1;
+  const auto& a = f.take(f.c.on_status_reply_failed(0, aborted, at(5ms)));
+  CHECK(kinds(a) == std::vector<Kind>{Kind::done});
+  CHECK(a[0].error == aborted);
+  CHECK_FALSE(f.health->ejected(0, at(6ms)));
+}
