@@ -204,6 +204,13 @@ void ConnectCore::finish(std::error_code ec, std::size_t proxy, Actions& out) {
   out.push_back(std::move(a));
 }
 
+// C5: cancellation ends the connect; it is no next proxy's failure.
+bool ConnectCore::cancelled(std::error_code ec, Actions& out) {
+  if (ec != asio::error::operation_aborted) return false;
+  finish(ec, ConnectAction::npos, out);
+  return true;
+}
+
 const ConnectCore::Actions& ConnectCore::on_connected(std::size_t proxy,
                                                       const asio::ip::address& peer,
                                                       TimePoint now) {
@@ -226,10 +233,7 @@ const ConnectCore::Actions& ConnectCore::on_connect_failed(std::size_t proxy, st
                                                            const char* option, TimePoint now) {
   Actions& out = fresh();
   if (!current(proxy, Phase::connecting)) return out;
-  if (ec == asio::error::operation_aborted) {  // C5
-    finish(ec, ConnectAction::npos, out);
-    return out;
-  }
+  if (cancelled(ec, out)) return out;
   next_proxy_failed(
       ec, is_timeout(ec) ? MetricsCounter::tcp_connect_timeout : MetricsCounter::tcp_connect_error,
       option ? "connect failed (option " + std::string(option) + ")" : "connect failed", now, out);
@@ -256,10 +260,7 @@ const ConnectCore::Actions& ConnectCore::on_header_write_failed(std::size_t prox
                                                                 std::error_code ec, TimePoint now) {
   Actions& out = fresh();
   if (!current(proxy, Phase::writing)) return out;
-  if (ec == asio::error::operation_aborted) {  // C5
-    finish(ec, ConnectAction::npos, out);
-    return out;
-  }
+  if (cancelled(ec, out)) return out;
   next_proxy_failed(ec, MetricsCounter::tcp_connect_error, "sending the PROXY header failed", now,
                     out);
   return out;
@@ -296,10 +297,7 @@ const ConnectCore::Actions& ConnectCore::on_status_reply_failed(std::size_t prox
                                                                 std::error_code ec, TimePoint now) {
   Actions& out = fresh();
   if (!current(proxy, Phase::reading_reply)) return out;
-  if (ec == asio::error::operation_aborted) {  // C5
-    finish(ec, ConnectAction::npos, out);
-    return out;
-  }
+  if (cancelled(ec, out)) return out;
   next_proxy_failed(make_error_code(errc::bad_status_reply), MetricsCounter::tcp_connect_error,
                     "no status reply: " + ec.message(), now, out);
   return out;

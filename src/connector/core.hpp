@@ -193,6 +193,7 @@ class DIVERT_EXPORT ConnectCore {
   void try_next(TimePoint now, Actions& out);
   void next_proxy_failed(std::error_code ec, MetricsCounter counter, std::string_view what,
                          TimePoint now, Actions& out);
+  bool cancelled(std::error_code ec, Actions& out);
   void succeed(Actions& out);
   void finish(std::error_code ec, std::size_t proxy, Actions& out);
 
