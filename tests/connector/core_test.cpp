@@ -434,18 +434,23 @@ TEST_CASE(
     auto bytes = reply_bytes(0);
     bytes[0] = 'X';
     a = &f.reply(bytes);
+    CHECK_THAT(logs(*a).at(0), Catch::Contains("bad status reply (not DVT1)"));
   }
   SECTION("reserved byte not 0") {
     auto bytes = reply_bytes(0);
     bytes[5] = 1;
     a = &f.reply(bytes);
+    CHECK_THAT(logs(*a).at(0), Catch::Contains("bad status reply (not DVT1)"));
   }
   SECTION("closed before 8 bytes") {
     a = &f.take(f.c.on_status_reply_failed(0, asio::error::eof, at(10ms)));
+    CHECK_THAT(logs(*a).at(0),
+               Catch::Contains("no status reply: " + std::error_code(asio::error::eof).message()));
   }
   SECTION("silent until the deadline") {
     a = &f.take(f.c.on_status_reply_timed_out(0, at(3002ms)));
     counted = MetricsCounter::tcp_connect_timeout;
+    CHECK_THAT(logs(*a).at(0), Catch::Contains("no status reply within 3000 ms"));
   }
   CHECK(Fixture::connect_of(*a) == std::optional<std::size_t>(1));
   CHECK(count(*a, counted) == 1);
