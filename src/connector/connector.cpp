@@ -231,11 +231,13 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
       }
       case ConnectAction::Kind::done:
       default:
+        // The next proxy reached: the stream's, or the one that reported the
+        // upstream's failure.
+        if (i != ConnectAction::npos) report.proxy_index = i;
         if (error) {
           ec = error;
           co_return tcp::socket(ex);
         }
-        report.proxy_index = i;
         co_return std::move(*sock);
     }
   }
