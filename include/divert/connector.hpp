@@ -37,6 +37,25 @@
 // Cancellation: the awaiting coroutine's cancellation slot is honoured; every
 // socket opened for the call is closed before it returns.
 //
+// Upstream status reply (divert's own key `next_proxy_status_reply`, default
+// false): the header also carries TLV 0xE7 = 0x01, and the next proxy, having
+// tried the upstream, answers with 8 bytes ("DVT1", status, 0, connect ms)
+// before any upstream byte. The connector reads exactly those 8 bytes, never
+// one more, within tcp_connect.each_timeout (default 30 s) from the end of the
+// header's write. Status 0 hands the stream back. Another status is the
+// upstream's failure: errc::upstream_refused, upstream_timed_out,
+// upstream_unreachable, upstream_resolve_failed, upstream_denied or
+// upstream_failed_other (condition::upstream_failed); no other next proxy is
+// tried (the upstream is the problem) and the next proxy is not held at fault
+// (no ejection; escaper.tcp.connect.establish counted, connection.establish
+// not). A reply that is not one (wrong magic or reserved byte, the next proxy
+// closing early, nothing within the timeout) is errc::bad_status_reply, a
+// failure of that next proxy: counted as a connect error (a timeout when
+// silent), fed to passive ejection, and the next candidate is tried. No
+// byte of a bad reply reaches the host. Turn it on only for next proxies that
+// speak it: one that ignores 0xE7 (HAProxy accept-proxy) never answers, and
+// every connect then fails with bad_status_reply after the timeout.
+//
 // Thread-safety: DivertTcpConnector is a cheap, copyable handle to immutable
 // configuration plus atomic state (metrics, ejection); all its methods may be
 // called concurrently from any thread and executor. The returned stream uses
@@ -100,6 +119,9 @@ struct ConnectorConfig {
   bool tls_verify_peer = true;                  // https forward: verify chain and name/IP
   std::size_t max_header_size = 4096;           // bytes; the encoder refuses larger headers
   bool header_crc32c = false;                   // append a CRC32C TLV to every header
+  // Ask each next proxy for the upstream status reply (TLV 0xE7; see
+  // "Upstream status reply" above). Only for next proxies that speak it.
+  bool next_proxy_status_reply = false;
 };
 
 class DIVERT_EXPORT DivertTcpConnector {
@@ -213,6 +235,8 @@ class DIVERT_EXPORT DivertTcpConnector::Builder {
   Builder& tls_verify_peer(bool on);
   Builder& max_header_size(std::size_t bytes);
   Builder& header_crc32c(bool on);
+  // Upstream status reply (see above); default off.
+  Builder& next_proxy_status_reply(bool on);
   // TCP_QUICKACK off before connect (see net::ConnectOptions); default on.
   Builder& delay_handshake_ack(bool on);
 

@@ -230,6 +230,10 @@ B& B::header_crc32c(bool on) {
   cfg_.header_crc32c = on;
   return *this;
 }
+B& B::next_proxy_status_reply(bool on) {
+  cfg_.next_proxy_status_reply = on;
+  return *this;
+}
 B& B::delay_handshake_ack(bool on) {
   cfg_.connect.delay_handshake_ack = on;
   return *this;
@@ -409,6 +413,8 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
     cfg_.max_header_size = static_cast<std::size_t>(parse_size(key, scalar()));
   } else if (key == "header_crc32c") {
     cfg_.header_crc32c = parse_bool(key, scalar());
+  } else if (key == "next_proxy_status_reply") {
+    cfg_.next_proxy_status_reply = parse_bool(key, scalar());
   } else if (key == "delay_handshake_ack") {
     cfg_.connect.delay_handshake_ack = parse_bool(key, scalar());
   } else {
@@ -419,7 +425,7 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
         "tcp_keepalive, bind_ipv4, bind_ipv6, bind_interface, extra_metrics_tags, "
         "shared_logger, name, proxy_failover, eject_after_failures, eject_duration, "
         "tls_handshake_timeout, tls_verify_peer, max_header_size, header_crc32c, "
-        "delay_handshake_ack)");
+        "next_proxy_status_reply, delay_handshake_ack)");
   }
   return *this;
 }

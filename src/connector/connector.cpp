@@ -9,12 +9,10 @@
 #include <asio.hpp>
 #include <fmt/format.h>
 
+#include "connector/core.hpp"
 #include "divert/connector.hpp"
 #include "divert/net/connect.hpp"
 #include "divert/net/socket_options.hpp"
-#include "divert/ppv2/encoder.hpp"
-#include "divert/select/pick_key.hpp"
-#include "divert/select/upstream_selector.hpp"
 
 #if defined(DIVERT_WITH_TLS)
 #include <openssl/ssl.h>
@@ -30,20 +28,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using asio::ip::tcp;
 
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-}
-
-ppv2::Endpoint to_ppv2(const tcp::endpoint& e) {
-  auto a = e.address();
-  if (a.is_v4()) return ppv2::Endpoint::v4(a.to_v4().to_bytes(), e.port());
-  return ppv2::Endpoint::v6(a.to_v6().to_bytes(), e.port());
-}
-
-bool is_timeout(const std::error_code& ec) {
-  return ec == asio::error::timed_out || ec == std::errc::timed_out;
-}
-
 }  // namespace
 
 struct DivertTcpConnector::State {
@@ -53,84 +37,32 @@ struct DivertTcpConnector::State {
         metrics(cfg.name, cfg.extra_metrics_tags),
         health(cfg.proxy_addr.size()) {}
 
-  struct Health {
-    std::atomic<std::uint32_t> failures{0};
-    std::atomic<std::int64_t> ejected_until_ns{0};
-  };
-
   ConnectorConfig cfg;
   UpstreamSelector selector;
   mutable Metrics metrics;
-  std::vector<Health> health;
-  std::atomic<std::uint64_t> ejections{0};
+  connector::ProxyHealth health;
 
-  bool ejected(std::size_t i, std::int64_t now) const {
-    return health[i].ejected_until_ns.load(std::memory_order_relaxed) > now;
-  }
+  // What a connect tells its caller besides the stream.
+  struct ConnectReport {
+    TaskId task_id;                          // sent in 0xE3 (given or generated)
+    std::optional<std::size_t> proxy_index;  // the next proxy reached (index in proxy_addr)
+  };
 
-  void record_success(std::size_t i) {
-    health[i].failures.store(0, std::memory_order_relaxed);
-    health[i].ejected_until_ns.store(0, std::memory_order_relaxed);
-  }
-
-  void record_failure(std::size_t i, std::string_view task_id) {
-    if (cfg.eject_after_failures == 0) return;
-    auto n = health[i].failures.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (n >= cfg.eject_after_failures) {
-      const auto now = now_ns();
-      auto until = now + std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.eject_duration).count();
-      auto prev = health[i].ejected_until_ns.exchange(until, std::memory_order_relaxed);
-      health[i].failures.store(0, std::memory_order_relaxed);
-      if (prev <= now) {
-        ejections.fetch_add(1, std::memory_order_relaxed);
-        cfg.shared_logger.logf(LogLevel::warn, task_id,
-                               "next proxy {} ejected for {} ms after {} consecutive failures",
-                               cfg.proxy_addr[i].addr.to_string(), cfg.eject_duration.count(), n);
-      }
-    }
-  }
-
-  // Candidates in failover order, ejected ones left out unless all are.
-  std::vector<std::size_t> order(std::string_view key) const {
-    // One next proxy: the order is that proxy, ejected or not (an ejected
-    // proxy is still tried when every proxy is ejected).
-    if (cfg.proxy_addr.size() == 1) return {0};
-    auto order = selector.candidate_indices(key);
-    auto now = now_ns();
-    auto is_ejected = [&](std::size_t i) { return ejected(i, now); };
-    if (!std::all_of(order.begin(), order.end(), is_ejected)) std::erase_if(order, is_ejected);
-    if (order.size() > cfg.proxy_failover + 1) order.resize(cfg.proxy_failover + 1);
-    return order;
-  }
-
-  // The PROXY v2 header of one task (a plain function: the spec stays out of
-  // the coroutine frame).
-  std::error_code encode_header(const Task& task, const std::string* tls_name, const TaskId& id,
-                                std::string_view upstream, ppv2::HeaderBuffer& out) const {
-    ppv2::HeaderSpec spec;
-    spec.command = ppv2::Command::proxy;
-    spec.src = to_ppv2(task.client);
-    spec.dst = to_ppv2(task.server);
-    spec.upstream = upstream;
-    if (tls_name) spec.tls_name = *tls_name;
-    if (has_user(task)) spec.username = *task.username;
-    spec.task_id = id;
-    spec.crc32c = cfg.header_crc32c;
-    return ppv2::encode(spec, out, {.max_size = cfg.max_header_size});
-  }
-
-  // An empty username is no username: no 0xE2, not part of the pick key.
-  static bool has_user(const Task& task) { return task.username && !task.username->empty(); }
-
-  // Reports an error through *ec_out, or throws std::system_error naming
-  // `what` when ec_out is null (the throwing entry points: no wrapper frame).
-  // `task` lives in the coroutine frame (the caller's Task may be gone before
-  // the awaitable starts); *tls_name must outlive the awaitable. `self` (this
-  // State) too: the frame keeps the State alive when the caller's last
-  // DivertTcpConnector handle is gone (a temporary, a reload) before it ends.
+  // Picks, connects, sends the header (the decisions: connector::ConnectCore).
+  // Reports an error through `ec` (the stream is then unopened) and never
+  // throws. `task` lives in the coroutine frame (the caller's Task may be gone
+  // before the awaitable starts); *tls_name, `ec` and `report` must outlive
+  // the awaitable. `self` (this State) too: the frame keeps the State alive
+  // when the caller's last DivertTcpConnector handle is gone (a temporary, a
+  // reload) before it ends.
   asio::awaitable<tcp::socket> connect(std::shared_ptr<State> self, Task task,
-                                       const std::string* tls_name, std::error_code* ec_out,
-                                       const char* what);
+                                       const std::string* tls_name, std::error_code& ec,
+                                       ConnectReport& report);
+  // The entry points' forms: `ec` only, or throwing std::system_error naming `what`.
+  asio::awaitable<tcp::socket> connect_ec(std::shared_ptr<State> self, Task task,
+                                          std::error_code& ec);
+  asio::awaitable<tcp::socket> connect_or_throw(std::shared_ptr<State> self, Task task,
+                                                const char* what);
 #if defined(DIVERT_WITH_TLS)
   // https_forward's body, and its throwing form; `self` as for connect().
   asio::awaitable<TlsStream> https(std::shared_ptr<State> self, Task task, std::string tls_name,
@@ -166,150 +98,183 @@ std::error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs
   }
   return {};
 }
+
+// Writes the header and the initial data in one write (writev, one segment
+// when it fits) so a receiver never sees a split header.
+asio::awaitable<std::error_code> write_header(tcp::socket& s, std::span<const std::uint8_t> header,
+                                              const std::string& initial_data) {
+  std::array<asio::const_buffer, 2> bufs{asio::buffer(header.data(), header.size()),
+                                         asio::buffer(initial_data)};
+  // A fresh connection's send buffer is empty: the write nearly always goes
+  // out in one sendmsg() here, without an operation object or a trip through
+  // the scheduler. Whatever it leaves (or EAGAIN) goes to async_write.
+  std::error_code ec = send_now(s, bufs);
+  if (!ec && asio::buffer_size(bufs) > 0) {
+    try {
+      auto [e, n] =
+          co_await asio::async_write(s, bufs, asio::experimental::as_tuple(asio::use_awaitable));
+      ec = e;
+    } catch (const std::system_error& e) {
+      ec = e.code();
+    }
+  }
+  co_return ec;
+}
+
+// Reads exactly reply.size() bytes (never one past them: what follows is the
+// upstream's) before `deadline`; asio::error::timed_out when it passes first.
+asio::awaitable<std::error_code> read_status_reply(tcp::socket& s, std::span<std::uint8_t> reply,
+                                                   Clock::time_point deadline) {
+  using namespace asio::experimental::awaitable_operators;
+  constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+  asio::steady_timer timer(s.get_executor(), deadline);
+  try {
+    auto r =
+        co_await (asio::async_read(s, asio::buffer(reply.data(), reply.size()), tuple_awaitable) ||
+                  timer.async_wait(tuple_awaitable));
+    if (r.index() == 1) co_return asio::error::timed_out;
+    co_return std::get<0>(std::get<0>(r));
+  } catch (const std::system_error& e) {
+    co_return e.code();
+  }
+}
 }  // namespace
 
+// The I/O shell: performs connector::ConnectCore's actions and feeds it the results.
 asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<State> /*self*/,
                                                                 Task task,
                                                                 const std::string* tls_name,
-                                                                std::error_code* ec_out,
-                                                                const char* what) {
-  std::error_code ec_local;
-  std::error_code& ec = ec_out ? *ec_out : ec_local;
+                                                                std::error_code& ec,
+                                                                ConnectReport& report) {
+  using connector::ConnectAction;
   ec.clear();
+  report.proxy_index.reset();
   auto ex = co_await asio::this_coro::executor;
-  metrics.add(MetricsCounter::task_total);
-
-  const TaskId id = task.task_id ? *task.task_id : make_task_id_v7();
+  report.task_id = task.task_id ? *task.task_id : make_task_id_v7();
   // Formatted only when a log line may need it.
-  const std::string id_text = cfg.shared_logger.enabled(LogLevel::error) ? id.to_string() : std::string();
-  const std::string upstream = task.upstream.to_string();
-  const std::string& initial_data = task.initial_data;
-  // Every error exit: an unconnected socket, or the exception.
-  auto failure = [&]() -> tcp::socket {
-    if (!ec_out) throw std::system_error(ec, fmt::format("divert {} to {}", what, upstream));
-    return tcp::socket(ex);
-  };
+  const std::string id_text =
+      cfg.shared_logger.enabled(LogLevel::error) ? report.task_id.to_string() : std::string();
 
-  ppv2::HeaderBuffer header;
-  if (auto e = encode_header(task, tls_name, id, upstream, header)) {
-    cfg.shared_logger.logf(LogLevel::warn, id_text, "cannot encode the PROXY header for {}: {}",
-                           upstream, e.message());
-    // A value the wire contract forbids (a username with a NUL or invalid
-    // UTF-8) is reported as such; every other failure is a size cap.
-    ec = e == ppv2::errc::invalid_tlv_value ? e : make_error_code(errc::header_too_large);
-    co_return failure();
-  }
-
-  // Only the hashing policies read the key; the others skip formatting it.
-  std::string key;
-  const auto policy = cfg.proxy_addr_pick_policy;
-  if (policy == PickPolicy::ketama || policy == PickPolicy::rendezvous ||
-      policy == PickPolicy::jump_hash) {
-    std::optional<std::string_view> user;
-    if (has_user(task)) user = *task.username;
-    key = make_pick_key(task.client.address(), user, task.upstream.host());
-  }
-  const auto candidates = order(key);
-
-  std::error_code last;
-  // A next proxy that failed: remember the error, count it, log it, and
-  // feed passive ejection; the loop then tries the next candidate.
-  auto failed = [&](std::size_t i, std::error_code e, MetricsCounter counter, std::string_view what) {
-    last = e;
-    metrics.add(counter);
-    cfg.shared_logger.logf(LogLevel::warn, id_text, "next proxy {}: {}: {}",
-                           cfg.proxy_addr[i].addr.to_string(), what, e.message());
-    record_failure(i, id_text);
-  };
-  for (auto i : candidates) {
-    const UpstreamAddr& proxy = cfg.proxy_addr[i].addr;
-    metrics.add(MetricsCounter::connection_attempt);
-    metrics.add(MetricsCounter::tcp_connect_attempt);
-    auto started = Clock::now();
-    std::optional<net::ConnectResult> r;
-    std::error_code cerr;
-    const char* option = nullptr;
-    try {
-      if (proxy.is_ip())
-        r.emplace(co_await net::connect_with_retry(tcp::endpoint(proxy.ip(), proxy.port()), cfg.connect));
-      else
-        r.emplace(co_await net::happy_eyeballs_connect(proxy.host(), proxy.port(), cfg.connect, cfg.resolver));
-      cerr = r->error;
-      option = r->option;
-    } catch (const std::system_error& e) {
-      cerr = e.code();
-    }
-    if (cerr == asio::error::operation_aborted) {
-      ec = cerr;
-      co_return failure();
-    }
-    if (cerr) {
-      failed(i, cerr,
-             is_timeout(cerr) ? MetricsCounter::tcp_connect_timeout : MetricsCounter::tcp_connect_error,
-             option ? "connect failed (option " + std::string(option) + ")" : "connect failed");
-      continue;
-    }
-    metrics.record_connect_latency(Clock::now() - started);
-
-    // One write: header then the client's first bytes (writev, one segment
-    // when it fits) so a receiver never sees a split header.
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(header.data(), header.size()),
-                                           asio::buffer(initial_data)};
-    // A fresh connection's send buffer is empty: the write nearly always goes
-    // out in one sendmsg() here, without an operation object or a trip through
-    // the scheduler. Whatever it leaves (or EAGAIN) goes to async_write.
-    std::error_code wec = send_now(*r->socket, bufs);
-    if (!wec && asio::buffer_size(bufs) > 0) {
-      try {
-        auto [e, n] = co_await asio::async_write(*r->socket, bufs, asio::experimental::as_tuple(asio::use_awaitable));
-        wec = e;
-      } catch (const std::system_error& e) {
-        wec = e.code();
+  connector::ConnectCore core(cfg, selector, health);
+  const auto* actions = &core.start({task, tls_name, report.task_id}, Clock::now());
+  std::optional<tcp::socket> sock;
+  for (;;) {
+    // The one I/O action (or done) of this step; the others are applied here.
+    ConnectAction::Kind next = ConnectAction::Kind::done;
+    std::size_t i = ConnectAction::npos;
+    std::error_code error;
+    Clock::time_point deadline;
+    for (const auto& a : *actions) {
+      switch (a.kind) {
+        case ConnectAction::Kind::metric:
+          metrics.add(a.counter, a.amount);
+          break;
+        case ConnectAction::Kind::connect_latency:
+          metrics.record_connect_latency(a.latency);
+          break;
+        case ConnectAction::Kind::log:
+          cfg.shared_logger.log(a.level, a.text, id_text);
+          break;
+        default:
+          next = a.kind, i = a.proxy, error = a.error, deadline = a.deadline;
       }
     }
-    if (wec == asio::error::operation_aborted) {
-      ec = wec;
-      co_return failure();
+    switch (next) {
+      case ConnectAction::Kind::connect: {
+        sock.reset();
+        const UpstreamAddr& proxy = cfg.proxy_addr[i].addr;
+        std::optional<net::ConnectResult> r;
+        std::error_code cerr;
+        const char* option = nullptr;
+        try {
+          if (proxy.is_ip())
+            r.emplace(co_await net::connect_with_retry(tcp::endpoint(proxy.ip(), proxy.port()),
+                                                       cfg.connect));
+          else
+            r.emplace(co_await net::happy_eyeballs_connect(proxy.host(), proxy.port(), cfg.connect,
+                                                           cfg.resolver));
+          cerr = r->error;
+          option = r->option;
+        } catch (const std::system_error& e) {
+          cerr = e.code();
+        }
+        if (cerr) {
+          actions = &core.on_connect_failed(i, cerr, option, Clock::now());
+        } else {
+          sock.emplace(std::move(*r->socket));
+          actions = &core.on_connected(i, r->peer.address(), Clock::now());
+        }
+        break;
+      }
+      case ConnectAction::Kind::write_header: {
+        auto wec = co_await write_header(*sock, core.header(), task.initial_data);
+        if (wec) {
+          actions = &core.on_header_write_failed(i, wec, Clock::now());
+          break;
+        }
+        // The handshake's last ACK went out with the header; the kernel took
+        // that quick write for an interactive reply (delayed ACKs): undo that.
+        if (cfg.connect.delay_handshake_ack) net::resume_quick_ack(*sock);
+        actions = &core.on_header_written(i, Clock::now());
+        break;
+      }
+      case ConnectAction::Kind::read_status_reply: {
+        std::array<std::uint8_t, ppv2::kStatusReplySize> reply;
+        auto rec = co_await read_status_reply(*sock, reply, deadline);
+        if (rec == asio::error::timed_out)
+          actions = &core.on_status_reply_timed_out(i, Clock::now());
+        else if (rec)
+          actions = &core.on_status_reply_failed(i, rec, Clock::now());
+        else
+          actions = &core.on_status_reply(i, reply, Clock::now());
+        break;
+      }
+      case ConnectAction::Kind::done:
+      default:
+        // The next proxy reached: the stream's, or the one that reported the
+        // upstream's failure.
+        if (i != ConnectAction::npos) report.proxy_index = i;
+        if (error) {
+          ec = error;
+          co_return tcp::socket(ex);
+        }
+        co_return std::move(*sock);
     }
-    if (wec) {
-      failed(i, wec, MetricsCounter::tcp_connect_error, "sending the PROXY header failed");
-      continue;
-    }
-    // The handshake's last ACK went out with the header; the kernel took
-    // that quick write for an interactive reply (delayed ACKs): undo that.
-    if (cfg.connect.delay_handshake_ack) net::resume_quick_ack(*r->socket);
-    record_success(i);
-    // Established once the header is out: a failed write is one error, above.
-    metrics.add(MetricsCounter::tcp_connect_establish);
-    metrics.add(MetricsCounter::tcp_connect_success);
-    metrics.add(MetricsCounter::connection_establish);
-    metrics.add(MetricsCounter::traffic_out_bytes, initial_data.size());
-    if (cfg.shared_logger.enabled(LogLevel::debug))  // the arguments cost two formats
-      cfg.shared_logger.logf(LogLevel::debug, id_text, "diverted {} via next proxy {} ({})", upstream,
-                             proxy.to_string(), r->peer.address().to_string());
-    co_return std::move(*r->socket);
   }
-  ec = last ? last : make_error_code(errc::no_next_proxy_available);
-  co_return failure();
 }
 
-// Not coroutines: each returns State::connect's awaitable itself (one frame
-// per connection, not two), the Task moved into it.
+asio::awaitable<tcp::socket> DivertTcpConnector::State::connect_ec(std::shared_ptr<State> self,
+                                                                   Task task, std::error_code& ec) {
+  ConnectReport report;
+  co_return co_await connect(std::move(self), std::move(task), nullptr, ec, report);
+}
+
+asio::awaitable<tcp::socket> DivertTcpConnector::State::connect_or_throw(
+    std::shared_ptr<State> self, Task task, const char* what) {
+  std::error_code ec;
+  ConnectReport report;
+  const std::string upstream = task.upstream.to_string();
+  auto s = co_await connect(std::move(self), std::move(task), nullptr, ec, report);
+  if (ec) throw std::system_error(ec, fmt::format("divert {} to {}", what, upstream));
+  co_return s;
+}
+
+// Not coroutines: each returns a State coroutine's awaitable, the Task moved into it.
 asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task, std::error_code& ec) const {
-  return s_->connect(s_, std::move(task), nullptr, &ec, "tcp_connect");
+  return s_->connect_ec(s_, std::move(task), ec);
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task) const {
-  return s_->connect(s_, std::move(task), nullptr, nullptr, "tcp_connect");
+  return s_->connect_or_throw(s_, std::move(task), "tcp_connect");
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task,
                                                               std::error_code& ec) const {
-  return s_->connect(s_, std::move(task), nullptr, &ec, "http_forward");
+  return s_->connect_ec(s_, std::move(task), ec);
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task) const {
-  return s_->connect(s_, std::move(task), nullptr, nullptr, "http_forward");
+  return s_->connect_or_throw(s_, std::move(task), "http_forward");
 }
 
 #if defined(DIVERT_WITH_TLS)
@@ -369,7 +334,8 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
   }
   tls_name = name.addr->host();
   // A copy: this frame goes on using the State after connect() returns.
-  auto sock = co_await connect(self, std::move(task), &tls_name, &ec, "https_forward");
+  ConnectReport report;
+  auto sock = co_await connect(self, std::move(task), &tls_name, ec, report);
   TlsStream stream(std::move(sock), ctx);
   if (ec) co_return stream;
 
@@ -423,14 +389,14 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https_
 const ConnectorConfig& DivertTcpConnector::config() const noexcept { return s_->cfg; }
 Metrics& DivertTcpConnector::metrics() const noexcept { return s_->metrics; }
 std::uint64_t DivertTcpConnector::ejections() const noexcept {
-  return s_->ejections.load(std::memory_order_relaxed);
+  return s_->health.ejections();
 }
 
 std::vector<std::string> DivertTcpConnector::ejected_proxies() const {
   std::vector<std::string> out;
-  auto now = now_ns();
+  const auto now = Clock::now();
   for (std::size_t i = 0; i < s_->health.size(); ++i)
-    if (s_->ejected(i, now)) out.push_back(s_->cfg.proxy_addr[i].addr.to_string());
+    if (s_->health.ejected(i, now)) out.push_back(s_->cfg.proxy_addr[i].addr.to_string());
   return out;
 }
 

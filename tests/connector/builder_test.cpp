@@ -138,6 +138,12 @@ TEST_CASE("string keys map onto the typed configuration") {
   b.delay_handshake_ack(true);
   CHECK(b.config().connect.delay_handshake_ack);
   CHECK_THROWS_AS(b.set("delay_handshake_ack", "maybe"), config_error);
+  CHECK_FALSE(c.next_proxy_status_reply);  // off by default
+  b.set("next-proxy-status-reply", "true");
+  CHECK(b.config().next_proxy_status_reply);
+  b.next_proxy_status_reply(false);
+  CHECK_FALSE(b.config().next_proxy_status_reply);
+  CHECK_THROWS_AS(b.set("next_proxy_status_reply", "sometimes"), config_error);
   CHECK_FALSE(net::ConnectOptions{}.delay_handshake_ack);  // the net layer's default
   auto conn = b.build();
   CHECK(conn.config().proxy_addr.size() == 3);

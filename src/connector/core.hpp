@@ -1,0 +1,216 @@
+// connector/core.hpp — the connector's decisions as a pure state machine
+// (internal): no sockets, no timers, no clock. DivertTcpConnector::State::
+// connect() is the thin I/O shell that drives it.
+//
+// The driver feeds events (a next proxy connected or failed, the header was
+// written or not, the status reply came or not) with the time they happened,
+// and performs the actions returned, in order: count a metric, write a log
+// line, connect to candidate `proxy`, write header() and the task's initial
+// data, read the 8-byte status reply before `deadline`, done. At most one
+// I/O action (connect, write_header, read_status_reply) is returned per
+// event and its result is the next event; `done` ends the connect. All
+// times are passed in, so tests use a fake clock.
+//
+// Rules:
+//  C1 candidates come from the selector in its failover order for the task's
+//     pick key (formatted only for the hashing policies); with more than one
+//     next proxy, unusable ones (ejected, or marked down) are left out unless
+//     all are (then all are tried as if none were); one next proxy is always
+//     tried. At most proxy_failover + 1 candidates are tried.
+//  C2 each candidate tried counts escaper.connection.attempt and
+//     escaper.tcp.connect.attempt once; a failure counts
+//     escaper.tcp.connect.timeout when it timed out, else .error; the
+//     establish/success counters count once, when the stream is handed back
+//     (or the next proxy reported an upstream failure, see C6).
+//  C3 a next-proxy failure (connect, header write, bad or missing status
+//     reply) feeds passive ejection (ProxyHealth) and moves to the next
+//     candidate; the result is the last candidate's error, or
+//     errc::no_next_proxy_available when none was tried.
+//  C4 a header the encoder refuses is reported before anything is
+//     connected: ppv2::errc::invalid_tlv_value for a forbidden value (a NUL
+//     or invalid UTF-8 in the username), else errc::header_too_large.
+//  C5 operation_aborted (cancellation) ends the connect at once with that
+//     code; it is not a next proxy's failure (no error metric, no ejection).
+//  C6 with next_proxy_status_reply the header carries 0xE7 and, once written,
+//     the 8-byte reply is read under tcp_connect.each_timeout. A reply that
+//     is not one (wrong magic or reserved byte, early close, read error,
+//     silence until the deadline) is errc::bad_status_reply and a next-proxy
+//     failure (C3: ejection, failover). Status 0 hands the stream back. Any
+//     other status is the upstream's failure, reported as
+//     ppv2::to_error_code(status) (divert::errc::upstream_*): the next proxy
+//     worked (its failure count is reset, its establish counted, not
+//     connection.establish) and no other next proxy is tried (it would reach
+//     the same upstream).
+// Thread-safety: a ConnectCore is one connect's state, used from one strand.
+// ProxyHealth is shared by every connect of a connector: lock-free atomics.
+#pragma once
+
+#include <asio/ip/address.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "divert/connector.hpp"
+#include "divert/export.hpp"
+#include "divert/metrics.hpp"
+#include "divert/ppv2/encoder.hpp"
+#include "divert/ppv2/status_reply.hpp"
+#include "divert/select/upstream_selector.hpp"
+
+namespace divert::connector {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+// Health of each next proxy, shared between connects (and threads): the
+// passive-ejection state, and a `down` mark an active health check may set
+// (none does yet) that selection treats as ejection.
+// (DIVERT_EXPORT only so that the tests link against a shared build.)
+class DIVERT_EXPORT ProxyHealth {
+ public:
+  explicit ProxyHealth(std::size_t proxies) : entries_(new Entry[proxies]), size_(proxies) {}
+
+  std::size_t size() const noexcept { return size_; }
+  // Ejected until a time after `now`.
+  bool ejected(std::size_t i, TimePoint now) const noexcept;
+  // Marked down (by a health check); stays so until marked up.
+  bool down(std::size_t i) const noexcept {
+    return entries_[i].down.load(std::memory_order_relaxed);
+  }
+  void set_down(std::size_t i, bool down) noexcept {
+    entries_[i].down.store(down, std::memory_order_relaxed);
+  }
+  // Neither ejected nor down: selection may pick it.
+  bool usable(std::size_t i, TimePoint now) const noexcept { return !down(i) && !ejected(i, now); }
+
+  struct Failure {
+    std::uint32_t consecutive = 0;  // failures counted in a row, this one included
+    bool ejected = false;           // this failure ejected it (it was not ejected already)
+  };
+  // One more consecutive failure; at `eject_after` (0: never) the proxy is
+  // ejected until now + `eject_for` and its count starts again.
+  Failure record_failure(std::size_t i, std::uint32_t eject_after,
+                         std::chrono::nanoseconds eject_for, TimePoint now) noexcept;
+  // The proxy worked: its failure count and ejection are cleared.
+  void record_success(std::size_t i) noexcept;
+  // Ejections so far (a proxy ejected again while ejected is not counted twice).
+  std::uint64_t ejections() const noexcept { return ejections_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Entry {
+    std::atomic<std::uint32_t> failures{0};
+    std::atomic<std::int64_t> ejected_until_ns{0};  // TimePoint's ticks since its epoch
+    std::atomic<bool> down{false};
+  };
+  std::unique_ptr<Entry[]> entries_;
+  std::size_t size_;
+  std::atomic<std::uint64_t> ejections_{0};
+};
+
+struct ConnectAction {
+  enum class Kind : std::uint8_t {
+    metric,             // metrics.add(counter, amount)
+    connect_latency,    // metrics.record_connect_latency(latency)
+    log,                // logger.log(level, text, task id)
+    connect,            // connect to next proxy `proxy` (the previous stream, if any, is closed)
+    write_header,       // write header() then the initial data, in one write, to `proxy`
+    read_status_reply,  // read exactly ppv2::kStatusReplySize bytes from `proxy` before `deadline`
+    done,               // finished: `error` empty => hand back the stream to `proxy`;
+                        // else fail with `error` (`proxy`: the next proxy that
+                        // reported an upstream failure, else npos)
+  };
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+  Kind kind = Kind::done;
+  std::size_t proxy = npos;
+  MetricsCounter counter = MetricsCounter::task_total;
+  std::uint64_t amount = 0;
+  std::chrono::nanoseconds latency{0};
+  TimePoint deadline{};
+  LogLevel level = LogLevel::debug;
+  std::string text;
+  std::error_code error;
+};
+
+// What one connect is asked to do. `task` and `tls_name` are read by start() only.
+struct ConnectRequest {
+  const Task& task;
+  const std::string* tls_name = nullptr;  // 0xE1 (https forward); null: none
+  TaskId task_id;
+};
+
+class DIVERT_EXPORT ConnectCore {
+ public:
+  using Actions = std::vector<ConnectAction>;
+
+  // `cfg`, `selector` and `health` must outlive the core.
+  ConnectCore(const ConnectorConfig& cfg, const UpstreamSelector& selector, ProxyHealth& health);
+
+  // Every event returns the actions to perform, in order; the reference
+  // stays valid until the next event. Events for a proxy other than the one
+  // being tried, or after done, are ignored (no action).
+  const Actions& start(const ConnectRequest& request, TimePoint now);
+  // The TCP connection to `proxy` is up; `peer` is the address it reached.
+  const Actions& on_connected(std::size_t proxy, const asio::ip::address& peer, TimePoint now);
+  // Connecting failed (a timeout is asio::error::timed_out); `option` names
+  // the socket option that failed, when one did (else null).
+  const Actions& on_connect_failed(std::size_t proxy, std::error_code ec, const char* option,
+                                   TimePoint now);
+  const Actions& on_header_written(std::size_t proxy, TimePoint now);
+  const Actions& on_header_write_failed(std::size_t proxy, std::error_code ec, TimePoint now);
+  // The reply's 8 bytes.
+  const Actions& on_status_reply(std::size_t proxy,
+                                 std::span<const std::uint8_t, ppv2::kStatusReplySize> bytes,
+                                 TimePoint now);
+  // Reading the reply failed (asio::error::eof: closed before 8 bytes).
+  const Actions& on_status_reply_failed(std::size_t proxy, std::error_code ec, TimePoint now);
+  // No reply by the read_status_reply action's deadline.
+  const Actions& on_status_reply_timed_out(std::size_t proxy, TimePoint now);
+
+  // The encoded header (valid after a start() that did not fail).
+  std::span<const std::uint8_t> header() const noexcept { return header_.bytes(); }
+  // The candidates, in the order tried (valid after start()).
+  const std::vector<std::size_t>& candidates() const noexcept { return candidates_; }
+  bool done() const noexcept { return phase_ == Phase::done; }
+
+ private:
+  enum class Phase : std::uint8_t { idle, connecting, writing, reading_reply, done };
+  Actions& fresh();
+  bool current(std::size_t proxy, Phase phase) const noexcept {
+    return phase_ == phase && proxy == proxy_;
+  }
+  void metric(MetricsCounter c, std::uint64_t n, Actions& out) const;
+  template <class... Args>
+  void log(LogLevel level, Actions& out, fmt::format_string<Args...> format, Args&&... args) const;
+  void choose_candidates(const Task& task, TimePoint now);
+  void try_next(TimePoint now, Actions& out);
+  void next_proxy_failed(std::error_code ec, MetricsCounter counter, std::string_view what,
+                         TimePoint now, Actions& out);
+  bool cancelled(std::error_code ec, Actions& out);
+  void succeed(Actions& out);
+  void finish(std::error_code ec, std::size_t proxy, Actions& out);
+
+  const ConnectorConfig& cfg_;
+  const UpstreamSelector& selector_;
+  ProxyHealth& health_;
+  Phase phase_ = Phase::idle;
+  ppv2::HeaderBuffer header_;
+  std::string upstream_;               // for log lines
+  std::size_t initial_data_size_ = 0;  // escaper.traffic.out.bytes on success
+  std::vector<std::size_t> candidates_;
+  std::size_t next_ = 0;                     // next candidate to try
+  std::size_t proxy_ = ConnectAction::npos;  // the one being tried
+  TimePoint attempt_started_{};
+  asio::ip::address peer_;
+  std::error_code last_error_;
+  Actions out_;
+};
+
+}  // namespace divert::connector
