@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "divert/connector.hpp"
+#include "divert/select/upstream_selector.hpp"
 
 namespace divert {
 
@@ -422,6 +423,15 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
         "delay_handshake_ack)");
   }
   return *this;
+}
+
+// The next-proxy selector; its errors name the key they came from (proxy_addr).
+UpstreamSelector make_proxy_selector(const ConnectorConfig& cfg) {
+  try {
+    return make_upstream_selector(cfg.proxy_addr, cfg.proxy_addr_pick_policy);
+  } catch (const selector_error& e) {
+    throw config_error("proxy_addr", e.value(), e.reason());
+  }
 }
 
 void validate_connector_config(const ConnectorConfig& cfg) {
