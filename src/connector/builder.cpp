@@ -1,4 +1,4 @@
-// DivertTcpConnector::Builder: typed setters, the seed's string keys, validation.
+// DivertTcpConnector::Builder: typed setters, g3proxy divert_tcp's string keys, validation.
 #include <net/if.h>
 
 #include <algorithm>

@@ -28,7 +28,7 @@ inline bool is_utf8_text(const char* s, std::size_t n) noexcept {
   return ascii_text(s, n) || utf8_text_full(s, n);
 }
 
-// 0xE1: a TLS name, never empty; 0xE1 and 0xE2: UTF-8 without NUL (the seed's
+// 0xE1: a TLS name, never empty; 0xE1 and 0xE2: UTF-8 without NUL (g3proxy divert_tcp's
 // "UTF-8 string without trailing '\0'"; a NUL would cut the value short for a
 // receiver that reads it as a C string, and an empty name would turn OpenSSL's
 // name check off).
