@@ -275,7 +275,7 @@ ssize_t splice_to_socket(int pipe_rd, int sock, std::size_t n, unsigned flags,
 
 // Small transfers: recv() into this thread's scratch buffer and send() at
 // once costs half of splice() in and out of a pipe (measured on loopback,
-// tests/bench/chain_bench.sh). One page: whatever send() leaves over always
+// bench/chain_bench.sh). One page: whatever send() leaves over always
 // fits in an empty pipe (at least one page, PIPE_BUF writes are atomic). A
 // full page switches the direction to splice() for the rest of the relay.
 constexpr std::size_t kCopyChunk = 4096;
