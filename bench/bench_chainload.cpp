@@ -1,4 +1,4 @@
-// bench_chainload — the load generator tests/bench/chain_bench.sh needs beside
+// bench_chainload — the load generator bench/chain_bench.sh needs beside
 // wrk: an open-loop fixed-rate client (wrk2 is not in Debian) and a holder of
 // many idle keep-alive connections. HTTP/1.1 only, one io_context thread.
 //

@@ -2,7 +2,7 @@
 """Refreshes the README's code blocks from the files they show.
 
 A block is marked with `<!-- snippet: PATH -->` on the line before its ```cpp
-fence; its content is replaced by PATH's. tests/core/readme_test.cpp fails
+fence; its content is replaced by PATH's. tests/docs/readme_test.cpp fails
 when the README and the files disagree, so run this after editing a snippet.
 """
 import pathlib

@@ -1,5 +1,7 @@
 #include "common/cli.hpp"
 
+#include "divert/host_port.hpp"
+
 #include <charconv>
 #include <iostream>
 
@@ -78,28 +80,19 @@ std::vector<std::string> Cli::all(const std::string& name) const {
 }
 
 asio::ip::tcp::endpoint parse_listen(const std::string& text) {
-  std::string host, port;
-  if (!text.empty() && text.front() == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
-      throw usage_error("listen address '" + text + "' is not [V6]:PORT");
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    auto colon = text.rfind(':');
-    if (colon == std::string::npos) throw usage_error("listen address '" + text + "' is not HOST:PORT");
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
+  const auto split = divert::split_host_port(text);
+  if (!split) {
+    throw usage_error("listen address '" + text +
+                      "': " + std::string(divert::to_string(split.error)));
   }
+  if (split.parts.bare_ipv6()) throw usage_error("listen address '" + text + "' is not [V6]:PORT");
+  if (!split.parts.port) throw usage_error("listen address '" + text + "' is not HOST:PORT");
+  std::string host(split.parts.host);
   if (host == "localhost") host = "127.0.0.1";
   std::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
   if (ec) throw usage_error("listen host '" + host + "' is not an IP address");
-  unsigned p = 0;
-  auto [end, perr] = std::from_chars(port.data(), port.data() + port.size(), p);
-  if (perr != std::errc{} || end != port.data() + port.size() || p > 65535)
-    throw usage_error("listen port '" + port + "' is not a port number");
-  return {addr, static_cast<unsigned short>(p)};
+  return {addr, *split.parts.port};  // port 0: any free port
 }
 
 Cidr Cidr::parse(const std::string& text) {

@@ -1,5 +1,7 @@
 #include "http_request.hpp"  // sibling include: also built by fuzz/CMakeLists.txt
 
+#include "divert/host_port.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -30,44 +32,23 @@ std::string lower(std::string_view s) {
   return o;
 }
 
-// Splits "host[:port]" / "[v6][:port]"; false on bad syntax.
+// A URI authority "host[:port]" / "[v6][:port]" (divert::split_host_port), with
+// the URI's own rules on top: no bare IPv6, port 1..65535, no byte in the host
+// that ends an authority or is not visible ASCII. False on bad syntax.
 bool split_host_port(std::string_view a, std::string& host, std::uint16_t& port,
                      std::uint16_t default_port) {
-  std::string_view h;
-  std::string_view p;
-  if (!a.empty() && a.front() == '[') {
-    auto close = a.find(']');
-    if (close == std::string_view::npos) return false;
-    h = a.substr(1, close - 1);
-    auto rest = a.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return false;
-      p = rest.substr(1);
-      if (p.empty()) return false;
-    }
-  } else {
-    auto colon = a.rfind(':');
-    if (colon != std::string_view::npos) {
-      if (a.find(':') != colon) return false;  // bare IPv6 is not valid in a URI authority
-      h = a.substr(0, colon);
-      p = a.substr(colon + 1);
-      if (p.empty()) return false;
-    } else {
-      h = a;
-    }
-  }
-  if (h.empty()) return false;
+  const auto split = divert::split_host_port(a);
+  if (!split || split.parts.bare_ipv6()) return false;
+  const auto h = split.parts.host;
   for (char c : h)
     if (c <= ' ' || c == '/' || c == '@' || c == '?' || c == '#' || static_cast<unsigned char>(c) >= 0x7f)
       return false;
-  if (p.empty()) {
+  if (!split.parts.port) {
     if (default_port == 0) return false;
     port = default_port;
   } else {
-    unsigned v = 0;
-    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
-    if (ec != std::errc{} || end != p.data() + p.size() || v == 0 || v > 65535) return false;
-    port = static_cast<std::uint16_t>(v);
+    if (*split.parts.port == 0) return false;
+    port = *split.parts.port;
   }
   host = lower(h);
   return true;

@@ -11,6 +11,7 @@
 #include "divert/config_value.hpp"
 #include "divert/connector.hpp"
 #include "divert/error.hpp"
+#include "divert/host_port.hpp"
 #include "divert/logger.hpp"
 #include "divert/metrics.hpp"
 #include "divert/net/connect.hpp"

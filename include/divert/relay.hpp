@@ -237,7 +237,7 @@ class DIVERT_EXPORT SpliceRelay : public std::enable_shared_from_this<SpliceRela
     char head[512];  // what an Asio receive reads (see read_async())
   };
   void pump(Direction& d);
-  bool copy_small(Direction& d);
+  bool recv_and_forward(Direction& d);  // one recv() into the scratch page, then forward()
   bool forward(Direction& d, const char* data, std::size_t n, int more = 0);
   void read_async(Direction& d);
   void wait(Direction& d, asio::socket_base::wait_type what);

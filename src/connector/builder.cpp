@@ -1,10 +1,11 @@
-// DivertTcpConnector::Builder: typed setters, the seed's string keys, validation.
+// DivertTcpConnector::Builder: typed setters, g3proxy divert_tcp's string keys, validation.
 #include <net/if.h>
 
 #include <algorithm>
 #include <cctype>
 
 #include "divert/connector.hpp"
+#include "divert/select/upstream_selector.hpp"
 
 namespace divert {
 
@@ -428,6 +429,15 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
         "next_proxy_status_reply, delay_handshake_ack)");
   }
   return *this;
+}
+
+// The next-proxy selector; its errors name the key they came from (proxy_addr).
+UpstreamSelector make_proxy_selector(const ConnectorConfig& cfg) {
+  try {
+    return make_upstream_selector(cfg.proxy_addr, cfg.proxy_addr_pick_policy);
+  } catch (const selector_error& e) {
+    throw config_error("proxy_addr", e.value(), e.reason());
+  }
 }
 
 void validate_connector_config(const ConnectorConfig& cfg) {

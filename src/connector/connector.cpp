@@ -21,7 +21,8 @@
 
 namespace divert {
 
-void validate_connector_config(const ConnectorConfig& cfg);  // builder.cpp
+void validate_connector_config(const ConnectorConfig& cfg);        // builder.cpp
+UpstreamSelector make_proxy_selector(const ConnectorConfig& cfg);  // builder.cpp
 
 namespace {
 
@@ -33,7 +34,7 @@ using asio::ip::tcp;
 struct DivertTcpConnector::State {
   explicit State(ConnectorConfig c)
       : cfg(std::move(c)),
-        selector(make_upstream_selector(cfg.proxy_addr, cfg.proxy_addr_pick_policy)),
+        selector(make_proxy_selector(cfg)),
         metrics(cfg.name, cfg.extra_metrics_tags),
         health(cfg.proxy_addr.size()) {}
 

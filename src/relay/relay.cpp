@@ -275,7 +275,7 @@ ssize_t splice_to_socket(int pipe_rd, int sock, std::size_t n, unsigned flags,
 
 // Small transfers: recv() into this thread's scratch buffer and send() at
 // once costs half of splice() in and out of a pipe (measured on loopback,
-// tests/bench/chain_bench.sh). One page: whatever send() leaves over always
+// bench/chain_bench.sh). One page: whatever send() leaves over always
 // fits in an empty pipe (at least one page, PIPE_BUF writes are atomic). A
 // full page switches the direction to splice() for the rest of the relay.
 constexpr std::size_t kCopyChunk = 4096;
@@ -286,7 +286,7 @@ thread_local char t_scratch[kCopyChunk];
 // queues the next one without a system call until epoll reports the socket;
 // async_wait() instead re-arms the descriptor with epoll_ctl() on every wait
 // (one system call per wait, three in a short request/response). Bytes that
-// arrive are forwarded like copy_small()'s; a full head means more is queued,
+// arrive are forwarded like recv_and_forward()'s; a full head means more is queued,
 // and recv() into the scratch page takes over.
 void SpliceRelay::read_async(Direction& d) {
   d.from.async_receive(
@@ -382,7 +382,7 @@ bool SpliceRelay::forward(Direction& d, const char* data, std::size_t n, int mor
 
 // Returns true when the direction should go on with pump()'s loop, false
 // when it is waiting or finished.
-bool SpliceRelay::copy_small(Direction& d) {
+bool SpliceRelay::recv_and_forward(Direction& d) {
   const ssize_t n = ::recv(d.from.native_handle(), t_scratch, kCopyChunk, MSG_DONTWAIT);
   if (n == 0) {
     d.source_done = true;
@@ -414,7 +414,7 @@ void SpliceRelay::pump(Direction& d) {
   constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
   while (!aborted_) {
     if (!d.source_done && !d.bulk && d.in_pipe == 0) {
-      if (!copy_small(d)) return;
+      if (!recv_and_forward(d)) return;
       continue;
     }
     if (!d.source_done && d.in_pipe < kSpliceChunk) {
@@ -502,7 +502,7 @@ void SpliceRelay::pump(Direction& d) {
   finish(d);
 }
 
-bool SpliceRelay::copy_small(Direction&) {
+bool SpliceRelay::recv_and_forward(Direction&) {
   return false;
 }
 

@@ -68,6 +68,25 @@ TEST_CASE("build() error table: each row names the key and the value") {
       {"unknown resolver", [](auto& b) { b.set("resolver", "cares"); },
        "resolver = \"cares\": unknown resolver"},
       {"bad upstream", [](auto& b) { b.set("proxy_addr", "0.0.0.0:3128"); }, "proxy_addr"},
+      // The selector's errors, with the key added by the builder.
+      {"same proxy twice",
+       [](auto& b) {
+         b.proxy_addr({{"10.0.0.1:1"}, {"[::ffff:10.0.0.1]:1"}});
+       },
+       "divert config: proxy_addr = \"10.0.0.1:1\": address listed twice"},
+      {"ketama ring too large",
+       [](auto& b) {
+         b.proxy_addr({{"10.0.0.1:1", 1.0}, {"10.0.0.2:1", 30000.0}})
+             .proxy_addr_pick_policy(PickPolicy::ketama);
+       },
+       "divert config: proxy_addr = \"10.0.0.2:1\": ketama ring would exceed 4194304 points "
+       "(weight × 160 per node); lower the weights"},
+      {"jump hash too large",
+       [](auto& b) {
+         b.proxy_addr({{"10.0.0.1:1", 2e6}}).proxy_addr_pick_policy(PickPolicy::jump_hash);
+       },
+       "divert config: proxy_addr = \"10.0.0.1:1\": jump hash would exceed 16777216 "
+       "buckets (weight × 10 per node); lower the weights"},
       {"port out of range", [](auto& b) { b.set("proxy_addr", "10.0.0.1:70000"); }, "proxy_addr"},
       {"ttl out of range", [](auto& b) { b.set("tcp_misc_opts.ttl", "256"); },
        "tcp_misc_opts.ttl = \"256\": out of range [1, 255]"},

@@ -25,6 +25,16 @@ TEST_CASE("listen endpoints") {
   CHECK(parse_listen("localhost:1").address().to_string() == "127.0.0.1");
   CHECK_THROWS_AS(parse_listen("127.0.0.1"), usage_error);
   CHECK_THROWS_AS(parse_listen("host.test:1"), usage_error);
+  // divert::split_host_port's rules: IPv6 with a port needs brackets ("::1:8080"
+  // is an address, not ::1 port 8080), ports stop at 65535, a host is not empty.
+  CHECK_THROWS_WITH(parse_listen("::1:8080"), "listen address '::1:8080' is not [V6]:PORT");
+  CHECK(parse_listen("[::1]:8080").port() == 8080);
+  CHECK_THROWS_WITH(parse_listen("127.0.0.1:65536"),
+                    "listen address '127.0.0.1:65536': port is above 65535");
+  CHECK_THROWS_WITH(parse_listen(":80"), "listen address ':80': empty host");
+  CHECK_THROWS_AS(parse_listen("[::1]"), usage_error);
+  CHECK_THROWS_AS(parse_listen("[::1]80"), usage_error);
+  CHECK_THROWS_AS(parse_listen("127.0.0.1:"), usage_error);
 }
 
 TEST_CASE("option parsing") {

@@ -43,7 +43,7 @@ std::string config_error_key(const std::string& escaper,
 }
 }  // namespace
 
-TEST_CASE("metrics: names are the seed's escaper metric names", "[metrics]") {
+TEST_CASE("metrics: names are g3proxy divert_tcp's escaper metric names", "[metrics]") {
   CHECK(divert::metric_name(MetricsCounter::task_total) == "escaper.task.total");
   CHECK(divert::metric_name(MetricsCounter::connection_attempt) == "escaper.connection.attempt");
   CHECK(divert::metric_name(MetricsCounter::connection_establish) ==

@@ -1,4 +1,4 @@
-// ConnectOptions: seed defaults and validate() conflicts.
+// ConnectOptions: g3proxy divert_tcp's defaults and validate() conflicts.
 #include <asio/ip/address.hpp>
 
 #include "divert/error.hpp"
@@ -19,7 +19,7 @@ std::string key_of(const ConnectOptions& o) {
 }
 }  // namespace
 
-TEST_CASE("defaults are the seed's") {
+TEST_CASE("defaults are g3proxy divert_tcp's") {
   ConnectOptions o;
   CHECK(o.happy_eyeballs.resolution_delay == 50ms);
   CHECK(o.happy_eyeballs.second_resolution_timeout == 2s);

@@ -23,11 +23,11 @@ std::string key_of(const SpeedLimitConfig& c) {
 }
 }  // namespace
 
-TEST_CASE("SpeedLimitConfig: off by default, validated like the seed", "[speed_limit]") {
+TEST_CASE("SpeedLimitConfig: off by default, validated like g3proxy divert_tcp's", "[speed_limit]") {
   SpeedLimitConfig off;
   CHECK_FALSE(off.enabled());
   CHECK_NOTHROW(off.validate());
-  // Disabled: other fields are not looked at (as the seed).
+  // Disabled: other fields are not looked at (as in g3proxy divert_tcp).
   CHECK_NOTHROW(SpeedLimitConfig{0, 0, 0}.validate());
 
   CHECK_NOTHROW(SpeedLimitConfig{12, 1, 1}.validate());

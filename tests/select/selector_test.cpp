@@ -403,22 +403,30 @@ TEST_CASE("jump hash honours weights through virtual buckets") {
   }
 }
 
-TEST_CASE("selector construction errors name the key and value") {
+TEST_CASE("selector construction errors name the value and what is wrong") {
+  // The selector knows no configuration key: the connector's builder adds it
+  // (tests/connector/builder_test.cpp, "proxy_addr = ...").
   CHECK_THROWS_WITH(IndexSelector({}, PickPolicy::random),
-                    "divert config: proxy_addr = \"\": at least one address is needed");
-  CHECK_THROWS_WITH(IndexSelector({{"a:1", 1}, {"a:1", 2}}, PickPolicy::random, "next"),
-                    "divert config: next = \"a:1\": address listed twice");
+                    "selector: \"\": at least one address is needed");
+  CHECK_THROWS_WITH(IndexSelector({{"a:1", 1}, {"a:1", 2}}, PickPolicy::random),
+                    "selector: \"a:1\": address listed twice");
   CHECK_THROWS_WITH(IndexSelector({{"a:1", 0}}, PickPolicy::random),
-                    "divert config: proxy_addr = \"0\": weight of a:1 must be a finite number > 0");
+                    "selector: \"0\": weight of a:1 must be a finite number > 0");
   CHECK_THROWS_WITH(IndexSelector({{"a:1", NAN}}, PickPolicy::ketama),
-                    "divert config: proxy_addr = \"nan\": weight of a:1 must be a finite number "
-                    "> 0");
+                    "selector: \"nan\": weight of a:1 must be a finite number > 0");
   CHECK_THROWS_WITH(IndexSelector({{"a:1", 1}, {"b:1", 30000}}, PickPolicy::ketama),
-                    "divert config: proxy_addr = \"b:1\": ketama ring would exceed 4194304 points "
+                    "selector: \"b:1\": ketama ring would exceed 4194304 points "
                     "(weight × 160 per node); lower the weights");
   CHECK_THROWS_WITH(IndexSelector({{"a:1", 2e6}}, PickPolicy::jump_hash),
-                    "divert config: proxy_addr = \"a:1\": jump hash would exceed 16777216 "
+                    "selector: \"a:1\": jump hash would exceed 16777216 "
                     "buckets (weight × 10 per node); lower the weights");
+  try {
+    IndexSelector({{"a:1", 1}, {"a:1", 2}}, PickPolicy::random);
+    FAIL("no selector_error");
+  } catch (const divert::selector_error& e) {
+    CHECK(e.value() == "a:1");
+    CHECK(e.reason() == "address listed twice");
+  }
   // Tiny weights still get one ketama point / one jump bucket / one rr slot.
   CHECK(IndexSelector({{"a:1", 1e-9}, {"b:1", 1}}, PickPolicy::ketama).ketama_points() == 161);
   CHECK(IndexSelector({{"a:1", 1e-9}, {"b:1", 1}}, PickPolicy::jump_hash).jump_buckets() == 11);
@@ -448,7 +456,7 @@ TEST_CASE("Selector over UpstreamAddr names nodes by canonical host:port") {
 
   CHECK_THROWS_WITH(
       divert::make_upstream_selector({{"a.example:1"}, {"A.example:1"}}, PickPolicy::random),
-      "divert config: proxy_addr = \"a.example:1\": address listed twice");
+      "selector: \"a.example:1\": address listed twice");
 }
 
 TEST_CASE("Selector with a custom name function") {

@@ -50,9 +50,11 @@
 //               jump(mix64(k + a), B) for a = 1, 2, … (at most 4n tries), then any
 //               remaining in configured order.
 //
-// Errors (config_error, key `config_key`, "proxy_addr" by default): no nodes, a
-// weight that is not finite and > 0, two nodes with the same name, a ring or
-// bucket table above its cap.
+// Errors (selector_error: the offending value and what is wrong with it): no
+// nodes, a weight that is not finite and > 0, two nodes with the same name, a
+// ring or bucket table above its cap. The selector knows no configuration keys:
+// whoever builds it from configuration names the key (the connector's builder
+// rethrows as config_error with key proxy_addr).
 //
 // Thread-safety: all const members may be called concurrently from any thread.
 // pick() never allocates and takes no lock (round_robin's CAS may retry under
@@ -65,9 +67,11 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "divert/export.hpp"
@@ -82,6 +86,20 @@ struct SelectorNode {
   double weight = 1.0;
 };
 
+// Thrown when a selector cannot be built from its nodes. value() is the offending
+// node name or weight as text ("" for an empty list), reason() what is wrong;
+// what() is "selector: \"VALUE\": REASON".
+class DIVERT_EXPORT selector_error : public std::invalid_argument {
+ public:
+  selector_error(std::string value, const std::string& reason);
+  const std::string& value() const noexcept { return value_; }
+  const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  std::string value_;
+  std::string reason_;
+};
+
 class DIVERT_EXPORT IndexSelector {
  public:
   static constexpr std::size_t kMaxRoundRobinCycle = 65536;
@@ -90,8 +108,8 @@ class DIVERT_EXPORT IndexSelector {
   static constexpr std::uint32_t kJumpBucketsPerWeight = 10;
   static constexpr std::size_t kMaxJumpBuckets = std::size_t{1} << 24;
 
-  IndexSelector(std::vector<SelectorNode> nodes, PickPolicy policy,
-                std::string_view config_key = "proxy_addr");
+  // Throws selector_error (see Errors above).
+  IndexSelector(std::vector<SelectorNode> nodes, PickPolicy policy);
 
   // Index of the chosen node, in [0, size()).
   std::size_t pick(std::string_view key) const noexcept;
@@ -103,51 +121,89 @@ class DIVERT_EXPORT IndexSelector {
   const SelectorNode& node(std::size_t i) const { return nodes_.at(i); }
 
   // Introspection (tests, docs): the precomputed round-robin cycle (node indexes),
-  // the ketama ring size after duplicate removal, the jump bucket count.
-  std::span<const std::uint32_t> round_robin_cycle() const noexcept { return rr_cycle_; }
-  std::size_t ketama_points() const noexcept { return ring_hashes_.size(); }
-  std::size_t jump_buckets() const noexcept { return bucket_end_.empty() ? 0 : bucket_end_.back(); }
+  // the ketama ring size after duplicate removal, the jump bucket count (each
+  // empty or 0 under the other policies).
+  std::span<const std::uint32_t> round_robin_cycle() const noexcept;
+  std::size_t ketama_points() const noexcept;
+  std::size_t jump_buckets() const noexcept;
 
  private:
-  // std::atomic is neither copyable nor movable; copies start from the current count.
-  struct Counter {
-    mutable std::atomic<std::uint64_t> value{0};
-    Counter() = default;
-    Counter(const Counter& o) noexcept : value(o.value.load(std::memory_order_relaxed)) {}
-    Counter& operator=(const Counter& o) noexcept {
-      value.store(o.value.load(std::memory_order_relaxed), std::memory_order_relaxed);
-      return *this;
-    }
+  using Nodes = std::vector<SelectorNode>;
+  // One state type per policy: what it precomputes at construction, its pick()
+  // and the failover order its candidates() adds (`add` skips repeats; nodes
+  // not added follow in configured order). Defined in src/select/selector.cpp.
+  struct Serial {
+    explicit Serial(const Nodes& nodes);
+    std::size_t pick(const Nodes& nodes, std::string_view key) const noexcept;
+    template <class Add>
+    void candidates(const Nodes& nodes, std::string_view key, Add&& add) const;
+    std::vector<std::uint32_t> order;  // node indexes by weight, highest first, stable
   };
+  struct Random {
+    explicit Random(const Nodes& nodes);
+    std::size_t pick(const Nodes& nodes, std::string_view key) const noexcept;
+    template <class Add>
+    void candidates(const Nodes& nodes, std::string_view key, Add&& add) const;
+    // Vose alias tables (threshold scaled to 2^32; 2^32 means "always this one").
+    std::vector<std::uint64_t> alias_threshold;
+    std::vector<std::uint32_t> alias;
+  };
+  struct RoundRobin {
+    // std::atomic is neither copyable nor movable; copies start from the current count.
+    struct Counter {
+      mutable std::atomic<std::uint64_t> value{0};
+      Counter() = default;
+      Counter(const Counter& o) noexcept : value(o.value.load(std::memory_order_relaxed)) {}
+      Counter& operator=(const Counter& o) noexcept {
+        value.store(o.value.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        return *this;
+      }
+    };
+    explicit RoundRobin(const Nodes& nodes);
+    std::size_t pick(const Nodes& nodes, std::string_view key) const noexcept;
+    template <class Add>
+    void candidates(const Nodes& nodes, std::string_view key, Add&& add) const;
+    std::size_t next_position() const noexcept;
+    std::vector<std::uint32_t> cycle;  // one full cycle of node indexes
+    Counter counter;                   // position in `cycle`
+  };
+  struct Ketama {
+    explicit Ketama(const Nodes& nodes);
+    std::size_t pick(const Nodes& nodes, std::string_view key) const noexcept;
+    template <class Add>
+    void candidates(const Nodes& nodes, std::string_view key, Add&& add) const;
+    std::size_t point(std::uint32_t key_hash) const noexcept;
+    // Sorted point hashes and their nodes (parallel arrays).
+    std::vector<std::uint32_t> ring_hashes;
+    std::vector<std::uint32_t> ring_nodes;
+    // Lookup: ring_slots[s] = first point with hash >= s << ring_shift.
+    std::vector<std::uint32_t> ring_slots;
+    unsigned ring_shift = 32;
+  };
+  struct Rendezvous {
+    explicit Rendezvous(const Nodes& nodes);
+    std::size_t pick(const Nodes& nodes, std::string_view key) const noexcept;
+    template <class Add>
+    void candidates(const Nodes& nodes, std::string_view key, Add&& add) const;
+    std::vector<std::uint64_t> node_hashes;  // xxh3_64 of each name
+  };
+  struct JumpHash {
+    explicit JumpHash(const Nodes& nodes);
+    std::size_t pick(const Nodes& nodes, std::string_view key) const noexcept;
+    template <class Add>
+    void candidates(const Nodes& nodes, std::string_view key, Add&& add) const;
+    std::size_t node_of(std::uint64_t key_hash) const noexcept;
+    // bucket_end[i] = first bucket after node i's; uniform_buckets = buckets per
+    // node when every node has the same count (fast path), else 0.
+    std::vector<std::uint64_t> bucket_end;
+    std::uint64_t uniform_buckets = 0;
+  };
+  using State = std::variant<Serial, Random, RoundRobin, Ketama, Rendezvous, JumpHash>;
+  static State make_state(const Nodes& nodes, PickPolicy policy);
 
-  std::size_t pick_random() const noexcept;
-  std::size_t pick_ketama_point(std::uint32_t key_hash) const noexcept;
-  std::size_t next_round_robin_position() const noexcept;
-  std::size_t jump_node(std::uint64_t key_hash) const noexcept;
-  std::size_t pick_rendezvous(std::uint64_t key_hash) const noexcept;
-
-  std::vector<SelectorNode> nodes_;
+  Nodes nodes_;
   PickPolicy policy_;
-  // serial: node indexes by weight, highest first, stable.
-  std::vector<std::uint32_t> serial_order_;
-  // random: alias tables (threshold scaled to 2^32; 2^32 means "always this one").
-  std::vector<std::uint64_t> alias_threshold_;
-  std::vector<std::uint32_t> alias_;
-  // round_robin
-  std::vector<std::uint32_t> rr_cycle_;
-  Counter rr_counter_;
-  // ketama: sorted point hashes and their nodes (parallel arrays).
-  std::vector<std::uint32_t> ring_hashes_;
-  std::vector<std::uint32_t> ring_nodes_;
-  // ketama lookup: ring_slots_[s] = first point with hash >= s << ring_shift_.
-  std::vector<std::uint32_t> ring_slots_;
-  unsigned ring_shift_ = 32;
-  // rendezvous: xxh3_64 of each name.
-  std::vector<std::uint64_t> node_hashes_;
-  // jump_hash: bucket_end_[i] = first bucket after node i's; uniform_ = buckets per
-  // node when every node has the same count (fast path), else 0.
-  std::vector<std::uint64_t> bucket_end_;
-  std::uint64_t uniform_buckets_ = 0;
+  State state_;
 };
 
 namespace detail {
@@ -171,15 +227,14 @@ class Selector {
  public:
   using NameOf = std::function<std::string(const T&)>;
 
-  Selector(std::vector<Weighted<T>> items, PickPolicy policy,
-           std::string_view config_key =
-               "proxy_addr") requires(detail::HasToStringMember<T> ||
-                                      std::convertible_to<const T&, std::string_view>)
-      : Selector(std::move(items), policy, default_name, config_key) {}
+  // Throw selector_error as IndexSelector does.
+  Selector(std::vector<Weighted<T>> items,
+           PickPolicy policy) requires(detail::HasToStringMember<T> ||
+                                       std::convertible_to<const T&, std::string_view>)
+      : Selector(std::move(items), policy, default_name) {}
 
-  Selector(std::vector<Weighted<T>> items, PickPolicy policy, const NameOf& name_of,
-           std::string_view config_key = "proxy_addr")
-      : values_(take_values(items)), index_(make_nodes(items, name_of), policy, config_key) {}
+  Selector(std::vector<Weighted<T>> items, PickPolicy policy, const NameOf& name_of)
+      : values_(take_values(items)), index_(make_nodes(items, name_of), policy) {}
 
   const T& pick(std::string_view key) const noexcept { return values_[index_.pick(key)]; }
   std::size_t pick_index(std::string_view key) const noexcept { return index_.pick(key); }

@@ -5,7 +5,6 @@
 // Thread-safety: as Selector (const members are safe concurrently).
 #pragma once
 
-#include <string_view>
 #include <vector>
 
 #include "divert/select/selector.hpp"
@@ -15,14 +14,14 @@ namespace divert {
 
 using UpstreamSelector = Selector<UpstreamAddr>;
 
-// Throws config_error (key `config_key`) as IndexSelector does.
+// Throws selector_error as IndexSelector does (e.g. two addresses with the same
+// canonical form: value() is that form).
 inline UpstreamSelector make_upstream_selector(const std::vector<WeightedUpstreamAddr>& addrs,
-                                               PickPolicy policy,
-                                               std::string_view config_key = "proxy_addr") {
+                                               PickPolicy policy) {
   std::vector<Weighted<UpstreamAddr>> items;
   items.reserve(addrs.size());
   for (const auto& a : addrs) items.push_back({a.addr, a.weight});
-  return UpstreamSelector(std::move(items), policy, config_key);
+  return UpstreamSelector(std::move(items), policy);
 }
 
 }  // namespace divert

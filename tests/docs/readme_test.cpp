@@ -32,3 +32,20 @@ TEST_CASE("README shows every examples/readme_*.cpp verbatim") {
   CHECK(readme.find("examples/demo.sh") < readme.find("## "));
   CHECK(readme.find("tests/run.sh") < readme.find("## "));
 }
+
+TEST_CASE("README links to docs/ pages that exist") {
+  fs::path root = fs::path(DIVERT_TEST_SOURCE_DIR).parent_path();
+  auto readme = slurp(root / "README.md");
+  int n = 0;
+  for (auto at = readme.find("](docs/"); at != std::string::npos;
+       at = readme.find("](docs/", at + 1)) {
+    auto end = readme.find(')', at);
+    REQUIRE(end != std::string::npos);
+    auto target = readme.substr(at + 2, end - at - 2);
+    INFO(target);
+    CHECK(fs::is_regular_file(root / target));
+    ++n;
+  }
+  // The engineering notes moved out of the README: performance, codec, HTTP.
+  CHECK(n >= 3);
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/bench/chain_bench.sh — divert-port-forward against HAProxy 2.6
+# bench/chain_bench.sh — divert-port-forward against HAProxy 2.6
 # (send-proxy-v2) doing the same job, on loopback, alternating A/B in one run:
 #
 #   wrk / divert_bench_chainload -> [A: divert-port-forward | B: haproxy send-proxy-v2]
@@ -31,7 +31,7 @@
 # the next hop and nginx are given time to let go of the previous one's
 # connections.
 #
-# Usage: tests/bench/chain_bench.sh [--build DIR] [--duration S] [--runs N]
+# Usage: bench/chain_bench.sh [--build DIR] [--duration S] [--runs N]
 #          [--rate R] [--c-duration S] [--idle-conns N] [--threads "1 2"]
 #          [--only abcd] [--haproxy-backend LINE]
 # Defaults: build-perf (or $DIVERT_BUILD_DIR; configured and built when
@@ -43,7 +43,7 @@
 # Everything runs as the current user in a temp dir and is stopped on exit.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${DIVERT_BUILD_DIR:-$ROOT/build-perf}
 DURATION=5
 C_DURATION=10

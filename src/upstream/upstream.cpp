@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "divert/error.hpp"
+#include "divert/host_port.hpp"
 
 #if defined(DIVERT_WITH_IDN)
 #include <idn2.h>
@@ -71,29 +72,6 @@ std::optional<std::string> idna_to_ascii(std::string_view name, std::string& rea
 #endif
 }
 // -----------------------------------------------------------------------------
-
-// Parses a decimal port; nullopt-free: returns a reason on failure.
-std::optional<std::string> parse_port(std::string_view text, std::uint16_t& port) {
-  if (text.empty()) return std::string("empty port after ':'");
-  for (unsigned char c : text) {
-    if (!is_digit(c)) return "port is not a decimal number (" + describe_char(c) + ")";
-  }
-  if (text.size() > 5) return std::string("port is above 65535");
-  unsigned long v = 0;
-  for (char c : text) v = v * 10 + static_cast<unsigned long>(c - '0');
-  if (v > 65535) return std::string("port is above 65535");
-  if (v == 0) return std::string("port 0 is not a usable port");
-  port = static_cast<std::uint16_t>(v);
-  return std::nullopt;
-}
-
-std::optional<std::string> resolve_port(std::optional<std::string_view> text,
-                                        std::uint16_t default_port, std::uint16_t& port) {
-  if (text) return parse_port(*text, port);
-  if (default_port == 0) return std::string("no port given and no default port applies");
-  port = default_port;
-  return std::nullopt;
-}
 
 // True when the last label reads as a number (decimal, or 0x-hex), which
 // inet_aton-style resolvers would take as (part of) an IPv4 address.
@@ -230,59 +208,48 @@ std::optional<std::string> UpstreamAddr::parse_into(std::string_view text,
   }
   // make_address_v4/v6 below read C strings: "10.0.0.1\0junk" would be 10.0.0.1.
   if (text.find('\0') != std::string_view::npos) return "bad character byte 0x00 in address";
-  std::optional<std::string_view> port_text;
-  std::error_code ec;
 
-  if (text.front() == '[') {
-    auto close = text.find(']');
-    if (close == std::string_view::npos) return std::string("missing ']' after IPv6 address");
-    std::string inner(text.substr(1, close - 1));
-    auto rest = text.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return std::string("unexpected characters after ']'");
-      port_text = rest.substr(1);
-    }
-    if (inner.empty()) return std::string("empty host");
-    if (inner.find('%') != std::string::npos) {
+  const auto split = split_host_port(text);
+  const HostPort& parts = split.parts;
+  if (split.error == HostPortError::bad_port) {
+    const auto bad = std::find_if(parts.port_text.begin(), parts.port_text.end(),
+                                  [](unsigned char c) { return !is_digit(c); });
+    return fmt::format("{} ({})", divert::to_string(split.error), describe_char(*bad));
+  }
+  if (!split) return std::string(divert::to_string(split.error));
+
+  std::error_code ec;
+  if (parts.bracketed || parts.bare_ipv6()) {
+    const std::string host(parts.host);
+    if (host.find('%') != std::string::npos) {
       return std::string("IPv6 zone indexes are not supported");
     }
-    auto v6 = asio::ip::make_address_v6(inner, ec);
-    if (ec) {
-      asio::ip::make_address_v4(inner, ec);
+    auto v6 = asio::ip::make_address_v6(host, ec);
+    if (ec && parts.bracketed) {
+      asio::ip::make_address_v4(host, ec);
       if (!ec) return std::string("brackets are only for IPv6 addresses");
       return std::string("bad IPv6 address inside brackets");
     }
-    if (auto r = set_ip(v6, out)) return r;
-    return resolve_port(port_text, default_port, out.port_);
-  }
-
-  auto colons = std::count(text.begin(), text.end(), ':');
-  if (colons >= 2) {
-    // Bare IPv6: never carries a port (write [addr]:port for that).
-    std::string s(text);
-    if (s.find('%') != std::string::npos) return std::string("IPv6 zone indexes are not supported");
-    auto v6 = asio::ip::make_address_v6(s, ec);
     if (ec) {
       return std::string("bad IPv6 address (write an IPv6 address with a port as [address]:port)");
     }
     if (auto r = set_ip(v6, out)) return r;
-    return resolve_port(std::nullopt, default_port, out.port_);
+  } else {
+    auto v4 = asio::ip::make_address_v4(std::string(parts.host), ec);
+    if (!ec) {
+      if (auto r = set_ip(v4, out)) return r;
+    } else if (auto r = set_domain(parts.host, out)) {
+      return r;
+    }
   }
-
-  std::string_view host = text;
-  if (colons == 1) {
-    auto colon = text.find(':');
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
+  if (!parts.port) {
+    if (default_port == 0) return std::string("no port given and no default port applies");
+    out.port_ = default_port;
+    return std::nullopt;
   }
-  if (host.empty()) return std::string("empty host");
-  auto v4 = asio::ip::make_address_v4(std::string(host), ec);
-  if (!ec) {
-    if (auto r = set_ip(v4, out)) return r;
-  } else if (auto r = set_domain(host, out)) {
-    return r;
-  }
-  return resolve_port(port_text, default_port, out.port_);
+  if (*parts.port == 0) return std::string("port 0 is not a usable port");
+  out.port_ = *parts.port;
+  return std::nullopt;
 }
 
 bool UpstreamAddr::idn_supported() noexcept {
