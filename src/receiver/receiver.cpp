@@ -155,6 +155,9 @@ asio::awaitable<void> close_gracefully(tcp::socket& s, std::chrono::milliseconds
 
 asio::awaitable<ServeReport> Receiver::serve_one(std::shared_ptr<const ReceiverOptions> state,
                                                  tcp::socket client, tcp::endpoint peer) {
+  // After a cancellation the steps below still close what is open and report:
+  // they must not throw at their next co_await.
+  co_await asio::this_coro::throw_if_cancelled(false);
   const ReceiverOptions& o = *state;
   ServeReport rep;
   rep.peer = peer;

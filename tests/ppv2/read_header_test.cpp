@@ -3,18 +3,18 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/co_spawn.hpp>
-#include <asio/experimental/deferred.hpp>
-#include <asio/strand.hpp>
-#include <asio/use_future.hpp>
 #include <asio/detached.hpp>
+#include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
+#include <asio/use_future.hpp>
 #include <asio/write.hpp>
 #include <chrono>
 #include <optional>
-#include <thread>
 #include <string>
+#include <thread>
 
 #include "divert/error.hpp"
 #include "divert/ppv2/errc.hpp"
@@ -286,7 +286,8 @@ TEST_CASE("async_read_proxy_header: handler executor, cancellation slot, a 0xE7 
     auto strand = asio::make_strand(p.io);
     p.send(divert_header());
     std::optional<bool> on_strand;
-    async_read_proxy_header(p.server, {}, asio::bind_executor(strand, [&](std::error_code, ReceivedHeader) {
+    async_read_proxy_header(p.server, {},
+                            asio::bind_executor(strand, [&](std::error_code, ReceivedHeader) {
                               on_strand = strand.running_in_this_thread();
                             }));
     p.io.run_for(10s);

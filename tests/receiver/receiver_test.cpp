@@ -414,3 +414,30 @@ TEST_CASE("Receiver: async_serve with a callback on a strand, and cancellation",
   CHECK(r.outcome == ServeOutcome::failed);
   CHECK(r.error == asio::error::operation_aborted);
 }
+
+TEST_CASE("Receiver: cancelled while relaying — both sides closed, a report, no exception",
+          "[receiver][live]") {
+  Env env;
+  Receiver receiver(loopback_options());
+  asio::io_context client_io;
+  tcp::socket client(client_io);
+  client.connect(env.front.local_endpoint());
+  timeval tv{5, 0};
+  ::setsockopt(client.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  tcp::socket accepted = env.front.accept();
+  asio::cancellation_signal cancel;
+  std::promise<ServeReport> done;
+  receiver.async_serve(std::move(accepted),
+                       asio::bind_cancellation_slot(
+                           cancel.slot(), [&](ServeReport r) { done.set_value(std::move(r)); }));
+  asio::write(client,
+              asio::buffer(header("127.0.0.1:" + std::to_string(env.origin_port()), false)));
+  CHECK(read_n(client, 5) == "hello");  // relaying now
+  asio::post(env.io, [&] { cancel.emit(asio::cancellation_type::terminal); });
+  auto f = done.get_future();
+  REQUIRE(f.wait_for(5s) == std::future_status::ready);
+  auto r = f.get();
+  CHECK(r.outcome == ServeOutcome::connected);
+  CHECK(r.bytes_down == 5);
+  CHECK(read_to_eof(client).empty());  // closed by the receiver
+}

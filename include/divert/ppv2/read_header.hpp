@@ -108,6 +108,7 @@ asio::awaitable<ReadHeaderResult> read_proxy_header_op(AsyncReadStream& stream,
                                                        ReadHeaderOptions options) {
   using namespace asio::experimental::awaitable_operators;
   const auto use = asio::experimental::as_tuple(asio::use_awaitable);
+  co_await asio::this_coro::throw_if_cancelled(false);  // report operation_aborted instead
   HeaderReader reader(options);
   asio::steady_timer deadline(co_await asio::this_coro::executor);
   deadline.expires_after(options.timeout);
