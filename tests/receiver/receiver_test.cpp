@@ -276,23 +276,27 @@ TEST_CASE("Receiver: refused upstream — status 1, closed after the reply", "[r
   CHECK(r.status_reply_sent == ppv2::UpstreamStatus::refused);
 }
 
+// Only loopback addresses here, even in the answers of the stub resolver, so
+// that a regressed policy could not connect off this host (non-loopback
+// targets such as 169.254.169.254 are tested against the program in a network
+// namespace: tests/reliability/next_proxy_test.cpp).
 TEST_CASE("Receiver: a name with one denied address is denied; no connect; status 5",
           "[receiver][live][policy]") {
   Env env;
   auto stub = std::make_shared<net::StubResolver>();
-  // A public address first, loopback second: denied because of the second.
-  stub->add("partly.test", {ip("192.0.2.7"), ip("127.0.0.1")});
-  stub->add("public.test", {ip("192.0.2.7")});
+  // An allowed address first, a denied one second: denied because of the second.
+  stub->add("partly.test", {ip("127.0.0.5"), ip("127.0.0.9")});
+  stub->add("allowed.test", {ip("127.0.0.5")});
   stub->add("wholly.test", {ip("::1")});
   ReceiverOptions o;
   o.trust = TrustList::loopback();
   o.resolver = stub;
   o.close_linger = 200ms;
-  Receiver receiver(std::move(o));
+  Receiver defaults(o);  // the default deny only
+  o.destinations.allow(net::Cidr::parse("127.0.0.0/8")).deny(net::Cidr::parse("127.0.0.9"));
+  Receiver ruled(o);  // loopback allowed, but not 127.0.0.9
   const std::string port = std::to_string(env.origin_port());
-  for (std::string name :
-       {"partly.test", "wholly.test", "127.0.0.1", "localhost", "[::1]", "[::ffff:127.0.0.1]",
-        "169.254.169.254", "0.0.0.0", "127.1", "2130706433"}) {
+  auto expect_denied = [&](const Receiver& receiver, const std::string& name) {
     INFO(name);
     auto s = env.serve(receiver, header(name + ":" + port, true, "x"));
     const auto got = read_to_eof(s->client);
@@ -302,8 +306,17 @@ TEST_CASE("Receiver: a name with one denied address is denied; no connect; statu
     auto r = s->report.get();
     CHECK(r.outcome == ServeOutcome::denied);
     CHECK(r.error == errc::upstream_denied);
-  }
+  };
+  for (std::string name : {"partly.test", "allowed.test", "wholly.test", "127.0.0.1", "localhost",
+                           "[::1]", "[::ffff:127.0.0.1]", "0.0.0.0", "127.1", "2130706433"})
+    expect_denied(defaults, name);
+  expect_denied(ruled, "partly.test");
+  expect_denied(ruled, "127.0.0.9");
   CHECK(env.origin_accepts == 0);
+  // The same receiver connects to a name whose every address is allowed
+  // (the origin listens on 127.0.0.1 only: 127.0.0.5 is refused, status 1).
+  auto s = env.serve(ruled, header("allowed.test:" + port, true));
+  CHECK(read_to_eof(s->client).substr(0, 6) == reply_bytes(ppv2::UpstreamStatus::refused));
 }
 
 TEST_CASE("Receiver: resolve failure — status 4", "[receiver][live]") {

@@ -224,7 +224,7 @@ TEST_CASE("next proxy status reply on the bytes: connected, refused, resolve fai
   Listener closed_listener;
   const auto dead = closed_listener.port;
   closed_listener.fd.reset();  // nothing listens there now
-  NextProxy np(dir, {"--resolve", "origin.test=127.0.0.1"});
+  NextProxy np(dir, {"--resolve", "origin.test=127.0.0.1", "--deny-upstream", "127.0.0.9/32"});
   REQUIRE(wait_listening(dir, "np.err"));
   const std::string p = std::to_string(origin.port());
 
@@ -244,7 +244,7 @@ TEST_CASE("next proxy status reply on the bytes: connected, refused, resolve fai
   };
   for (const Case& k : {Case{"127.0.0.1:" + std::to_string(dead), 1},
                         Case{"unknown.test:" + p, 4},  // not in the --resolve table, no DNS
-                        Case{"169.254.169.254:80", 5},
+                        Case{"127.0.0.9:" + p, 5},     // --deny-upstream
                         Case{"127.0.0.1:" + std::to_string(np.port), 5}}) {  // itself
     INFO(k.upstream);
     auto r = send_and_read(np.port, v2(k.upstream, asking_reply()) + "held client bytes");
