@@ -95,7 +95,8 @@ nginx -p "$WORK/nginx" -c "$WORK/nginx.conf" & PIDS+=($!)
 echo "== starting the python origin on :$PY_PORT"
 python3 "$WORK/origin.py" "$PY_PORT" & PIDS+=($!)
 echo "== starting divert-next-proxy on :$NP_PORT"
-"$BIN/divert-next-proxy" --listen "127.0.0.1:$NP_PORT" > "$WORK/next-proxy.jsonl" 2> "$WORK/next-proxy.err" & PIDS+=($!)
+"$BIN/divert-next-proxy" --listen "127.0.0.1:$NP_PORT" \
+  --allow-upstream 127.0.0.0/8 --allow-upstream ::1 > "$WORK/next-proxy.jsonl" 2> "$WORK/next-proxy.err" & PIDS+=($!)
 echo "== starting divert-forward-proxy on :$FP_PORT (next proxy 127.0.0.1:$NP_PORT, user alice)"
 "$BIN/divert-forward-proxy" --listen "127.0.0.1:$FP_PORT" --next-proxy "127.0.0.1:$NP_PORT" \
   --user alice:wonderland --ca-file "$WORK/ca.crt" --allow 127.0.0.0/8 --allow ::1/128 \

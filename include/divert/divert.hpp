@@ -22,6 +22,7 @@
 #include "divert/ppv2/encoder.hpp"
 #include "divert/ppv2/errc.hpp"
 #include "divert/ppv2/read_header.hpp"
+#include "divert/receiver.hpp"
 #include "divert/relay.hpp"
 #include "divert/select/pick_key.hpp"
 #include "divert/select/policy.hpp"

@@ -1,75 +1,61 @@
 #include "divert/ppv2/read_header.hpp"
 
-#include <asio/redirect_error.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
-#include <memory>
-
 #include "divert/error.hpp"
 #include "divert/ppv2/errc.hpp"
 
 namespace divert::ppv2 {
 
+namespace detail {
+
 namespace {
-// Shared with the timer's handler, which may run after the read finished.
-struct Deadline {
-  bool done = false;
-  bool fired = false;
-};
+// Read chunk: enough for a typical header plus some payload; the buffer never
+// grows past max_size + one chunk.
+constexpr std::size_t kChunk = 2048;
 }  // namespace
+
+HeaderReader::HeaderReader(const ReadHeaderOptions& options) : options_(options) {
+  out_.bytes_.reserve(kChunk);
+}
+
+asio::mutable_buffer HeaderReader::prepare() {
+  out_.bytes_.resize(filled_ + kChunk);
+  return asio::buffer(out_.bytes_.data() + filled_, kChunk);
+}
+
+std::optional<std::error_code> HeaderReader::commit(std::size_t n, const std::error_code& ec) {
+  filled_ += n;
+  auto& buf = out_.bytes_;
+  buf.resize(filled_);
+  if (ec == asio::error::eof) return make_error_code(errc::truncated);
+  if (ec) return ec;
+  ParseResult r =
+      options_.accept_v1 ? parse_any(buf, options_.decoder) : parse(buf, options_.decoder);
+  if (r.error()) return r.ec;
+  if (!r.complete()) return std::nullopt;
+  out_.header_size_ = r.consumed;
+  out_.header_ = r.header;  // views into buf, whose heap block a move keeps
+  if (out_.header_.command == Command::proxy && out_.header_.version == 2) {
+    if (auto tec = read_divert_tlvs(out_.header_, out_.divert_)) return tec;
+  }
+  return std::error_code{};
+}
+
+}  // namespace detail
 
 asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket,
                                                    ReceivedHeader& out, ReadHeaderOptions opts) {
-  out = ReceivedHeader{};
-  auto state = std::make_shared<Deadline>();
-  asio::steady_timer timer(socket.get_executor());
-  timer.expires_after(opts.timeout);
-  timer.async_wait([state, &socket](std::error_code ec) {
-    if (ec || state->done) return;
-    state->fired = true;
-    std::error_code ignored;
-    socket.cancel(ignored);
-  });
-  struct Finish {  // stop the timer however we leave
-    std::shared_ptr<Deadline> s;
-    asio::steady_timer& t;
-    ~Finish() {
-      s->done = true;
-      t.cancel();
-    }
-  } finish{state, timer};
-
-  // Read chunk: enough for a typical header plus some payload, never more than
-  // max_size + chunk in total.
-  constexpr std::size_t kChunk = 2048;
-  std::vector<std::uint8_t>& buf = out.bytes_;
-  buf.reserve(kChunk);
-  for (;;) {
-    const std::size_t old = buf.size();
-    buf.resize(old + kChunk);
-    std::error_code ec;
-    const std::size_t n = co_await socket.async_read_some(
-        asio::buffer(buf.data() + old, kChunk), asio::redirect_error(asio::use_awaitable, ec));
-    buf.resize(old + n);
-    if (state->fired) co_return divert::errc::header_timeout;
-    if (ec == asio::error::eof) co_return errc::truncated;
-    if (ec) co_return ec;
-    ParseResult r = opts.accept_v1 ? parse_any(buf, opts.decoder) : parse(buf, opts.decoder);
-    if (r.error()) co_return r.ec;
-    if (r.complete()) {
-      out.header_size_ = r.consumed;
-      out.header_ = r.header;  // views into buf, whose heap block a move keeps
-      co_return std::error_code{};
-    }
-  }
+  auto [ec, got] = co_await async_read_proxy_header(
+      socket, opts, asio::experimental::as_tuple(asio::use_awaitable));
+  out = std::move(got);
+  co_return ec;
 }
 
 asio::awaitable<ReceivedHeader> read_proxy_header(asio::ip::tcp::socket& socket,
                                                   ReadHeaderOptions opts) {
-  ReceivedHeader out;
-  std::error_code ec = co_await read_proxy_header(socket, out, opts);
+  auto [ec, got] = co_await async_read_proxy_header(
+      socket, opts, asio::experimental::as_tuple(asio::use_awaitable));
   if (ec) throw std::system_error(ec, "read_proxy_header");
-  co_return out;
+  co_return std::move(got);
 }
 
 }  // namespace divert::ppv2

@@ -87,7 +87,9 @@ TEST_CASE("curl through forward proxy and next proxy to nginx: all three interfa
   REQUIRE(test::wait_for_port("127.0.0.1", https));
 
   auto np_port = test::free_port();
-  test::Process np({bin("divert-next-proxy"), "--listen", "127.0.0.1:" + std::to_string(np_port)},
+  // The origins are local: loopback upstreams allowed (denied by default).
+  test::Process np({bin("divert-next-proxy"), "--listen", "127.0.0.1:" + std::to_string(np_port),
+                    "--allow-upstream", "127.0.0.0/8", "--allow-upstream", "::1/128"},
                    dir / "np.jsonl", dir / "np.err");
   auto fp_port = test::free_port();
   auto fp6_port = test::free_port("::1");

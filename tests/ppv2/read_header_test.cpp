@@ -1,14 +1,20 @@
 // read_proxy_header() on real loopback socket pairs: extra bytes, tears, timeout,
 // early close, bad headers, v1.
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
+#include <asio/use_future.hpp>
 #include <asio/write.hpp>
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "divert/error.hpp"
 #include "divert/ppv2/errc.hpp"
@@ -184,4 +190,147 @@ TEST_CASE("read_proxy_header: throwing form") {
   p.io.run_for(5s);
   REQUIRE(caught);
   CHECK(*caught == errc::truncated);
+}
+
+// async_read_proxy_header(): the completion-token forms, the typed divert view,
+// the handler's executor and cancellation, any AsyncReadStream.
+TEST_CASE("async_read_proxy_header: callback, use_future, deferred, use_awaitable",
+          "[read-header][token]") {
+  const Bytes h = divert_header();
+  Bytes with_payload = h;
+  with_payload.push_back('x');
+  SECTION("callback: header, typed 0xE0 view and the bytes past it") {
+    Pair p;
+    p.send(with_payload);
+    std::optional<std::error_code> ec;
+    ReceivedHeader got;
+    async_read_proxy_header(p.server, {}, [&](std::error_code e, ReceivedHeader r) {
+      ec = e;
+      got = std::move(r);
+    });
+    p.io.run_for(10s);
+    REQUIRE(ec);
+    REQUIRE_FALSE(*ec);
+    REQUIRE(got.divert().upstream);
+    CHECK(got.divert().upstream->host == "example.com");
+    CHECK(got.divert().upstream->port == 443);
+    CHECK(got.divert().upstream_text == std::string_view("example.com:443"));
+    CHECK_FALSE(got.divert().status_reply);
+    CHECK(std::string(got.extra().begin(), got.extra().end()) == "x");
+  }
+  SECTION("use_future, the io_context on another thread") {
+    Pair p;
+    auto work = asio::make_work_guard(p.io);
+    std::thread t([&] { p.io.run_for(10s); });
+    auto f = async_read_proxy_header(p.server, {}, asio::use_future);
+    p.send(h);
+    REQUIRE(f.wait_for(5s) == std::future_status::ready);
+    auto got = f.get();
+    CHECK(got.header_size() == h.size());
+    work.reset();
+    p.io.stop();
+    t.join();
+  }
+  SECTION("use_future reports errors as exceptions") {
+    Pair p;
+    auto work = asio::make_work_guard(p.io);
+    std::thread t([&] { p.io.run_for(10s); });
+    auto f = async_read_proxy_header(p.server, {}, asio::use_future);
+    p.send("GET / HTTP/1.1\r\n");
+    REQUIRE(f.wait_for(5s) == std::future_status::ready);
+    try {
+      f.get();
+      FAIL("no error");
+    } catch (const std::system_error& e) {
+      CHECK(e.code() == errc::bad_signature);
+    }
+    work.reset();
+    p.io.stop();
+    t.join();
+  }
+  SECTION("deferred: nothing is read until the operation is started") {
+    Pair p;
+    p.send(h);
+    auto op = async_read_proxy_header(p.server, {}, asio::experimental::deferred);
+    p.io.run_for(50ms);
+    CHECK(p.server.available() == h.size());  // not read yet
+    std::optional<std::error_code> ec;
+    std::move(op)([&](std::error_code e, ReceivedHeader) { ec = e; });
+    p.io.restart();  // it ran out of work above
+    p.io.run_for(10s);
+    REQUIRE(ec);
+    CHECK_FALSE(*ec);
+  }
+  SECTION("use_awaitable with as_tuple") {
+    Pair p;
+    p.send(h);
+    std::optional<std::error_code> ec;
+    asio::co_spawn(
+        p.io,
+        [&]() -> asio::awaitable<void> {
+          auto [e, got] = co_await async_read_proxy_header(
+              p.server, {}, asio::experimental::as_tuple(asio::use_awaitable));
+          ec = e;
+        },
+        asio::detached);
+    p.io.run_for(10s);
+    REQUIRE(ec);
+    CHECK_FALSE(*ec);
+  }
+}
+
+TEST_CASE("async_read_proxy_header: handler executor, cancellation slot, a 0xE7 request",
+          "[read-header][token]") {
+  SECTION("the handler runs on its associated executor (a strand)") {
+    Pair p;
+    auto strand = asio::make_strand(p.io);
+    p.send(divert_header());
+    std::optional<bool> on_strand;
+    async_read_proxy_header(p.server, {},
+                            asio::bind_executor(strand, [&](std::error_code, ReceivedHeader) {
+                              on_strand = strand.running_in_this_thread();
+                            }));
+    p.io.run_for(10s);
+    REQUIRE(on_strand);
+    CHECK(*on_strand);
+  }
+  SECTION("the cancellation slot ends a pending read with operation_aborted") {
+    Pair p;
+    asio::cancellation_signal cancel;
+    std::optional<std::error_code> ec;
+    async_read_proxy_header(p.server, {.timeout = 10s},
+                            asio::bind_cancellation_slot(
+                                cancel.slot(), [&](std::error_code e, ReceivedHeader) { ec = e; }));
+    asio::steady_timer t(p.io, 50ms);
+    t.async_wait([&](std::error_code) { cancel.emit(asio::cancellation_type::terminal); });
+    const auto t0 = std::chrono::steady_clock::now();
+    p.io.run_for(5s);
+    REQUIRE(ec);
+    CHECK(*ec == asio::error::operation_aborted);
+    CHECK(std::chrono::steady_clock::now() - t0 < 3s);
+  }
+  SECTION("TLV 0xE7 = 0x01 is in the typed view") {
+    Pair p;
+    HeaderSpec s;
+    s.src = ep("192.0.2.1", 40000);
+    s.dst = ep("192.0.2.2", 3128);
+    s.upstream = "example.com:443";
+    s.status_reply = true;
+    p.send(encode_ok(s));
+    ReceivedHeader got;
+    REQUIRE_FALSE(p.read(got));
+    CHECK(got.divert().status_reply == std::optional<std::uint8_t>(1));
+  }
+  SECTION("a malformed divert TLV fails the read") {
+    Pair p;
+    HeaderSpec s;
+    s.src = ep("192.0.2.1", 40000);
+    s.dst = ep("192.0.2.2", 3128);
+    const std::uint8_t bad_task_id[3] = {1, 2, 3};
+    TlvView extra[] = {{tlv::divert_task_id, bad_task_id}};
+    s.extra = extra;
+    p.send(encode_ok(s));
+    ReceivedHeader got;
+    CHECK(p.read(got) == errc::bad_task_id);
+  }
 }

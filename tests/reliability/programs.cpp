@@ -151,10 +151,14 @@ std::unique_ptr<Process> start_program(const TempDir& dir, std::vector<std::stri
 }  // namespace
 
 NextProxy::NextProxy(const TempDir& dir, std::vector<std::string> extra, unsigned short port_,
-                     const std::string& tag)
-    : port(port_ ? port_ : free_port()),
-      proc(start_program(dir, {bin("divert-next-proxy"), "--listen", loopback(port)}, extra,
-                         tag + ".jsonl", tag + ".err")) {}
+                     const std::string& tag, bool allow_loopback)
+    : port(port_ ? port_ : free_port()) {
+  if (allow_loopback)
+    for (const char* a : {"--allow-upstream", "127.0.0.0/8", "--allow-upstream", "::1/128"})
+      extra.emplace_back(a);
+  proc = start_program(dir, {bin("divert-next-proxy"), "--listen", loopback(port)}, extra,
+                       tag + ".jsonl", tag + ".err");
+}
 
 std::vector<std::string> with_loopback_allowed(std::vector<std::string> extra) {
   for (const char* a : {"--allow", "127.0.0.0/8", "--allow", "::1/128"}) extra.emplace_back(a);

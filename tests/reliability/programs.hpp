@@ -101,12 +101,16 @@ std::vector<std::string> lines_of(const std::string& s);
 bool wait_listening(const TempDir& dir, const std::string& err_file);
 
 // divert-next-proxy on a loopback port (free_port() when 0; several may share
-// one port: SO_REUSEPORT); stdout dir/<tag>.jsonl, stderr dir/<tag>.err.
+// one port: SO_REUSEPORT); stdout dir/<tag>.jsonl, stderr dir/<tag>.err (its
+// metrics at exit). `allow_loopback` adds --allow-upstream 127.0.0.0/8
+// --allow-upstream ::1/128 (the tests' origins are local; the next proxy
+// refuses loopback upstreams by default).
 struct NextProxy {
   unsigned short port;
   std::unique_ptr<Process> proc;
   explicit NextProxy(const TempDir& dir, std::vector<std::string> extra = {},
-                     unsigned short port = 0, const std::string& tag = "np");
+                     unsigned short port = 0, const std::string& tag = "np",
+                     bool allow_loopback = true);
 };
 
 // divert-forward-proxy on a loopback port (as above) diverting to `next_proxy`;

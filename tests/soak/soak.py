@@ -244,7 +244,8 @@ http {{ access_log off; client_body_temp_path {work}; proxy_temp_path {work}; fa
             return p
 
         start(["nginx", "-p", work, "-c", f"{work}/nginx.conf"], "nginx.out", "nginx.err")
-        np = start([f"{a.bin}/divert-next-proxy", "--listen", f"127.0.0.1:{np_port}"], "np.jsonl", "np.err")
+        np = start([f"{a.bin}/divert-next-proxy", "--listen", f"127.0.0.1:{np_port}",
+                    "--allow-upstream", "127.0.0.0/8", "--allow-upstream", "::1"], "np.jsonl", "np.err")
         fp = start([f"{a.bin}/divert-forward-proxy", "--listen", f"127.0.0.1:{fp_port}",
                     "--next-proxy", f"127.0.0.1:{np_port},3", "--next-proxy", f"127.0.0.1:{dead_np},1",
                     "--ca-file", f"{work}/ca.crt", "--set", "eject_duration=2s",
