@@ -34,7 +34,7 @@ void RelaySession::count(RelayDir d, std::size_t n) noexcept {
 void RelaySession::start_idle_timer() {
   if (idle_timeout_.count() <= 0) return;
   idle_timer_.expires_at(last_activity_ + idle_timeout_);
-  idle_timer_.async_wait([w = weak_from_this()](std::error_code ec) {
+  idle_timer_.async_wait([w = weak_from_this()](error_code ec) {
     auto self = w.lock();
     if (!self || ec || self->state_ != State::running) return;
     if (RelayClock::now() - self->last_activity_ >= self->idle_timeout_) {

@@ -69,8 +69,9 @@ void SpliceDirection::run(Next next) {
   switch (next) {
     case Next::receive:
       from_.async_receive(asio::buffer(head_),
-                          [keep = relay_.shared_from_this(), this](
-                              std::error_code ec, std::size_t n) { run(on_receive(ec, n)); });
+                          [keep = relay_.shared_from_this(), this](error_code ec, std::size_t n) {
+                            run(on_receive(ec, n));
+                          });
       return;
     case Next::wait_readable:
     case Next::wait_writable: {
@@ -78,7 +79,7 @@ void SpliceDirection::run(Next next) {
       (read ? from_ : to_)
           .async_wait(
               read ? asio::socket_base::wait_read : asio::socket_base::wait_write,
-              [keep = relay_.shared_from_this(), this](std::error_code ec) { run(on_wait(ec)); });
+              [keep = relay_.shared_from_this(), this](error_code ec) { run(on_wait(ec)); });
       return;
     }
     case Next::finished:

@@ -23,6 +23,7 @@
 #include <asio/ssl/error.hpp>
 #endif
 
+#include "divert/asio.hpp"
 #include "divert/error.hpp"
 #include "divert/export.hpp"
 #include "divert/metrics.hpp"
