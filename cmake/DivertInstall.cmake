@@ -17,6 +17,7 @@ install(TARGETS divert EXPORT divertTargets
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/divert" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   FILES_MATCHING PATTERN "*.hpp")
 install(FILES "${PROJECT_BINARY_DIR}/include/divert/version.hpp"
+              "${PROJECT_BINARY_DIR}/include/divert/config.hpp"
               "${PROJECT_BINARY_DIR}/include/divert/export.hpp"
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/divert)
 

@@ -80,11 +80,11 @@
 #include <utility>
 #include <type_traits>
 
-#include <asio.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
+#include "divert/asio/all.hpp"
+#include "divert/asio/as_tuple.hpp"
+#include "divert/asio/experimental/awaitable_operators.hpp"
 #if defined(DIVERT_WITH_TLS)
-#include <asio/ssl/error.hpp>
+#include "divert/asio/ssl/error.hpp"
 #endif
 
 #include "divert/error.hpp"
@@ -115,11 +115,11 @@ struct RelayOptions {
 struct RelayResult {
   std::uint64_t upload_bytes = 0;    // a -> b, bytes written to b
   std::uint64_t download_bytes = 0;  // b -> a, bytes written to a
-  std::error_code upload_error;  // why a -> b stopped, empty on EOF (or when stopped by the other)
-  std::error_code download_error;  // why b -> a stopped, idem
+  error_code upload_error;    // why a -> b stopped, empty on EOF (or when stopped by the other)
+  error_code download_error;  // why b -> a stopped, idem
   // What ended the relay: empty when both directions reached EOF; else
   // errc::idle_timeout or the first direction error (e.g. connection_reset).
-  std::error_code error;
+  error_code error;
   RelayPath path = RelayPath::copy;
 
   bool ok() const noexcept { return !error; }
@@ -139,14 +139,14 @@ DIVERT_EXPORT RelayBuffer acquire_relay_buffer(std::size_t size);
 
 struct RelayShared {
   RelayClock::time_point last_activity = RelayClock::now();
-  std::error_code first_error;
+  error_code first_error;
   bool aborted = false;
   int running = 2;
   std::function<void()> close_all;  // closes both streams, cancels every timer
   asio::steady_timer* idle_timer = nullptr;
 
   void touch() { last_activity = RelayClock::now(); }
-  void fail(std::error_code ec) {
+  void fail(error_code ec) {
     if (aborted) return;
     aborted = true;
     first_error = ec;
@@ -187,7 +187,7 @@ struct RelayDirection : RelayByteCount {
 
   asio::steady_timer timer;  // speed-limit waits
   std::optional<TokenBucket> bucket;
-  std::error_code error;
+  error_code error;
   bool eof = false;
   bool deferred_tls_close = false;  // EOF seen, destination is TLS: close_notify at the end
 };
@@ -229,8 +229,8 @@ class DIVERT_EXPORT SpliceRelay : public std::enable_shared_from_this<SpliceRela
     asio::ip::tcp::socket& to;
     int pipe[2] = {-1, -1};  // held only while bytes are in it
     std::size_t in_pipe = 0;
-    std::error_code error;
-    std::error_code read_error;  // reported once the pipe is drained
+    error_code error;
+    error_code read_error;  // reported once the pipe is drained
     bool source_done = false;
     bool bulk = false;  // a full copy chunk was seen: splice from now on
     bool finished = false;
@@ -242,7 +242,7 @@ class DIVERT_EXPORT SpliceRelay : public std::enable_shared_from_this<SpliceRela
   void read_async(Direction& d);
   void wait(Direction& d, asio::socket_base::wait_type what);
   void finish(Direction& d);
-  void fail(Direction* d, std::error_code ec);
+  void fail(Direction* d, error_code ec);
   void arm_idle_timer();
   void close_all() noexcept;
   static void count_live(int delta) noexcept;  // sizes this thread's pipe pool
@@ -251,7 +251,7 @@ class DIVERT_EXPORT SpliceRelay : public std::enable_shared_from_this<SpliceRela
   asio::steady_timer idle_timer_;
   std::chrono::milliseconds idle_timeout_;
   RelayClock::time_point last_activity_;
-  std::error_code first_error_;
+  error_code first_error_;
   bool aborted_ = false;
   bool done_ = false;
   signed char sigpipe_ignored_ = -1;  // the process ignores SIGPIPE (-1: not asked yet)
@@ -322,7 +322,7 @@ concept TlsLikeStream = requires(S& s) {
 
 template <class S>
 void close_stream(S& s) noexcept {
-  std::error_code ec;
+  error_code ec;
   s.lowest_layer().close(ec);
 }
 
@@ -332,13 +332,13 @@ bool half_close(S& s) noexcept {
   if constexpr (TlsLikeStream<S>) {
     return false;
   } else {
-    std::error_code ec;
+    error_code ec;
     s.lowest_layer().shutdown(asio::socket_base::shutdown_send, ec);
     return true;
   }
 }
 
-inline bool is_eof(const std::error_code& ec) noexcept {
+inline bool is_eof(const error_code& ec) noexcept {
   if (ec == asio::error::eof) return true;
 #if defined(DIVERT_WITH_TLS)
   if (ec == asio::ssl::error::stream_truncated) return true;
@@ -349,10 +349,9 @@ inline bool is_eof(const std::error_code& ec) noexcept {
 template <class From, class To>
 asio::awaitable<void> copy_pump(From& from, To& to, RelayDirection& dir, RelayShared& shared,
                                 std::size_t buffer_size) {
-  using asio::experimental::as_tuple;
   co_await asio::this_coro::throw_if_cancelled(false);
   RelayBuffer buf = acquire_relay_buffer(buffer_size);
-  std::error_code read_error;
+  error_code read_error;
   while (!shared.aborted) {
     std::size_t want = buffer_size;
     if (dir.bucket) {
@@ -406,7 +405,6 @@ asio::awaitable<void> copy_pump(From& from, To& to, RelayDirection& dir, RelaySh
 template <class S>
 asio::awaitable<void> tls_close(S& s, std::chrono::milliseconds limit) {
   using namespace asio::experimental::awaitable_operators;
-  using asio::experimental::as_tuple;
   co_await asio::this_coro::throw_if_cancelled(false);
   asio::steady_timer timer(co_await asio::this_coro::executor);
   timer.expires_after(limit);

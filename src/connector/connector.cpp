@@ -2,13 +2,13 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cerrno>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
-#include <asio.hpp>
-#include <fmt/format.h>
 
+#include "divert/asio/all.hpp"
+#include "divert/asio/as_tuple.hpp"
+#include "divert/asio/experimental/awaitable_operators.hpp"
 #include "divert/connector.hpp"
 #include "divert/net/connect.hpp"
 #include "divert/net/socket_options.hpp"
@@ -40,7 +40,7 @@ ppv2::Endpoint to_ppv2(const tcp::endpoint& e) {
   return ppv2::Endpoint::v6(a.to_v6().to_bytes(), e.port());
 }
 
-bool is_timeout(const std::error_code& ec) {
+bool is_timeout(const error_code& ec) {
   return ec == asio::error::timed_out || ec == std::errc::timed_out;
 }
 
@@ -105,8 +105,8 @@ struct DivertTcpConnector::State {
 
   // The PROXY v2 header of one task (a plain function: the spec stays out of
   // the coroutine frame).
-  std::error_code encode_header(const Task& task, const std::string* tls_name, const TaskId& id,
-                                std::string_view upstream, ppv2::HeaderBuffer& out) const {
+  error_code encode_header(const Task& task, const std::string* tls_name, const TaskId& id,
+                           std::string_view upstream, ppv2::HeaderBuffer& out) const {
     ppv2::HeaderSpec spec;
     spec.command = ppv2::Command::proxy;
     spec.src = to_ppv2(task.client);
@@ -129,12 +129,12 @@ struct DivertTcpConnector::State {
   // State) too: the frame keeps the State alive when the caller's last
   // DivertTcpConnector handle is gone (a temporary, a reload) before it ends.
   asio::awaitable<tcp::socket> connect(std::shared_ptr<State> self, Task task,
-                                       const std::string* tls_name, std::error_code* ec_out,
+                                       const std::string* tls_name, error_code* ec_out,
                                        const char* what);
 #if defined(DIVERT_WITH_TLS)
   // https_forward's body, and its throwing form; `self` as for connect().
   asio::awaitable<TlsStream> https(std::shared_ptr<State> self, Task task, std::string tls_name,
-                                   asio::ssl::context& ctx, std::error_code& ec);
+                                   asio::ssl::context& ctx, error_code& ec);
   asio::awaitable<TlsStream> https_or_throw(std::shared_ptr<State> self, Task task,
                                             std::string tls_name, asio::ssl::context& ctx);
 #endif
@@ -143,7 +143,7 @@ struct DivertTcpConnector::State {
 namespace {
 // One non-blocking sendmsg() of `bufs`; consumes what was sent from `bufs`.
 // EAGAIN is not an error (the caller writes the rest asynchronously).
-std::error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs) {
+error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs) {
   iovec iov[2];
   for (std::size_t k = 0; k < 2; ++k)
     iov[k] = {const_cast<void*>(bufs[k].data()), bufs[k].size()};
@@ -156,8 +156,8 @@ std::error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs
   } while (n < 0 && errno == EINTR);
   if (n < 0)
     return errno == EAGAIN || errno == EWOULDBLOCK
-               ? std::error_code()
-               : std::error_code(errno, asio::error::get_system_category());
+               ? error_code()
+               : error_code(errno, asio::error::get_system_category());
   auto sent = static_cast<std::size_t>(n);
   for (auto& b : bufs) {
     const std::size_t k = std::min(sent, b.size());
@@ -171,10 +171,10 @@ std::error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs
 asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<State> /*self*/,
                                                                 Task task,
                                                                 const std::string* tls_name,
-                                                                std::error_code* ec_out,
+                                                                error_code* ec_out,
                                                                 const char* what) {
-  std::error_code ec_local;
-  std::error_code& ec = ec_out ? *ec_out : ec_local;
+  error_code ec_local;
+  error_code& ec = ec_out ? *ec_out : ec_local;
   ec.clear();
   auto ex = co_await asio::this_coro::executor;
   metrics.add(MetricsCounter::task_total);
@@ -196,7 +196,8 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
                            upstream, e.message());
     // A value the wire contract forbids (a username with a NUL or invalid
     // UTF-8) is reported as such; every other failure is a size cap.
-    ec = e == ppv2::errc::invalid_tlv_value ? e : make_error_code(errc::header_too_large);
+    ec = e == ppv2::errc::invalid_tlv_value ? e
+                                            : error_code(make_error_code(errc::header_too_large));
     co_return failure();
   }
 
@@ -211,10 +212,10 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
   }
   const auto candidates = order(key);
 
-  std::error_code last;
+  error_code last;
   // A next proxy that failed: remember the error, count it, log it, and
   // feed passive ejection; the loop then tries the next candidate.
-  auto failed = [&](std::size_t i, std::error_code e, MetricsCounter counter, std::string_view what) {
+  auto failed = [&](std::size_t i, error_code e, MetricsCounter counter, std::string_view what) {
     last = e;
     metrics.add(counter);
     cfg.shared_logger.logf(LogLevel::warn, id_text, "next proxy {}: {}: {}",
@@ -227,7 +228,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
     metrics.add(MetricsCounter::tcp_connect_attempt);
     auto started = Clock::now();
     std::optional<net::ConnectResult> r;
-    std::error_code cerr;
+    error_code cerr;
     const char* option = nullptr;
     try {
       if (proxy.is_ip())
@@ -258,10 +259,11 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
     // A fresh connection's send buffer is empty: the write nearly always goes
     // out in one sendmsg() here, without an operation object or a trip through
     // the scheduler. Whatever it leaves (or EAGAIN) goes to async_write.
-    std::error_code wec = send_now(*r->socket, bufs);
+    error_code wec = send_now(*r->socket, bufs);
     if (!wec && asio::buffer_size(bufs) > 0) {
       try {
-        auto [e, n] = co_await asio::async_write(*r->socket, bufs, asio::experimental::as_tuple(asio::use_awaitable));
+        auto [e, n] = co_await asio::async_write(*r->socket, bufs,
+                                                 divert::detail::as_tuple(asio::use_awaitable));
         wec = e;
       } catch (const std::system_error& e) {
         wec = e.code();
@@ -289,13 +291,13 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
                              proxy.to_string(), r->peer.address().to_string());
     co_return std::move(*r->socket);
   }
-  ec = last ? last : make_error_code(errc::no_next_proxy_available);
+  ec = last ? last : error_code(make_error_code(errc::no_next_proxy_available));
   co_return failure();
 }
 
 // Not coroutines: each returns State::connect's awaitable itself (one frame
 // per connection, not two), the Task moved into it.
-asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task, std::error_code& ec) const {
+asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task, error_code& ec) const {
   return s_->connect(s_, std::move(task), nullptr, &ec, "tcp_connect");
 }
 
@@ -303,8 +305,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task) const {
   return s_->connect(s_, std::move(task), nullptr, nullptr, "tcp_connect");
 }
 
-asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task,
-                                                              std::error_code& ec) const {
+asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task, error_code& ec) const {
   return s_->connect(s_, std::move(task), nullptr, &ec, "http_forward");
 }
 
@@ -323,7 +324,7 @@ bool setup_tls_verification(asio::ssl::stream<tcp::socket>& stream, const Upstre
   const std::string& host = name.host();
   if (name.is_domain() && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) return false;
   if (!verify) return true;
-  std::error_code ec;
+  error_code ec;
   stream.set_verify_mode(asio::ssl::verify_peer, ec);
   if (ec) return false;
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
@@ -338,7 +339,7 @@ bool setup_tls_verification(asio::ssl::stream<tcp::socket>& stream, const Upstre
 
 // Not coroutines either: State's coroutines hold the State (see connect()).
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
-    Task task, std::string tls_name, asio::ssl::context& ctx, std::error_code& ec) const {
+    Task task, std::string tls_name, asio::ssl::context& ctx, error_code& ec) const {
   return s_->https(s_, std::move(task), std::move(tls_name), ctx, ec);
 }
 
@@ -349,7 +350,7 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward
 
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
     std::shared_ptr<State> self, Task task, std::string tls_name, asio::ssl::context& ctx,
-    std::error_code& ec) {
+    error_code& ec) {
   auto ex = co_await asio::this_coro::executor;
   if (!task.initial_data.empty()) {
     ec = asio::error::invalid_argument;
@@ -377,18 +378,18 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
     cfg.shared_logger.logf(LogLevel::warn, "", "https_forward to {}: OpenSSL refused TLS name {}",
                            upstream, tls_name);
     ec = asio::error::invalid_argument;
-    std::error_code ignored;
+    error_code ignored;
     stream.lowest_layer().close(ignored);
     co_return stream;
   }
 
   using namespace asio::experimental::awaitable_operators;
   asio::steady_timer timer(ex, cfg.tls_handshake_timeout);
-  std::variant<std::tuple<std::error_code>, std::tuple<std::error_code>> res;
+  std::variant<std::tuple<error_code>, std::tuple<error_code>> res;
   try {
     res = co_await (stream.async_handshake(asio::ssl::stream_base::client,
-                                           asio::experimental::as_tuple(asio::use_awaitable)) ||
-                    timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable)));
+                                           divert::detail::as_tuple(asio::use_awaitable)) ||
+                    timer.async_wait(divert::detail::as_tuple(asio::use_awaitable)));
   } catch (const std::system_error& e) {
     ec = e.code();
   }
@@ -404,7 +405,7 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
                                                   : MetricsCounter::tls_handshake_error);
     cfg.shared_logger.logf(LogLevel::warn, "", "TLS handshake with {} ({}) failed: {}", upstream,
                            tls_name, ec.message());
-    std::error_code ignored;
+    error_code ignored;
     stream.lowest_layer().close(ignored);
   }
   co_return stream;
@@ -412,7 +413,7 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
 
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https_or_throw(
     std::shared_ptr<State> self, Task task, std::string tls_name, asio::ssl::context& ctx) {
-  std::error_code ec;
+  error_code ec;
   auto upstream = task.upstream.to_string();
   auto s = co_await https(std::move(self), std::move(task), std::move(tls_name), ctx, ec);
   if (ec) throw std::system_error(ec, "divert https_forward to " + upstream);

@@ -1,8 +1,8 @@
 #include "divert/ppv2/read_header.hpp"
+#include "divert/asio/redirect_error.hpp"
+#include "divert/asio/steady_timer.hpp"
+#include "divert/asio/use_awaitable.hpp"
 
-#include <asio/redirect_error.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
 #include <memory>
 
 #include "divert/error.hpp"
@@ -18,16 +18,16 @@ struct Deadline {
 };
 }  // namespace
 
-asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket,
-                                                   ReceivedHeader& out, ReadHeaderOptions opts) {
+asio::awaitable<error_code> read_proxy_header(asio::ip::tcp::socket& socket, ReceivedHeader& out,
+                                              ReadHeaderOptions opts) {
   out = ReceivedHeader{};
   auto state = std::make_shared<Deadline>();
   asio::steady_timer timer(socket.get_executor());
   timer.expires_after(opts.timeout);
-  timer.async_wait([state, &socket](std::error_code ec) {
+  timer.async_wait([state, &socket](error_code ec) {
     if (ec || state->done) return;
     state->fired = true;
-    std::error_code ignored;
+    error_code ignored;
     socket.cancel(ignored);
   });
   struct Finish {  // stop the timer however we leave
@@ -47,7 +47,7 @@ asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket
   for (;;) {
     const std::size_t old = buf.size();
     buf.resize(old + kChunk);
-    std::error_code ec;
+    error_code ec;
     const std::size_t n = co_await socket.async_read_some(
         asio::buffer(buf.data() + old, kChunk), asio::redirect_error(asio::use_awaitable, ec));
     buf.resize(old + n);
@@ -59,7 +59,7 @@ asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket
     if (r.complete()) {
       out.header_size_ = r.consumed;
       out.header_ = r.header;  // views into buf, whose heap block a move keeps
-      co_return std::error_code{};
+      co_return error_code{};
     }
   }
 }
@@ -67,7 +67,7 @@ asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket
 asio::awaitable<ReceivedHeader> read_proxy_header(asio::ip::tcp::socket& socket,
                                                   ReadHeaderOptions opts) {
   ReceivedHeader out;
-  std::error_code ec = co_await read_proxy_header(socket, out, opts);
+  error_code ec = co_await read_proxy_header(socket, out, opts);
   if (ec) throw std::system_error(ec, "read_proxy_header");
   co_return out;
 }

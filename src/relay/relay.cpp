@@ -69,7 +69,6 @@ RelayBuffer acquire_relay_buffer(std::size_t size) {
 
 asio::awaitable<void> idle_watch(asio::steady_timer& timer, RelayShared& shared,
                                  std::chrono::milliseconds idle) {
-  using asio::experimental::as_tuple;
   co_await asio::this_coro::throw_if_cancelled(false);
   while (shared.running > 0 && !shared.aborted) {
     timer.expires_at(shared.last_activity + idle);
@@ -89,7 +88,7 @@ asio::awaitable<void> idle_watch(asio::steady_timer& timer, RelayShared& shared,
 }
 
 namespace {
-std::error_code errno_code(int e) {
+error_code errno_code(int e) {
   return {e, asio::error::get_system_category()};
 }
 }  // namespace
@@ -109,7 +108,7 @@ SpliceRelay::SpliceRelay(asio::ip::tcp::socket& a, asio::ip::tcp::socket& b,
 // a failure to start is posted, and Asio posts the receives' completions.
 void SpliceRelay::start() {
   asio::dispatch(up_.from.get_executor(), [self = shared_from_this()] {
-    std::error_code ec;
+    error_code ec;
     for (auto* s : {&self->up_.from, &self->up_.to}) {  // asio caches the mode: no ioctl when set
       if (!ec && !s->native_non_blocking()) s->native_non_blocking(true, ec);
     }
@@ -134,7 +133,7 @@ void SpliceRelay::cancel() {
   fail(nullptr, asio::error::operation_aborted);
 }
 
-void SpliceRelay::fail(Direction* d, std::error_code ec) {
+void SpliceRelay::fail(Direction* d, error_code ec) {
   if (aborted_ || done_) return;
   if (d) d->error = ec;
   aborted_ = true;
@@ -143,7 +142,7 @@ void SpliceRelay::fail(Direction* d, std::error_code ec) {
 }
 
 void SpliceRelay::close_all() noexcept {
-  std::error_code ec;
+  error_code ec;
   up_.from.close(ec);
   up_.to.close(ec);
   idle_timer_.cancel();
@@ -151,7 +150,7 @@ void SpliceRelay::close_all() noexcept {
 
 void SpliceRelay::wait(Direction& d, asio::socket_base::wait_type what) {
   auto& s = what == asio::socket_base::wait_read ? d.from : d.to;
-  s.async_wait(what, [self = shared_from_this(), &d](std::error_code ec) {
+  s.async_wait(what, [self = shared_from_this(), &d](error_code ec) {
     if (ec) {
       if (!self->aborted_) self->fail(&d, ec);
       self->finish(d);
@@ -163,7 +162,7 @@ void SpliceRelay::wait(Direction& d, asio::socket_base::wait_type what) {
 
 void SpliceRelay::arm_idle_timer() {
   idle_timer_.expires_at(last_activity_ + idle_timeout_);
-  idle_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+  idle_timer_.async_wait([self = shared_from_this()](error_code ec) {
     if (ec || self->done_ || self->aborted_) return;
     if (RelayClock::now() - self->last_activity_ >= self->idle_timeout_) {
       self->fail(nullptr, make_error_code(errc::idle_timeout));
@@ -205,7 +204,7 @@ struct PipePool {
 };
 thread_local PipePool t_pipes;
 
-std::error_code take_pipe(int (&fds)[2]) {
+error_code take_pipe(int (&fds)[2]) {
   if (!t_pipes.free.empty()) {
     fds[0] = t_pipes.free.back()[0];
     fds[1] = t_pipes.free.back()[1];
@@ -290,7 +289,7 @@ thread_local char t_scratch[kCopyChunk];
 // and recv() into the scratch page takes over.
 void SpliceRelay::read_async(Direction& d) {
   d.from.async_receive(
-      asio::buffer(d.head), [self = shared_from_this(), &d](std::error_code ec, std::size_t n) {
+      asio::buffer(d.head), [self = shared_from_this(), &d](error_code ec, std::size_t n) {
         if (ec == asio::error::operation_aborted || self->aborted_) {
           if (!self->aborted_) self->fail(&d, ec);
           self->finish(d);
@@ -469,7 +468,7 @@ void SpliceRelay::pump(Direction& d) {
         // Half-close. When the other direction is already done, finish()
         // closes both sockets now and close() sends the same FIN: one
         // shutdown() per relay saved (both receive queues are drained).
-        std::error_code ec;
+        error_code ec;
         d.to.shutdown(asio::socket_base::shutdown_send, ec);
       }
       break;

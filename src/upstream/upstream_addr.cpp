@@ -231,7 +231,7 @@ std::optional<std::string> UpstreamAddr::parse_into(std::string_view text,
   // make_address_v4/v6 below read C strings: "10.0.0.1\0junk" would be 10.0.0.1.
   if (text.find('\0') != std::string_view::npos) return "bad character byte 0x00 in address";
   std::optional<std::string_view> port_text;
-  std::error_code ec;
+  error_code ec;
 
   if (text.front() == '[') {
     auto close = text.find(']');
@@ -331,7 +331,7 @@ UpstreamAddr::UpstreamAddr(const asio::ip::address& ip, std::uint16_t port) {
 std::optional<std::string> UpstreamAddr::set_host(std::string_view name, UpstreamAddr& out) {
   // Before the IP test: make_address() reads a C string and would stop at a NUL.
   if (name.find('\0') != std::string_view::npos) return "bad character byte 0x00 in host";
-  std::error_code ec;
+  error_code ec;
   std::string s(name);
   auto ip = asio::ip::make_address(s, ec);
   if (ec) return set_domain(name, out);

@@ -17,14 +17,14 @@
 // timer runs on the socket's executor.
 #pragma once
 
-#include <asio/awaitable.hpp>
-#include <asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <span>
 #include <system_error>
 #include <vector>
 
+#include "divert/asio/awaitable.hpp"
+#include "divert/asio/ip/tcp.hpp"
 #include "divert/export.hpp"
 #include "divert/ppv2/decoder.hpp"
 
@@ -54,18 +54,18 @@ class ReceivedHeader {
   std::size_t header_size() const noexcept { return header_size_; }
 
  private:
-  friend DIVERT_EXPORT asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket&,
-                                                                          ReceivedHeader&,
-                                                                          ReadHeaderOptions);
+  friend DIVERT_EXPORT asio::awaitable<error_code> read_proxy_header(asio::ip::tcp::socket&,
+                                                                     ReceivedHeader&,
+                                                                     ReadHeaderOptions);
   std::vector<std::uint8_t> bytes_;
   std::size_t header_size_ = 0;
   HeaderView header_;
 };
 
 // Non-throwing form: fills `out` and returns {} on success.
-DIVERT_EXPORT asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket,
-                                                                 ReceivedHeader& out,
-                                                                 ReadHeaderOptions opts = {});
+DIVERT_EXPORT asio::awaitable<error_code> read_proxy_header(asio::ip::tcp::socket& socket,
+                                                            ReceivedHeader& out,
+                                                            ReadHeaderOptions opts = {});
 
 // Throwing form: std::system_error with the codes above.
 DIVERT_EXPORT asio::awaitable<ReceivedHeader> read_proxy_header(asio::ip::tcp::socket& socket,
