@@ -54,7 +54,7 @@ asio::awaitable<void> handle(Accepted conn, const Config& cfg) {
   tcp::socket& client = conn.socket;
   const tcp::endpoint peer = conn.peer;
   Record rec;
-  std::error_code ec;
+  divert::error_code ec;
   bool trusted = false;
   for (auto& c : cfg.trust) trusted = trusted || c.contains(peer.address());
   if (!trusted) {

@@ -92,7 +92,7 @@ asio::ip::tcp::endpoint parse_listen(const std::string& text) {
     port = text.substr(colon + 1);
   }
   if (host == "localhost") host = "127.0.0.1";
-  std::error_code ec;
+  divert::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
   if (ec) throw usage_error("listen host '" + host + "' is not an IP address");
   unsigned p = 0;
@@ -105,7 +105,7 @@ asio::ip::tcp::endpoint parse_listen(const std::string& text) {
 Cidr Cidr::parse(const std::string& text) {
   Cidr c;
   auto slash = text.find('/');
-  std::error_code ec;
+  divert::error_code ec;
   c.network = asio::ip::make_address(text.substr(0, slash), ec);
   if (ec) throw usage_error("'" + text + "' is not a CIDR (ADDR/BITS)");
   if (c.network.is_v6() && c.network.to_v6().is_v4_mapped())
