@@ -54,10 +54,9 @@ int main() {
   net::co_spawn(
       io,
       [&]() -> net::awaitable<void> {
-        divert::Task task;
-        task.client = {net::ip::make_address("192.0.2.1"), 40000};
-        task.server = {net::ip::make_address("192.0.2.2"), 3128};
-        task.upstream = divert::UpstreamAddr::parse("example.com:443");
+        divert::Task task{.client = {net::ip::make_address("192.0.2.1"), 40000},
+                          .server = {net::ip::make_address("192.0.2.2"), 3128},
+                          .upstream = divert::UpstreamAddr::parse("example.com:443")};
         divert::error_code ec;
         tcp::socket s = co_await connector.tcp_connect(task, ec);
         connected = !ec && s.is_open();
