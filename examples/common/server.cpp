@@ -36,7 +36,7 @@ void Server::bind() {
   };
   // Hands a listening descriptor to an acceptor (closed if that fails).
   auto adopt = [&](asio::ip::tcp::acceptor& a, int fd) {
-    if (fd < 0 && !ec) ec.assign(errno, asio::error::get_system_category());
+    if (fd < 0 && !ec) ec = std::error_code(errno, std::system_category());
     if (!ec) {
       a.assign(ep.protocol(), fd, ec);
       if (ec) ::close(fd);
@@ -64,7 +64,7 @@ void Server::bind() {
     if (reuseport) {
       int one = 1;
       if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        ec.assign(errno, asio::error::get_system_category());
+        ec = std::error_code(errno, std::system_category());
       check("cannot set SO_REUSEPORT to listen on");
     }
     a.bind(ep, ec);

@@ -12,7 +12,7 @@ namespace {
 
 error_code set_int(int fd, int level, int name, int value) {
   if (::setsockopt(fd, level, name, &value, sizeof value) != 0)
-    return {errno, asio::error::get_system_category()};
+    return error_code(std::error_code(errno, std::system_category()));
   return {};
 }
 
@@ -36,7 +36,7 @@ SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket, AddressFa
     const auto& name = *o.bind_interface;
     if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
                      static_cast<socklen_t>(name.size() + 1)) != 0)
-      return fail({errno, asio::error::get_system_category()}, "bind_interface");
+      return fail(error_code(std::error_code(errno, std::system_category())), "bind_interface");
 #else
     return fail(std::make_error_code(std::errc::not_supported), "bind_interface");
 #endif
@@ -90,7 +90,8 @@ SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket, AddressFa
     const auto& cc = *m.congestion_control;
     if (::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc.data(),
                      static_cast<socklen_t>(cc.size())) != 0)
-      return fail({errno, asio::error::get_system_category()}, "tcp_misc_opts.congestion_control");
+      return fail(error_code(std::error_code(errno, std::system_category())),
+                  "tcp_misc_opts.congestion_control");
   }
 #else
   if (m.congestion_control)
