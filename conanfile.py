@@ -13,9 +13,12 @@ class DivertConan(ConanFile):
     topics = ("proxy-protocol", "haproxy", "asio", "networking", "proxy")
     package_type = "library"
     settings = "os", "arch", "compiler", "build_type"
+    # asio: which Asio divert is built with and its public types come from:
+    # "standalone" (::asio) or "boost" (Boost.Asio, ::boost::asio; -DDIVERT_ASIO=boost).
     options = {"shared": [True, False], "fPIC": [True, False], "with_tls": [True, False],
-               "with_idn": [True, False]}
-    default_options = {"shared": False, "fPIC": True, "with_tls": True, "with_idn": True}
+               "with_idn": [True, False], "asio": ["standalone", "boost"]}
+    default_options = {"shared": False, "fPIC": True, "with_tls": True, "with_idn": True,
+                       "asio": "standalone"}
     exports_sources = "CMakeLists.txt", "LICENSE", "cmake/*", "include/*", "src/*"
 
     def config_options(self):
@@ -30,7 +33,10 @@ class DivertConan(ConanFile):
         cmake_layout(self)
 
     def requirements(self):
-        self.requires("asio/1.28.0", transitive_headers=True)
+        if self.options.asio == "boost":
+            self.requires("boost/1.83.0", transitive_headers=True)
+        else:
+            self.requires("asio/1.28.0", transitive_headers=True)
         self.requires("fmt/10.2.1", transitive_headers=True)
         self.requires("xxhash/0.8.2")
         if self.options.with_tls:
@@ -44,6 +50,7 @@ class DivertConan(ConanFile):
         tc.variables["DIVERT_BUILD_EXAMPLES"] = False
         tc.variables["DIVERT_WITH_TLS"] = bool(self.options.with_tls)
         tc.variables["DIVERT_WITH_IDN"] = bool(self.options.with_idn)
+        tc.variables["DIVERT_ASIO"] = str(self.options.asio)
         tc.generate()
         CMakeDeps(self).generate()
 
@@ -61,7 +68,11 @@ class DivertConan(ConanFile):
         self.cpp_info.set_property("cmake_target_name", "divert::divert")
         self.cpp_info.set_property("pkg_config_name", "divert")
         self.cpp_info.libs = ["divert"]
-        self.cpp_info.defines = ["ASIO_HAS_CO_AWAIT=1", "ASIO_HAS_STD_COROUTINE=1"]
+        # No Asio policy defines (the host keeps its own). Standalone Asio before
+        # 1.24 detects C++20 coroutines on GCC only: Clang gets them spelled out.
+        self.cpp_info.defines = []
+        if self.options.asio == "standalone" and str(self.settings.compiler) in ("clang", "apple-clang"):
+            self.cpp_info.defines += ["ASIO_HAS_CO_AWAIT=1", "ASIO_HAS_STD_COROUTINE=1"]
         if not self.options.shared:
             self.cpp_info.defines.append("DIVERT_STATIC_DEFINE")
         if self.options.with_tls:

@@ -17,6 +17,7 @@ install(TARGETS divert EXPORT divertTargets
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/divert" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   FILES_MATCHING PATTERN "*.hpp")
 install(FILES "${PROJECT_BINARY_DIR}/include/divert/version.hpp"
+              "${PROJECT_BINARY_DIR}/include/divert/config.hpp"
               "${PROJECT_BINARY_DIR}/include/divert/export.hpp"
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/divert)
 
@@ -70,10 +71,17 @@ else()
   set(DIVERT_PC_REQUIRES_PRIVATE "")
 endif()
 unset(_divert_pc_private)
+# No Asio policy defines (ASIO_NO_DEPRECATED...): the host keeps its own. With
+# standalone Asio 1.22, Clang needs ASIO_HAS_CO_AWAIT / ASIO_HAS_STD_COROUTINE
+# for divert's asio::awaitable API (Asio detects only GCC's C++20 coroutines;
+# the values are the ones it picks on GCC). Boost.Asio 1.81 needs nothing.
 set(DIVERT_PC_CFLAGS "")
+if(DIVERT_ASIO STREQUAL "standalone")
+  set(DIVERT_PC_CFLAGS "-DASIO_HAS_CO_AWAIT=1 -DASIO_HAS_STD_COROUTINE=1")
+endif()
 if(DIVERT_WITH_TLS)
   string(APPEND DIVERT_PC_REQUIRES " openssl")
-  set(DIVERT_PC_CFLAGS "-DDIVERT_WITH_TLS=1")
+  string(APPEND DIVERT_PC_CFLAGS " -DDIVERT_WITH_TLS=1")
 endif()
 if(NOT BUILD_SHARED_LIBS)
   set(DIVERT_PC_CFLAGS "${DIVERT_PC_CFLAGS} -DDIVERT_STATIC_DEFINE")

@@ -5,8 +5,12 @@
 #   2. a CMake config package named `asio` (find_package(asio CONFIG));
 #   3. the headers on the include path (Debian's libasio-dev has no config file).
 # Provides the imported target `asio::asio` and Asio_FOUND / Asio_VERSION.
-# Clang 14 needs ASIO_HAS_CO_AWAIT / ASIO_HAS_STD_COROUTINE to enable coroutines;
-# they are added to the target's usage requirements.
+# The target carries no policy defines (ASIO_NO_DEPRECATED, ASIO_STANDALONE:
+# Asio defines that one itself in C++11 and later); a consumer keeps its own.
+# Only what divert's headers need: Asio 1.22 detects C++20 coroutines on GCC
+# but, on Clang, only the Coroutines TS, so with Clang the target adds
+# ASIO_HAS_CO_AWAIT / ASIO_HAS_STD_COROUTINE (asio::awaitable is in divert's
+# public API). GCC needs nothing.
 
 if(TARGET asio::asio)
   set(Asio_FOUND TRUE)
@@ -41,7 +45,8 @@ if(Asio_FOUND AND NOT TARGET asio::asio)
   add_library(asio::asio INTERFACE IMPORTED)
   set_target_properties(asio::asio PROPERTIES
     INTERFACE_INCLUDE_DIRECTORIES "${Asio_INCLUDE_DIR}"
-    INTERFACE_COMPILE_DEFINITIONS "ASIO_STANDALONE;ASIO_NO_DEPRECATED;ASIO_HAS_CO_AWAIT=1;ASIO_HAS_STD_COROUTINE=1"
+    INTERFACE_COMPILE_DEFINITIONS
+      "$<$<COMPILE_LANG_AND_ID:CXX,Clang,AppleClang>:ASIO_HAS_CO_AWAIT=1;ASIO_HAS_STD_COROUTINE=1>"
     INTERFACE_LINK_LIBRARIES Threads::Threads)
 endif()
 mark_as_advanced(Asio_INCLUDE_DIR)

@@ -44,7 +44,7 @@ asio::awaitable<void> reply(tcp::socket& s, int status, std::string_view reason,
                     "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
                     "\r\nConnection: close\r\n" + std::string(extra_headers) + "\r\n" + body;
   co_await asio::async_write(s, asio::buffer(msg), asio::experimental::as_tuple(asio::use_awaitable));
-  std::error_code ec;
+  divert::error_code ec;
   s.shutdown(tcp::socket::shutdown_send, ec);
 }
 
@@ -63,7 +63,7 @@ const char* reason_for(int status) {
   return "Error";
 }
 
-int status_for(const std::error_code& ec) {
+int status_for(const divert::error_code& ec) {
   if (ec == asio::error::timed_out || ec == std::errc::timed_out || ec == errc::tls_handshake_timeout)
     return 504;
   return 502;
@@ -110,7 +110,7 @@ class Deadline {
   };
   static void arm(const std::shared_ptr<State>& st, LowestLayer* socket) {
     st->timer.expires_at(st->last + st->timeout);
-    st->timer.async_wait([st, socket](std::error_code ec) {
+    st->timer.async_wait([st, socket](divert::error_code ec) {
       if (ec || st->done) return;
       if (Clock::now() < st->last + st->timeout) return arm(st, socket);  // touched meanwhile
       st->fired = true;
@@ -222,7 +222,7 @@ asio::awaitable<bool> admit(ClientConn& c, const Task& task) {
 // client gets 200 as soon as the next proxy is connected.
 asio::awaitable<void> tunnel(ClientConn& c, Task task) {
   auto& connector = *c.cfg.connector;
-  std::error_code ec;
+  divert::error_code ec;
   c.upstream.reset();
   if (!co_await admit(c, task)) co_return;
   task.initial_data = std::move(c.in);
@@ -252,7 +252,7 @@ asio::awaitable<UpstreamConn*> connect_upstream(ClientConn& c, const RequestHead
   c.upstream.reset();
   if (!co_await admit(c, task)) co_return nullptr;
   auto& connector = *c.cfg.connector;
-  std::error_code ec;
+  divert::error_code ec;
   if (head.kind == ProxyRequestKind::http_forward) {
     auto s = co_await connector.http_forward(task, ec);
     if (!ec) c.upstream.reset(new UpstreamConn{key, std::move(s)});
@@ -317,13 +317,13 @@ asio::awaitable<void> send_request(ClientConn& c, Stream& upstream, RequestParse
   // The request cannot be finished: stop waiting for its response (unless
   // the response already ended the exchange).
   x.request_failed = true;
-  std::error_code ignored;
+  divert::error_code ignored;
   if (!x.response_done) upstream.lowest_layer().cancel(ignored);
 }
 
 // Writes response bytes to the client. A client that takes in none of them
 // for idle_timeout (it stopped reading) is given up on: the write fails.
-asio::awaitable<std::error_code> write_to_client(ClientConn& c, std::string_view data) {
+asio::awaitable<divert::error_code> write_to_client(ClientConn& c, std::string_view data) {
   Deadline stalled(c.socket, c.cfg.idle_timeout);
   auto [ec, n] = co_await asio::async_write(c.socket, asio::buffer(data), as_tuple);
   co_return ec;
@@ -347,7 +347,7 @@ asio::awaitable<void> relay_response(ClientConn& c, Stream& upstream, const Requ
       if (x.request_done) return;
       x.close_client = true;
       x.upstream_reusable = false;
-      std::error_code ignored;
+      divert::error_code ignored;
       c.socket.cancel(ignored);
       upstream.lowest_layer().cancel(ignored);
     }
@@ -487,7 +487,7 @@ asio::awaitable<void> handle(Accepted conn, Config& cfg) {
     }
     if (!x.upstream_reusable) c.upstream.reset();
     if (x.close_client || !head.keep_alive) {
-      std::error_code ec;
+      divert::error_code ec;
       c.socket.shutdown(tcp::socket::shutdown_send, ec);
       co_return;
     }

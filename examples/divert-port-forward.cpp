@@ -21,7 +21,7 @@ asio::awaitable<void> handle(Accepted conn, const DivertTcpConnector& connector,
                              const UpstreamAddr& upstream, Server::OpenConnection open) {
   tcp::socket client = std::move(conn.socket);
   // TCP_NODELAY is already on: inherited from the listening socket (Server).
-  std::error_code ec;
+  divert::error_code ec;
   Task task{.client = conn.peer, .server = conn.local, .upstream = upstream};
   // Bytes the client sent already go in the header's write (one segment to
   // the next proxy instead of two); nothing is waited for (MSG_DONTWAIT: no

@@ -8,7 +8,7 @@ asio::awaitable<void> serve(asio::ip::tcp::socket client, const divert::DivertTc
                     .server = client.local_endpoint(),
                     .upstream = divert::UpstreamAddr::parse("example.com:443"),
                     .username = "alice"};  // task id (UUID v7) generated
-  std::error_code ec;
+  divert::error_code ec;  // std::error_code; boost::system::error_code with Boost.Asio
   auto stream = co_await connector.tcp_connect(task, ec);  // PROXY v2 header already sent
   if (ec) co_return;                                       // e.g. connection_refused, timed_out
   co_await connector.relay(client, stream);                // both ways, half-close, speed limit

@@ -9,6 +9,8 @@ int main() {
   spec.upstream = "example.com:443";
   divert::ppv2::HeaderBuffer wire;
   if (divert::ppv2::encode(spec, wire)) return 1;
-  std::printf("divert %s: %zu-byte PROXY v2 header\n", DIVERT_VERSION_STRING, wire.size());
+  // divert/config.hpp: the Asio the package was built with (option asio).
+  std::printf("divert %s (%s Asio): %zu-byte PROXY v2 header\n", DIVERT_VERSION_STRING,
+              DIVERT_ASIO_BOOST ? "Boost" : "standalone", wire.size());
   return 0;
 }

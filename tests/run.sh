@@ -11,6 +11,8 @@
 #   DIVERT_BENCHMARKS  build the benchmark programs too (default ON)
 #   DIVERT_EXAMPLES  build the example programs (default ON)
 #   BUILD_TYPE       CMake build type         (default RelWithDebInfo)
+#   DIVERT_ASIO      standalone or boost      (default standalone): the Asio
+#                    divert, the tests and the examples are built with
 #   BUILD_TARGETS    build only these targets (default: all), e.g. for a
 #                    sanitizer run of a few tests together with CTEST_ARGS
 set -euo pipefail
@@ -23,7 +25,7 @@ JOBS=${JOBS:-$(nproc)}
 cmake -S . -B "$BUILD_DIR" -G Ninja \
   -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
   -DDIVERT_BUILD_TESTS=ON -DDIVERT_BUILD_EXAMPLES="${DIVERT_EXAMPLES:-ON}" -DDIVERT_BUILD_BENCHMARKS="${DIVERT_BENCHMARKS:-ON}" \
-  -DDIVERT_SANITIZE="${DIVERT_SANITIZE:-}"
+  -DDIVERT_SANITIZE="${DIVERT_SANITIZE:-}" -DDIVERT_ASIO="${DIVERT_ASIO:-standalone}"
 # shellcheck disable=SC2086
 cmake --build "$BUILD_DIR" -j "$JOBS" ${BUILD_TARGETS:+--target $BUILD_TARGETS}
 # shellcheck disable=SC2086

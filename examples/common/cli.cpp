@@ -89,7 +89,7 @@ asio::ip::tcp::endpoint parse_listen(const std::string& text) {
   if (!split.parts.port) throw usage_error("listen address '" + text + "' is not HOST:PORT");
   std::string host(split.parts.host);
   if (host == "localhost") host = "127.0.0.1";
-  std::error_code ec;
+  divert::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
   if (ec) throw usage_error("listen host '" + host + "' is not an IP address");
   return {addr, *split.parts.port};  // port 0: any free port
@@ -98,7 +98,7 @@ asio::ip::tcp::endpoint parse_listen(const std::string& text) {
 Cidr Cidr::parse(const std::string& text) {
   Cidr c;
   auto slash = text.find('/');
-  std::error_code ec;
+  divert::error_code ec;
   c.network = asio::ip::make_address(text.substr(0, slash), ec);
   if (ec) throw usage_error("'" + text + "' is not a CIDR (ADDR/BITS)");
   if (c.network.is_v6() && c.network.to_v6().is_v4_mapped())

@@ -77,7 +77,7 @@ DestinationGate make_destination_gate(const Cli& cli, const asio::ip::tcp::endpo
       continue;
     }
     gate.guarded_names.push_back(np.addr);
-    std::error_code ec;  // a name that does not resolve now is guarded by name only
+    divert::error_code ec;  // a name that does not resolve now is guarded by name only
     for (const auto& e : names.resolve(np.addr.host(), "", ec))
       guard_next_proxy(e.endpoint().address(), np.addr.port());
   }

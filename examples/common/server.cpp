@@ -30,13 +30,13 @@ Server::~Server() = default;
 void Server::bind() {
   auto ep = opts_.listen;
   const std::string where = opts_.listen.address().to_string() + ":" + std::to_string(opts_.listen.port());
-  std::error_code ec;
+  divert::error_code ec;
   auto check = [&](const char* what) {
     if (ec) throw std::system_error(ec, std::string(what) + " " + where);
   };
   // Hands a listening descriptor to an acceptor (closed if that fails).
   auto adopt = [&](asio::ip::tcp::acceptor& a, int fd) {
-    if (fd < 0 && !ec) ec.assign(errno, std::system_category());
+    if (fd < 0 && !ec) ec = std::error_code(errno, std::system_category());
     if (!ec) {
       a.assign(ep.protocol(), fd, ec);
       if (ec) ::close(fd);
@@ -64,7 +64,7 @@ void Server::bind() {
     if (reuseport) {
       int one = 1;
       if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        ec.assign(errno, std::system_category());
+        ec = std::error_code(errno, std::system_category());
       check("cannot set SO_REUSEPORT to listen on");
     }
     a.bind(ep, ec);
@@ -155,7 +155,7 @@ void Server::stop() {
 void Server::run() {
   asio::io_context signals_io(1);
   asio::signal_set signals(signals_io, SIGINT, SIGTERM);
-  signals.async_wait([this](std::error_code ec, int) {
+  signals.async_wait([this](divert::error_code ec, int) {
     if (!ec) stop();
   });
   std::thread signal_thread([&] { signals_io.run(); });
@@ -175,7 +175,7 @@ void Server::run() {
     auto done = std::make_shared<std::promise<void>>();
     closed.push_back(done->get_future());
     asio::post(w->io, [&w = *w, done] {
-      std::error_code ec;
+      divert::error_code ec;
       w.acceptor.close(ec);
       w.resume.cancel();  // a loop paused at max_connections ends too
       done->set_value();

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "divert/asio.hpp"
 #include "divert/logger.hpp"
 
 namespace divert::examples {

@@ -3,18 +3,42 @@
 // divert's public types are Asio types (sockets, executors, completion
 // tokens). Inside namespace divert, `asio::` and `divert::error_code` name
 // them whichever Asio the library was built with, so the same sources build
-// against standalone Asio and (with -DDIVERT_ASIO=boost) Boost.Asio.
-//   divert::error_code: the error type of Asio completion handlers
-//   (std::error_code with standalone Asio).
-// Include the Asio headers you need as well; this header adds no policy
+// against standalone Asio and (with -DDIVERT_ASIO=boost) Boost.Asio:
+//   standalone (DIVERT_ASIO_BOOST 0): divert::asio = ::asio,
+//     divert::error_code = std::error_code;
+//   Boost (DIVERT_ASIO_BOOST 1): divert::asio = ::boost::asio,
+//     divert::error_code = boost::system::error_code (it converts to and from
+//     std::error_code implicitly and compares equal to both Asio's and divert's
+//     error enums).
+// divert::error_code is the error type of Asio completion handlers and of
+// every divert result that may hold an Asio code; APIs that report only
+// divert's own codes (the PROXY v2 codec, make_error_code(errc)) use
+// std::error_code in both flavours.
+// The Asio headers themselves come in through divert/asio/<same path as in
+// Asio>.hpp (e.g. "divert/asio/ip/tcp.hpp"). This header adds no policy
 // defines (ASIO_NO_DEPRECATED and friends stay the host's choice).
 #pragma once
 
 #include <system_error>
 
-namespace asio {}  // declared so that the alias below is valid on its own
+#include "divert/config.hpp"
+
+#if DIVERT_ASIO_BOOST
+#include <boost/system/error_code.hpp>
+
+// declared so that the alias below is valid on its own
+namespace boost::asio {}
+
+namespace divert {
+namespace asio = ::boost::asio;
+using error_code = ::boost::system::error_code;
+}  // namespace divert
+#else
+// declared so that the alias below is valid on its own
+namespace asio {}
 
 namespace divert {
 namespace asio = ::asio;
 using error_code = std::error_code;
 }  // namespace divert
+#endif

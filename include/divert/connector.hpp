@@ -62,8 +62,6 @@
 // the calling coroutine's executor. A Builder is not thread-safe.
 #pragma once
 
-#include <asio/awaitable.hpp>
-#include <asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -73,6 +71,8 @@
 #include <system_error>
 #include <vector>
 
+#include "divert/asio/awaitable.hpp"
+#include "divert/asio/ip/tcp.hpp"
 #include "divert/config_value.hpp"
 #include "divert/error.hpp"
 #include "divert/export.hpp"
@@ -87,7 +87,7 @@
 #include "divert/upstream.hpp"
 
 #if defined(DIVERT_WITH_TLS)
-#include <asio/ssl.hpp>
+#include "divert/asio/ssl.hpp"
 #endif
 
 namespace divert {
@@ -139,12 +139,12 @@ class DIVERT_EXPORT DivertTcpConnector {
   // awaitable completes. The overload without `ec` throws
   // std::system_error ("divert tcp_connect to <upstream>: <reason>").
   asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task) const;
-  asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task, std::error_code& ec) const;
+  asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task, error_code& ec) const;
 
   // http forward: as tcp_connect; the host then writes the origin-form
   // request (or passes it as Task::initial_data to share the header's write).
   asio::awaitable<asio::ip::tcp::socket> http_forward(Task task) const;
-  asio::awaitable<asio::ip::tcp::socket> http_forward(Task task, std::error_code& ec) const;
+  asio::awaitable<asio::ip::tcp::socket> http_forward(Task task, error_code& ec) const;
 
 #if defined(DIVERT_WITH_TLS)
   using TlsStream = asio::ssl::stream<asio::ip::tcp::socket>;
@@ -168,7 +168,7 @@ class DIVERT_EXPORT DivertTcpConnector {
   asio::awaitable<TlsStream> https_forward(Task task, std::string tls_name,
                                            asio::ssl::context& ctx) const;
   asio::awaitable<TlsStream> https_forward(Task task, std::string tls_name, asio::ssl::context& ctx,
-                                           std::error_code& ec) const;
+                                           error_code& ec) const;
 #endif
 
   // Relays client <-> stream with the configured tcp_sock_speed_limit

@@ -6,8 +6,11 @@
 // BUILD_SHARED_LIBS=ON (SONAME libdivert.so.<major>); in a shared build only the
 // declarations marked DIVERT_EXPORT (divert/export.hpp, generated) are exported.
 // Versions: divert/version.hpp (DIVERT_VERSION_MAJOR/MINOR/PATCH), semantic versioning.
+// Asio: divert/config.hpp (DIVERT_ASIO_BOOST: 1 when built with Boost.Asio, then
+// divert::asio is boost::asio and divert::error_code boost::system::error_code).
 #pragma once
 
+#include "divert/config.hpp"
 #include "divert/config_value.hpp"
 #include "divert/connector.hpp"
 #include "divert/error.hpp"

@@ -40,8 +40,8 @@
 #pragma once
 
 #include <array>
-#include <asio/co_spawn.hpp>
-#include <asio/ip/tcp.hpp>
+#include "divert/asio/co_spawn.hpp"
+#include "divert/asio/ip/tcp.hpp"
 #include <atomic>
 #include <chrono>
 #include <cstdint>

@@ -53,7 +53,7 @@
 #include <cstdint>
 #include <system_error>
 
-#include <asio.hpp>
+#include "divert/asio/all.hpp"
 
 #include "divert/error.hpp"
 #include "divert/export.hpp"
@@ -83,8 +83,8 @@ struct RelayOptions {
 struct RelayResult {
   std::uint64_t upload_bytes = 0;    // a -> b, bytes written to b
   std::uint64_t download_bytes = 0;  // b -> a, bytes written to a
-  std::error_code upload_error;  // why a -> b stopped, empty on EOF (or when stopped by the other)
-  std::error_code download_error;  // why b -> a stopped, idem
+  error_code upload_error;    // why a -> b stopped, empty on EOF (or when stopped by the other)
+  error_code download_error;  // why b -> a stopped, idem
   // What ended the relay: empty when both directions reached EOF; else
   // errc::idle_timeout, operation_aborted (cancelled) or the first direction
   // error (e.g. connection_reset).

@@ -6,10 +6,10 @@
 // before the returned awaitable is started (the awaitable owns its own copy).
 #pragma once
 
-#include <asio/ip/tcp.hpp>
 #include <optional>
 #include <string>
 
+#include "divert/asio/ip/tcp.hpp"
 #include "divert/export.hpp"
 #include "divert/ppv2/types.hpp"
 #include "divert/upstream.hpp"

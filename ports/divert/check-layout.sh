@@ -27,7 +27,8 @@ for f in share/divert/divertConfig.cmake share/divert/divertConfigVersion.cmake 
          share/divert/divertTargets.cmake share/divert/FindAsio.cmake \
          share/divert/FindxxHash.cmake share/divert/FindLibidn2.cmake \
          share/divert/usage share/divert/copyright \
-         include/divert/divert.hpp include/divert/version.hpp include/divert/export.hpp; do
+         include/divert/divert.hpp include/divert/version.hpp include/divert/export.hpp \
+         include/divert/config.hpp include/divert/asio/ip/tcp.hpp; do
   [[ -f $prefix/$f ]] || problem "missing $f"
 done
 compgen -G "$prefix/share/divert/divertTargets-*.cmake" > /dev/null ||

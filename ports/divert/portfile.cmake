@@ -11,6 +11,13 @@ vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
     tls DIVERT_WITH_TLS
     idn DIVERT_WITH_IDN)
 
+# Asio flavour: boost-asio wins over the (default) asio feature.
+if("boost-asio" IN_LIST FEATURES)
+  list(APPEND FEATURE_OPTIONS -DDIVERT_ASIO=boost)
+else()
+  list(APPEND FEATURE_OPTIONS -DDIVERT_ASIO=standalone)
+endif()
+
 # Keep these options in sync with ports/divert/check-layout.sh (run in CI).
 vcpkg_cmake_configure(
   SOURCE_PATH "${SOURCE_PATH}"

@@ -8,7 +8,7 @@
 #include <limits>
 #include <optional>
 
-#include <asio/ip/address_v6.hpp>
+#include "divert/asio/ip/address_v6.hpp"
 
 #include "divert/error.hpp"
 
@@ -115,7 +115,7 @@ class FlowParser {
     if (i + 1 < text_.size() && text_[i + 1] == ':') return true;
     std::string inner(text_.substr(pos_ + 1, i - pos_ - 1));
     inner = inner.substr(0, inner.find('%'));
-    std::error_code ec;
+    error_code ec;
     asio::ip::make_address_v6(inner, ec);
     return !ec;
   }

@@ -38,7 +38,7 @@ std::uint32_t parse_u32(std::string_view key, const ConfigValue& v, std::int64_t
 
 asio::ip::address parse_bind(std::string_view key, const ConfigValue& v, bool want_v4) {
   const auto& text = expect_scalar(key, v);
-  std::error_code ec;
+  error_code ec;
   auto a = asio::ip::make_address(text, ec);
   if (ec) throw config_error(std::string(key), text, "not an IP address");
   if (want_v4 && !a.is_v4()) throw config_error(std::string(key), text, "not an IPv4 address");

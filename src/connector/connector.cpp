@@ -2,12 +2,9 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cerrno>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
-#include <asio.hpp>
-#include <fmt/format.h>
 
 #include "connector/core.hpp"
 #include "divert/connector.hpp"
@@ -67,7 +64,7 @@ struct DivertTcpConnector::State {
 #if defined(DIVERT_WITH_TLS)
   // https_forward's body, and its throwing form; `self` as for connect().
   asio::awaitable<TlsStream> https(std::shared_ptr<State> self, Task task, std::string tls_name,
-                                   asio::ssl::context& ctx, std::error_code& ec);
+                                   asio::ssl::context& ctx, error_code& ec);
   asio::awaitable<TlsStream> https_or_throw(std::shared_ptr<State> self, Task task,
                                             std::string tls_name, asio::ssl::context& ctx);
 #endif
@@ -76,7 +73,7 @@ struct DivertTcpConnector::State {
 namespace {
 // One non-blocking sendmsg() of `bufs`; consumes what was sent from `bufs`.
 // EAGAIN is not an error (the caller writes the rest asynchronously).
-std::error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs) {
+error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs) {
   iovec iov[2];
   for (std::size_t k = 0; k < 2; ++k)
     iov[k] = {const_cast<void*>(bufs[k].data()), bufs[k].size()};
@@ -89,8 +86,8 @@ std::error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs
   } while (n < 0 && errno == EINTR);
   if (n < 0)
     return errno == EAGAIN || errno == EWOULDBLOCK
-               ? std::error_code()
-               : std::error_code(errno, asio::error::get_system_category());
+               ? error_code()
+               : error_code(errno, asio::error::get_system_category());
   auto sent = static_cast<std::size_t>(n);
   for (auto& b : bufs) {
     const std::size_t k = std::min(sent, b.size());
@@ -113,7 +110,7 @@ asio::awaitable<std::error_code> write_header(tcp::socket& s, std::span<const st
   if (!ec && asio::buffer_size(bufs) > 0) {
     try {
       auto [e, n] =
-          co_await asio::async_write(s, bufs, asio::experimental::as_tuple(asio::use_awaitable));
+          co_await asio::async_write(s, bufs, divert::detail::as_tuple(asio::use_awaitable));
       ec = e;
     } catch (const std::system_error& e) {
       ec = e.code();
@@ -127,7 +124,7 @@ asio::awaitable<std::error_code> write_header(tcp::socket& s, std::span<const st
 asio::awaitable<std::error_code> read_status_reply(tcp::socket& s, std::span<std::uint8_t> reply,
                                                    Clock::time_point deadline) {
   using namespace asio::experimental::awaitable_operators;
-  constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+  constexpr auto tuple_awaitable = divert::detail::as_tuple(asio::use_awaitable);
   asio::steady_timer timer(s.get_executor(), deadline);
   try {
     auto r =
@@ -289,7 +286,7 @@ bool setup_tls_verification(asio::ssl::stream<tcp::socket>& stream, const Upstre
   const std::string& host = name.host();
   if (name.is_domain() && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) return false;
   if (!verify) return true;
-  std::error_code ec;
+  error_code ec;
   stream.set_verify_mode(asio::ssl::verify_peer, ec);
   if (ec) return false;
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
@@ -304,7 +301,7 @@ bool setup_tls_verification(asio::ssl::stream<tcp::socket>& stream, const Upstre
 
 // Not coroutines either: State's coroutines hold the State (see connect()).
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
-    Task task, std::string tls_name, asio::ssl::context& ctx, std::error_code& ec) const {
+    Task task, std::string tls_name, asio::ssl::context& ctx, error_code& ec) const {
   return s_->https(s_, std::move(task), std::move(tls_name), ctx, ec);
 }
 
@@ -315,7 +312,7 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward
 
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
     std::shared_ptr<State> self, Task task, std::string tls_name, asio::ssl::context& ctx,
-    std::error_code& ec) {
+    error_code& ec) {
   auto ex = co_await asio::this_coro::executor;
   if (!task.initial_data.empty()) {
     ec = asio::error::invalid_argument;
@@ -344,18 +341,18 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
     cfg.shared_logger.logf(LogLevel::warn, "", "https_forward to {}: OpenSSL refused TLS name {}",
                            upstream, tls_name);
     ec = asio::error::invalid_argument;
-    std::error_code ignored;
+    error_code ignored;
     stream.lowest_layer().close(ignored);
     co_return stream;
   }
 
   using namespace asio::experimental::awaitable_operators;
   asio::steady_timer timer(ex, cfg.tls_handshake_timeout);
-  std::variant<std::tuple<std::error_code>, std::tuple<std::error_code>> res;
+  std::variant<std::tuple<error_code>, std::tuple<error_code>> res;
   try {
     res = co_await (stream.async_handshake(asio::ssl::stream_base::client,
-                                           asio::experimental::as_tuple(asio::use_awaitable)) ||
-                    timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable)));
+                                           divert::detail::as_tuple(asio::use_awaitable)) ||
+                    timer.async_wait(divert::detail::as_tuple(asio::use_awaitable)));
   } catch (const std::system_error& e) {
     ec = e.code();
   }
@@ -371,7 +368,7 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
                                                   : MetricsCounter::tls_handshake_error);
     cfg.shared_logger.logf(LogLevel::warn, "", "TLS handshake with {} ({}) failed: {}", upstream,
                            tls_name, ec.message());
-    std::error_code ignored;
+    error_code ignored;
     stream.lowest_layer().close(ignored);
   }
   co_return stream;
@@ -379,7 +376,7 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
 
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https_or_throw(
     std::shared_ptr<State> self, Task task, std::string tls_name, asio::ssl::context& ctx) {
-  std::error_code ec;
+  error_code ec;
   auto upstream = task.upstream.to_string();
   auto s = co_await https(std::move(self), std::move(task), std::move(tls_name), ctx, ec);
   if (ec) throw std::system_error(ec, "divert https_forward to " + upstream);

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include <fmt/format.h>
-#include <asio/error.hpp>
+#include "divert/asio/error.hpp"
 
 #include "divert/select/pick_key.hpp"
 

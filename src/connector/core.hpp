@@ -45,7 +45,7 @@
 // ProxyHealth is shared by every connect of a connector: lock-free atomics.
 #pragma once
 
-#include <asio/ip/address.hpp>
+#include "divert/asio/ip/address.hpp"
 #include <atomic>
 #include <chrono>
 #include <cstddef>

@@ -7,16 +7,16 @@
 #include <string_view>
 #include <utility>
 
-#include <asio/associated_cancellation_slot.hpp>
-#include <asio/associated_executor.hpp>
-#include <asio/async_result.hpp>
-#include <asio/cancellation_signal.hpp>
-#include <asio/dispatch.hpp>
-#include <asio/error.hpp>
-#include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/use_awaitable.hpp>
+#include "divert/asio/associated_cancellation_slot.hpp"
+#include "divert/asio/associated_executor.hpp"
+#include "divert/asio/async_result.hpp"
+#include "divert/asio/cancellation_signal.hpp"
+#include "divert/asio/dispatch.hpp"
+#include "divert/asio/error.hpp"
+#include "divert/asio/post.hpp"
+#include "divert/asio/steady_timer.hpp"
+#include "divert/asio/this_coro.hpp"
+#include "divert/asio/use_awaitable.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -36,11 +36,11 @@ std::uint64_t next_seed() {
   return gen();
 }
 
-std::error_code socket_error(int fd) {
+error_code socket_error(int fd) {
   int err = 0;
   socklen_t len = sizeof err;
   if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  return err ? std::error_code(err, asio::error::get_system_category()) : std::error_code();
+  return err ? error_code(err, asio::error::get_system_category()) : error_code();
 }
 
 // connect(2) on `s` made non-blocking, then a zero-timeout poll: a peer on
@@ -49,7 +49,7 @@ std::error_code socket_error(int fd) {
 // false while it is still in progress. POLLOUT alone means established (a
 // socket in SYN_SENT is not writable); SO_ERROR is read only when poll
 // reports an error or hangup.
-bool connect_at_once(tcp::socket& s, const tcp::endpoint& endpoint, std::error_code& ec) {
+bool connect_at_once(tcp::socket& s, const tcp::endpoint& endpoint, error_code& ec) {
   s.native_non_blocking(true, ec);
   if (ec) return true;
   const int fd = s.native_handle();
@@ -157,7 +157,7 @@ class Race : public std::enable_shared_from_this<Race> {
   }
 
   void do_start() {
-    std::error_code ec;
+    error_code ec;
     asio::ip::address address;
     if (literal_) {
       address = *literal_;  // connect_with_retry: no text round trip
@@ -195,7 +195,7 @@ class Race : public std::enable_shared_from_this<Race> {
 
   void resolve(AddressFamily f) {
     auto self = shared_from_this();
-    auto deliver = [self, f](std::error_code ec, std::vector<asio::ip::address> addrs) {
+    auto deliver = [self, f](error_code ec, std::vector<asio::ip::address> addrs) {
       // A late answer after completion (a query cannot be cancelled) is
       // dropped here.
       self->locked([&] {
@@ -242,15 +242,14 @@ class Race : public std::enable_shared_from_this<Race> {
   void start_connect(std::size_t i) {
     auto self = shared_from_this();
     auto& slot = attempts_[i];
-    std::error_code ec;
+    error_code ec;
     if (connect_at_once(slot.socket, slot.endpoint, ec)) {
       ++immediate_;
       asio::post(ex_, [self, i, ec] { self->on_connect(i, ec, Finish::immediate); });
       return;
     }
-    slot.socket.async_wait(tcp::socket::wait_write, [self, i](std::error_code ec) {
-      self->on_connect(i, ec, Finish::writable);
-    });
+    slot.socket.async_wait(tcp::socket::wait_write,
+                           [self, i](error_code ec) { self->on_connect(i, ec, Finish::writable); });
   }
 
   // How an attempt's result reached on_connect(): as given, from
@@ -258,13 +257,13 @@ class Race : public std::enable_shared_from_this<Race> {
   // (the result is then SO_ERROR, read here under the mutex).
   enum class Finish { given, immediate, writable };
 
-  void on_connect(std::size_t i, std::error_code ec, Finish how = Finish::given) {
+  void on_connect(std::size_t i, error_code ec, Finish how = Finish::given) {
     locked([&] {
       if (how == Finish::immediate) --immediate_;
       if (how == Finish::writable && !ec) {
         const bool open = i < attempts_.size() && attempts_[i].socket.is_open();
         ec = open ? socket_error(attempts_[i].socket.native_handle())
-                  : std::error_code(asio::error::operation_aborted);
+                  : error_code(asio::error::operation_aborted);
       }
       if (done_) return;
       if (ec) close(i);  // a loser is closed at once
@@ -274,7 +273,7 @@ class Race : public std::enable_shared_from_this<Race> {
 
   void close(std::size_t i) {
     if (i >= attempts_.size()) return;
-    std::error_code ignored;
+    error_code ignored;
     attempts_[i].socket.close(ignored);
   }
 
@@ -289,7 +288,7 @@ class Race : public std::enable_shared_from_this<Race> {
       return;
     }
     timer_.expires_at(*w);
-    timer_.async_wait([self = shared_from_this(), g = timer_generation_](std::error_code) {
+    timer_.async_wait([self = shared_from_this(), g = timer_generation_](error_code) {
       self->locked([&] {
         if (self->done_ || g != self->timer_generation_) return;
         self->armed_.reset();
@@ -300,7 +299,7 @@ class Race : public std::enable_shared_from_this<Race> {
 
   // Closes every socket but the winner's and prepares the completion; it is
   // delivered by locked()/start() once the mutex is released.
-  void complete(std::error_code error, std::size_t attempt) {
+  void complete(error_code error, std::size_t attempt) {
     done_ = true;
     ConnectResult r{error, nullptr, std::nullopt, {}};
     if (attempt != PlannerAction::npos && attempt < attempts_.size()) {

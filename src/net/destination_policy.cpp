@@ -1,14 +1,14 @@
 #include "divert/net/destination_policy.hpp"
+#include "divert/asio/as_tuple.hpp"
+#include "divert/asio/steady_timer.hpp"
+#include "divert/asio/this_coro.hpp"
+#include "divert/asio/use_awaitable.hpp"
 
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/use_awaitable.hpp>
 #include <charconv>
 #include <cstring>
 
@@ -54,7 +54,7 @@ Cidr Cidr::parse(std::string_view text, std::string_view key) {
   const std::string addr_text(text.substr(0, slash));
   if (addr_text.find('%') != std::string::npos)
     return fail("zone indexes are not allowed in a CIDR");
-  std::error_code ec;
+  error_code ec;
   auto addr = asio::ip::make_address(addr_text, ec);
   if (ec) return fail("'" + addr_text + "' is not an IP address");
   unsigned max = addr.is_v4() ? 32 : 128;
@@ -218,7 +218,7 @@ struct Lookup {
   asio::steady_timer done;
   int pending = 2;
   std::vector<asio::ip::address> addresses;
-  std::error_code errors[2];
+  error_code errors[2];
 };
 
 }  // namespace
@@ -241,16 +241,16 @@ asio::awaitable<DestinationCheck> check_destination(const DestinationPolicy& pol
     lookup->done.expires_after(timeout);
     int index = 0;
     for (auto family : {AddressFamily::ipv4, AddressFamily::ipv6}) {
-      resolver->async_resolve(
-          target.host(), family, ex,
-          [lookup, index](std::error_code ec, std::vector<asio::ip::address> a) {
-            lookup->errors[index] = ec;
-            lookup->addresses.insert(lookup->addresses.end(), a.begin(), a.end());
-            if (--lookup->pending == 0) lookup->done.cancel();
-          });
+      resolver->async_resolve(target.host(), family, ex,
+                              [lookup, index](error_code ec, std::vector<asio::ip::address> a) {
+                                lookup->errors[index] = ec;
+                                lookup->addresses.insert(lookup->addresses.end(), a.begin(),
+                                                         a.end());
+                                if (--lookup->pending == 0) lookup->done.cancel();
+                              });
       ++index;
     }
-    co_await lookup->done.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    co_await lookup->done.async_wait(divert::detail::as_tuple(asio::use_awaitable));
     if (lookup->pending > 0) {
       out.error = make_error_code(std::errc::timed_out);
       co_return out;

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include <asio/error.hpp>
+#include "divert/asio/error.hpp"
 
 #include "divert/error.hpp"
 
@@ -12,7 +12,7 @@ using Kind = PlannerAction::Kind;
 
 namespace {
 PlannerAction action(Kind kind, AddressFamily family, std::size_t attempt = PlannerAction::npos,
-                     asio::ip::address address = {}, std::error_code error = {}) {
+                     asio::ip::address address = {}, error_code error = {}) {
   return PlannerAction{kind, family, attempt, address, error};
 }
 std::uint64_t splitmix64(std::uint64_t& state) {
@@ -85,8 +85,7 @@ const HappyEyeballsPlanner::Actions& HappyEyeballsPlanner::start_with_address(
 }
 
 const HappyEyeballsPlanner::Actions& HappyEyeballsPlanner::on_resolved(
-    AddressFamily f, std::error_code error, std::vector<asio::ip::address> addresses,
-    TimePoint now) {
+    AddressFamily f, error_code error, std::vector<asio::ip::address> addresses, TimePoint now) {
   Actions& out = fresh();
   if (phase_ != Phase::resolving && phase_ != Phase::connecting) return out;
   auto& s = fam(f);
@@ -130,7 +129,7 @@ const HappyEyeballsPlanner::Actions& HappyEyeballsPlanner::on_resolved(
 }
 
 const HappyEyeballsPlanner::Actions& HappyEyeballsPlanner::on_attempt_done(std::size_t attempt,
-                                                                           std::error_code error,
+                                                                           error_code error,
                                                                            TimePoint now) {
   Actions& out = fresh();
   if (phase_ != Phase::connecting || attempt >= attempts_.size() || !attempts_[attempt].running)
@@ -281,13 +280,13 @@ void HappyEyeballsPlanner::finish_if_exhausted(Actions& out) {
     finish(asio::error::timed_out, timed_out, out);
     return;
   }
-  std::error_code e = fam(preferred_).error;
+  error_code e = fam(preferred_).error;
   if (!e) e = fam(other(preferred_)).error;
   if (!e) e = errc::resolve_failed;
   finish(e, PlannerAction::npos, out);
 }
 
-void HappyEyeballsPlanner::finish(std::error_code error, std::size_t attempt, Actions& out) {
+void HappyEyeballsPlanner::finish(error_code error, std::size_t attempt, Actions& out) {
   for (std::size_t i = 0; i < attempts_.size(); ++i) {
     auto& a = attempts_[i];
     if (a.running && i != attempt) {

@@ -8,13 +8,13 @@
 #include <mutex>
 #include <thread>
 
-#include <asio/error.hpp>
-#include <asio/execution.hpp>
-#include <asio/execution_context.hpp>
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
+#include "divert/asio/error.hpp"
+#include "divert/asio/execution.hpp"
+#include "divert/asio/execution_context.hpp"
+#include "divert/asio/io_context.hpp"
+#include "divert/asio/ip/tcp.hpp"
+#include "divert/asio/post.hpp"
+#include "divert/asio/steady_timer.hpp"
 
 namespace divert::net {
 namespace {
@@ -99,7 +99,7 @@ class SystemResolver final : public Resolver {
       asio::io_context blocking_io(1);  // the synchronous resolve needs one; never run
       asio::ip::tcp::resolver r(blocking_io);
       auto proto = family == AddressFamily::ipv4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6();
-      std::error_code ec;
+      error_code ec;
       auto results = r.resolve(proto, host, "0", asio::ip::resolver_base::numeric_service, ec);
       std::vector<asio::ip::address> out;
       if (!ec) {
@@ -129,8 +129,7 @@ StubResolver& StubResolver::add(const std::string& host,
   return *this;
 }
 
-StubResolver& StubResolver::fail(const std::string& host, AddressFamily family,
-                                 std::error_code error) {
+StubResolver& StubResolver::fail(const std::string& host, AddressFamily family, error_code error) {
   entries_[lower(host)].error[idx(family)] = error;
   return *this;
 }
@@ -148,7 +147,7 @@ void StubResolver::async_resolve(const std::string& host, AddressFamily family,
                                  const asio::any_io_executor& executor, Handler handler) {
   const int i = idx(family);
   ++queries_[i];
-  std::error_code ec;
+  error_code ec;
   std::vector<asio::ip::address> out;
   auto it = entries_.find(lower(host));
   if (it == entries_.end()) {
@@ -165,8 +164,8 @@ void StubResolver::async_resolve(const std::string& host, AddressFamily family,
     return;
   }
   auto timer = std::make_shared<asio::steady_timer>(executor, delay_[i]);
-  timer->async_wait([timer, h = std::move(handler), ec, out = std::move(out)](
-                        const std::error_code&) mutable { h(ec, std::move(out)); });
+  timer->async_wait([timer, h = std::move(handler), ec,
+                     out = std::move(out)](const error_code&) mutable { h(ec, std::move(out)); });
 }
 
 }  // namespace divert::net

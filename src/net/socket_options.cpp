@@ -10,9 +10,9 @@
 namespace divert::net {
 namespace {
 
-std::error_code set_int(int fd, int level, int name, int value) {
+error_code set_int(int fd, int level, int name, int value) {
   if (::setsockopt(fd, level, name, &value, sizeof value) != 0)
-    return {errno, std::system_category()};
+    return error_code(std::error_code(errno, std::system_category()));
   return {};
 }
 
@@ -27,8 +27,8 @@ SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket, AddressFa
                                         const ConnectOptions& o) {
   const int fd = socket.native_handle();
   const bool v4 = family == AddressFamily::ipv4;
-  std::error_code ec;
-  auto fail = [](std::error_code e, const char* name) { return SocketOptionResult{e, name}; };
+  error_code ec;
+  auto fail = [](error_code e, const char* name) { return SocketOptionResult{e, name}; };
 
   // The device first (g3's bind_interface): it also scopes the bind below.
   if (o.bind_interface) {
@@ -36,7 +36,7 @@ SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket, AddressFa
     const auto& name = *o.bind_interface;
     if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
                      static_cast<socklen_t>(name.size() + 1)) != 0)
-      return fail({errno, std::system_category()}, "bind_interface");
+      return fail(error_code(std::error_code(errno, std::system_category())), "bind_interface");
 #else
     return fail(std::make_error_code(std::errc::not_supported), "bind_interface");
 #endif
@@ -90,7 +90,8 @@ SocketOptionResult apply_socket_options(asio::ip::tcp::socket& socket, AddressFa
     const auto& cc = *m.congestion_control;
     if (::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc.data(),
                      static_cast<socklen_t>(cc.size())) != 0)
-      return fail({errno, std::system_category()}, "tcp_misc_opts.congestion_control");
+      return fail(error_code(std::error_code(errno, std::system_category())),
+                  "tcp_misc_opts.congestion_control");
   }
 #else
   if (m.congestion_control)
@@ -124,12 +125,12 @@ void resume_quick_ack(asio::ip::tcp::socket& socket) noexcept {
 
 SocketOptionResult open_configured_socket(asio::ip::tcp::socket& socket, AddressFamily family,
                                           const ConnectOptions& options) {
-  std::error_code ec;
+  error_code ec;
   socket.open(family == AddressFamily::ipv4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), ec);
   if (ec) return {ec, "open"};
   auto r = apply_socket_options(socket, family, options);
   if (r) {
-    std::error_code ignored;
+    error_code ignored;
     socket.close(ignored);
   }
   return r;

@@ -1,4 +1,7 @@
 #include "divert/ppv2/read_header.hpp"
+#include "divert/asio/redirect_error.hpp"
+#include "divert/asio/steady_timer.hpp"
+#include "divert/asio/use_awaitable.hpp"
 
 #include "divert/error.hpp"
 #include "divert/ppv2/errc.hpp"
@@ -45,7 +48,7 @@ std::optional<std::error_code> HeaderReader::commit(std::size_t n, const std::er
 asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket,
                                                    ReceivedHeader& out, ReadHeaderOptions opts) {
   auto [ec, got] = co_await async_read_proxy_header(
-      socket, opts, asio::experimental::as_tuple(asio::use_awaitable));
+      socket, opts, divert::detail::as_tuple(asio::use_awaitable));
   out = std::move(got);
   co_return ec;
 }
@@ -53,7 +56,7 @@ asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket
 asio::awaitable<ReceivedHeader> read_proxy_header(asio::ip::tcp::socket& socket,
                                                   ReadHeaderOptions opts) {
   auto [ec, got] = co_await async_read_proxy_header(
-      socket, opts, asio::experimental::as_tuple(asio::use_awaitable));
+      socket, opts, divert::detail::as_tuple(asio::use_awaitable));
   if (ec) throw std::system_error(ec, "read_proxy_header");
   co_return std::move(got);
 }

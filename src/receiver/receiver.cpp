@@ -1,11 +1,11 @@
 #include "divert/receiver.hpp"
 
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
+#include "divert/asio/as_tuple.hpp"
+#include "divert/asio/post.hpp"
+#include "divert/asio/steady_timer.hpp"
+#include "divert/asio/this_coro.hpp"
+#include "divert/asio/use_awaitable.hpp"
+#include "divert/asio/write.hpp"
 
 #include "divert/error.hpp"
 #include "divert/net/connect.hpp"
@@ -92,7 +92,7 @@ Receiver& Receiver::guard_listen(const tcp::endpoint& listen) {
 
 namespace {
 
-constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+constexpr auto use_tuple = divert::detail::as_tuple(asio::use_awaitable);
 
 // Answers with the addresses the destination policy has checked, so that the
 // connect goes exactly where the check looked (no second lookup to rebind).

@@ -298,7 +298,7 @@ UpstreamAddr::UpstreamAddr(const asio::ip::address& ip, std::uint16_t port) {
 std::optional<std::string> UpstreamAddr::set_host(std::string_view name, UpstreamAddr& out) {
   // Before the IP test: make_address() reads a C string and would stop at a NUL.
   if (name.find('\0') != std::string_view::npos) return "bad character byte 0x00 in host";
-  std::error_code ec;
+  error_code ec;
   std::string s(name);
   auto ip = asio::ip::make_address(s, ec);
   if (ec) return set_domain(name, out);

@@ -43,7 +43,7 @@ int accepted_nodelay(bool no_delay) {
   std::thread runner([&] { server.run(); });
   asio::io_context io;
   tcp::socket c(io);
-  std::error_code ec;  // checked after the join: a throw here would skip it
+  divert::error_code ec;  // checked after the join: a throw here would skip it
   c.connect(at, ec);
   auto f = seen.get_future();
   const bool ready = !ec && f.wait_for(5s) == std::future_status::ready;
@@ -81,7 +81,7 @@ TEST_CASE("stop() ends run() without waiting for a poll interval", "[examples][s
   // closed: a new connection is refused while the Server object still exists.
   asio::io_context io;
   tcp::socket c(io);
-  std::error_code ec;
+  divert::error_code ec;
   c.connect(at, ec);
   CHECK(ec == asio::error::connection_refused);
 }
@@ -117,7 +117,7 @@ int handled_beside_a_blocked_worker(AcceptMode mode, int n, std::chrono::millise
   std::thread runner([&] { server.run(); });
   asio::io_context io;
   std::vector<tcp::socket> clients;
-  std::error_code connect_ec;  // checked after the join: a throw here would skip it
+  divert::error_code connect_ec;  // checked after the join: a throw here would skip it
   clients.emplace_back(io).connect(at, connect_ec);
   const bool blocked = !connect_ec && first_in.get_future().wait_for(5s) == std::future_status::ready;
   for (int i = 0; i < n && !connect_ec; ++i) clients.emplace_back(io).connect(at, connect_ec);
@@ -130,7 +130,7 @@ int handled_beside_a_blocked_worker(AcceptMode mode, int n, std::chrono::millise
   REQUIRE_FALSE(connect_ec);
   REQUIRE(blocked);
   tcp::socket late(io);
-  std::error_code ec;
+  divert::error_code ec;
   late.connect(at, ec);
   CHECK(ec == asio::error::connection_refused);
   return seen;
@@ -205,7 +205,7 @@ TEST_CASE("max_connections: at the cap new connections wait in the backlog, then
   };
   asio::io_context io;
   std::vector<tcp::socket> clients;
-  std::error_code ec;  // checked after the join: a throw here would skip it
+  divert::error_code ec;  // checked after the join: a throw here would skip it
   for (int i = 0; i < 5 && !ec; ++i)
     clients.emplace_back(io).connect(at, ec);  // the backlog completes them
   const int at_cap = wait_for(2, 2s);

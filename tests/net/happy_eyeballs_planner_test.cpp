@@ -72,7 +72,7 @@ ConnectOptions v6_first() {
   return o;
 }
 
-const std::error_code refused = asio::error::connection_refused;
+const divert::error_code refused = asio::error::connection_refused;
 
 }  // namespace
 

@@ -14,6 +14,13 @@
 #   5. the Conan recipe and test_package/conanfile.py compile as Python, and
 #      test_package's CMake project builds and runs against the static install
 #   6. every public header compiles on its own (tests/package/headers_compile.sh)
+#   7. the Asio flavour: a project using the other Asio is refused at configure
+#      time with a clear message (tests/package/flavour_check)
+# The consumers define nothing about Asio and use deprecated Asio API
+# (io_context::work): the package leaves the host's Asio policy alone.
+# BUILD_DIR may be a -DDIVERT_ASIO=boost build: then the steps that build
+# divert again (2, 4) are left out, and the Boost.Asio host
+# tests/package/boost_consumer is built and run against the static install.
 # Environment: BUILD_DIR (default build), JOBS (default nproc), SHARED_BUILD_DIR
 # (default: a fresh temporary directory; set it to keep the port-style shared
 # build between runs, then it is rebuilt incrementally).
@@ -26,6 +33,8 @@ JOBS=${JOBS:-$(nproc)}
 WORK=$(mktemp -d /tmp/divert-package.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 pass=0; fail=0
+FLAVOUR=$(sed -n 's/^DIVERT_ASIO:STRING=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null)
+FLAVOUR=${FLAVOUR:-standalone}
 step() { echo "== package: $*"; }
 ok() { echo "   PASS: $1"; pass=$((pass + 1)); }
 bad() { echo "   FAIL: $1"; fail=$((fail + 1)); }
@@ -71,6 +80,9 @@ fi
 
 # ---- 2. the shared build, configured as the vcpkg port does
 step "shared build with the vcpkg port's options (ports/divert/portfile.cmake)"
+if [[ $FLAVOUR == boost ]]; then
+  echo "   skipped: $BUILD_DIR is a DIVERT_ASIO=boost build (the standalone run covers the port's build)"
+else
 PORT_OPTIONS=(-DDIVERT_WITH_TLS=ON -DDIVERT_WITH_IDN=ON -DDIVERT_BUILD_TESTS=OFF
               -DDIVERT_BUILD_EXAMPLES=OFF -DDIVERT_BUILD_BENCHMARKS=OFF -DDIVERT_FUZZ=OFF
               -DDIVERT_CMAKE_DIR=share/divert)
@@ -133,6 +145,7 @@ if run_logged "$slog" cmake -S . -B "$SHARED_BUILD_DIR" -G Ninja -DCMAKE_BUILD_T
 else
   bad "shared build and install"
 fi
+fi
 
 # ---- 3. pkg-config
 step "pkg-config on the static install"
@@ -145,8 +158,12 @@ fi
 
 # ---- 4. add_subdirectory
 step "add_subdirectory"
-consumer add_subdirectory tests/package/consumer consumer \
-  -DDIVERT_CONSUME=add_subdirectory -DDIVERT_SOURCE_DIR="$ROOT"
+if [[ $FLAVOUR == boost ]]; then
+  echo "   skipped: $BUILD_DIR is a DIVERT_ASIO=boost build (the standalone run covers add_subdirectory)"
+else
+  consumer add_subdirectory tests/package/consumer consumer \
+    -DDIVERT_CONSUME=add_subdirectory -DDIVERT_SOURCE_DIR="$ROOT"
+fi
 
 # ---- 5. Conan
 step "Conan recipe"
@@ -167,6 +184,39 @@ if [[ $static_ok == 1 ]] && bash tests/package/headers_compile.sh "$WORK/static/
   ok "headers compile alone"
 else
   bad "headers compile alone"
+fi
+
+# ---- 7. the Asio flavour
+step "Asio flavour ($FLAVOUR install): the other Asio is refused at configure time"
+flavour_refused() {  # name, then cmake args: configuring must fail with the mismatch message
+  local name=$1 log="$WORK/f-$1.log"; shift
+  if cmake -S tests/package/flavour_check -B "$WORK/f-$name" -DCMAKE_PREFIX_PATH="$WORK/static" "$@" > "$log" 2>&1; then
+    echo "   configured, expected a refusal:"; tail -n 20 "$log"; return 1
+  fi
+  grep -q "Asio flavour mismatch" "$log" && return 0
+  echo "   failed without the mismatch message:"; tail -n 30 "$log"; return 1
+}
+refused() {  # label, then name and cmake args for flavour_refused
+  local label=$1; shift
+  if flavour_refused "$@"; then ok "$label"; else bad "$label"; fi
+}
+if [[ $static_ok != 1 ]]; then
+  bad "Asio flavour (no static install)"
+elif [[ $FLAVOUR == boost ]]; then
+  refused "DIVERT_ASIO_REQUIRED=standalone refused by a Boost.Asio divert" \
+    required-standalone -DDIVERT_ASIO_REQUIRED=standalone
+  refused "a project that found standalone Asio (asio::asio) refused by a Boost.Asio divert" \
+    found-standalone -DUSE_STANDALONE_ASIO=ON
+  consumer boost_consumer tests/package/boost_consumer boost_consumer -DCMAKE_PREFIX_PATH="$WORK/static"
+else
+  refused "DIVERT_ASIO_REQUIRED=boost refused by a standalone Asio divert" \
+    required-boost -DDIVERT_ASIO_REQUIRED=boost
+  refused "a project that found Boost.Asio (Boost::asio) refused by a standalone Asio divert" \
+    found-boost -DUSE_BOOST_ASIO=ON
+  if run_logged "$WORK/f-required-standalone.log" cmake -S tests/package/flavour_check \
+       -B "$WORK/f-required-standalone" -DCMAKE_PREFIX_PATH="$WORK/static" -DDIVERT_ASIO_REQUIRED=standalone; then
+    ok "DIVERT_ASIO_REQUIRED=standalone accepted by a standalone Asio divert"
+  else bad "DIVERT_ASIO_REQUIRED=standalone accepted by a standalone Asio divert"; fi
 fi
 
 finish

@@ -152,7 +152,7 @@ std::string http_exchange(unsigned short port, const Bytes& header,
   Bytes all = header;
   const std::string req = "GET / HTTP/1.0\r\n\r\n";
   all.insert(all.end(), req.begin(), req.end());
-  std::error_code ec;
+  divert::error_code ec;
   asio::write(s, asio::buffer(all), ec);
   std::string out;
   asio::co_spawn(
@@ -160,7 +160,7 @@ std::string http_exchange(unsigned short port, const Bytes& header,
       [&]() -> asio::awaitable<void> {
         char buf[4096];
         for (;;) {
-          std::error_code rec;
+          divert::error_code rec;
           std::size_t n = co_await s.async_read_some(
               asio::buffer(buf), asio::redirect_error(asio::use_awaitable, rec));
           out.append(buf, n);

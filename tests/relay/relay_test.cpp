@@ -77,7 +77,7 @@ class Generator {
 struct StreamStats {
   std::uint64_t bytes = 0;
   std::uint64_t hash = 0;
-  std::error_code error;  // what ended the read (eof for a clean end)
+  divert::error_code error;  // what ended the read (eof for a clean end)
   bool done = false;
 };
 
@@ -106,7 +106,7 @@ asio::awaitable<void> send_stream(Stream& s, std::uint64_t total, std::uint64_t 
   out.hash = XXH3_64bits_digest(st);
   XXH3_freeState(st);
   if (shutdown_after) {
-    std::error_code ec;
+    divert::error_code ec;
     s.lowest_layer().shutdown(tcp::socket::shutdown_send, ec);
   }
   out.done = true;
@@ -376,7 +376,7 @@ TEST_CASE("relay: speed limit holds the configured rate per direction", "[relay]
   opt.counters = &live;
   std::uint64_t live_up_at_1s = 0, live_down_at_1s = 0;
   asio::steady_timer probe(t.io, 1s);
-  probe.async_wait([&](std::error_code) {
+  probe.async_wait([&](divert::error_code) {
     live_up_at_1s = live.upload.load();
     live_down_at_1s = live.download.load();
   });
@@ -526,7 +526,7 @@ TEST_CASE("relay: plain client to a TLS stream, both ways, with graceful close",
   Outcome<divert::RelayResult> r;
   StreamStats up_sent, up_recv, down_sent, down_recv;
   std::exception_ptr err;
-  std::error_code server_shutdown_ec = asio::error::would_block;
+  divert::error_code server_shutdown_ec = asio::error::would_block;
   divert::RelayOptions opt;
   opt.idle_timeout = 10s;
   spawn_into(
@@ -655,7 +655,7 @@ TEST_CASE("relay: bytes read before a reset are delivered before the error", "[r
 namespace {
 std::size_t open_fds() {
   std::size_t n = 0;
-  std::error_code ec;
+  divert::error_code ec;
   for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
     ++n;
@@ -697,7 +697,7 @@ TEST_CASE("relay: splice pipes are pooled; an idle relay holds none", "[relay][l
   CHECK(got2.bytes == 300000);
   CHECK(divert::detail::pooled_pipes() == pooled);
   for (auto& t : ts) {
-    std::error_code ec;
+    divert::error_code ec;
     t->client.close(ec);
     t->server.close(ec);
     t->io.run_for(200ms);
@@ -793,14 +793,14 @@ TEST_CASE("relay: small writes toward a full receiver arrive byte-exact (leftove
       err);
   StreamStats got;
   asio::steady_timer later(t.io, 300ms);
-  later.async_wait([&](std::error_code) { spawn_void(t.io, recv_stream(t.server, got), err); });
+  later.async_wait([&](divert::error_code) { spawn_void(t.io, recv_stream(t.server, got), err); });
   t.io.run_for(20s);
   REQUIRE_FALSE(err);
   INFO("received " << got.bytes << " of " << kMessages * kSize);
   REQUIRE(got.done);
   CHECK(got.bytes == kMessages * kSize);
   CHECK(got.hash == sent_hash);
-  std::error_code ec;
+  divert::error_code ec;
   t.server.close(ec);
   t.io.restart();
   t.io.run_for(1s);

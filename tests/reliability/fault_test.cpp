@@ -97,7 +97,7 @@ TEST_CASE("next hop refuses: connection_refused, error metric, no descriptor lef
                          .tcp_connect({.max_retry = 1, .each_timeout = 2s})
                          .proxy_failover(0)
                          .build();
-    std::error_code ec;
+    divert::error_code ec;
     bool done = false;
     asio::co_spawn(
         io,
@@ -123,7 +123,7 @@ TEST_CASE("next hop refuses: connection_refused, error metric, no descriptor lef
 
 TEST_CASE("next hop black-holes SYNs (netns): timed_out within the bound, timeout metric") {
   auto port = test::free_port();
-  std::error_code ec;
+  divert::error_code ec;
   bool done = false;
   std::chrono::milliseconds took{};
   MetricsSnapshot m;
@@ -183,7 +183,7 @@ TEST_CASE("next hop's name does not resolve: the resolver's error or resolve_fai
                      .resolver(stub)
                      .proxy_failover(0)
                      .build();
-    std::error_code ec_fail, ec_empty;
+    divert::error_code ec_fail, ec_empty;
     int done = 0;
     asio::co_spawn(
         io,
@@ -255,7 +255,7 @@ TEST_CASE("next hop resets in the middle of a transfer: relay reports connection
           auto stream = co_await connector.tcp_connect(make_task());
           res = co_await connector.relay(client.inner, stream);
           relayed = true;
-          std::error_code ec;
+          divert::error_code ec;
           client.outer.close(ec);
         },
         asio::detached);

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <thread>
 
+#include "divert/asio.hpp"
 #include "programs.hpp"
 
 using namespace divert::test;
@@ -82,7 +83,7 @@ asio::awaitable<void> echo(tcp::socket s) {
     }
     if (ec) break;
   }
-  std::error_code ec;
+  divert::error_code ec;
   s.shutdown(tcp::socket::shutdown_send, ec);
   s.close(ec);
 }
@@ -146,7 +147,7 @@ asio::awaitable<void> client(int i, unsigned short fp_port, unsigned short origi
     co_await release.async_wait(tuple_awaitable);  // cancelled once all are open
     auto data = payload(i, bytes);
     auto [wec, w] = co_await asio::async_write(s, asio::buffer(data), tuple_awaitable);
-    std::error_code ec;
+    divert::error_code ec;
     s.shutdown(tcp::socket::shutdown_send, ec);
     std::string back;
     auto [rec, r] = co_await asio::async_read(s, asio::dynamic_buffer(back), tuple_awaitable);
@@ -155,7 +156,7 @@ asio::awaitable<void> client(int i, unsigned short fp_port, unsigned short origi
     ++c.failed;
   }
   if (good) ++c.ok;
-  std::error_code ec;
+  divert::error_code ec;
   s.close(ec);
   ++c.finished;
 }

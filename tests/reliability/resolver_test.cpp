@@ -36,7 +36,7 @@ std::vector<asio::ip::address> name_servers() {
   for (std::string line; std::getline(f, line);) {
     std::istringstream in(line);
     std::string key, value;
-    std::error_code ec;
+    divert::error_code ec;
     if (in >> key >> value && key == "nameserver") {
       auto a = asio::ip::make_address(value, ec);
       if (!ec) out.push_back(a);
@@ -52,7 +52,7 @@ TEST_CASE("system resolver: a lookup stuck on DNS does not hold up another one")
   // One try, one second per try: the stuck lookup lasts about 1 s.
   ::setenv("RES_OPTIONS", "timeout:1 attempts:1", 1);
   std::optional<std::chrono::milliseconds> stuck, fast;
-  std::error_code fast_ec;
+  divert::error_code fast_ec;
   std::vector<asio::ip::address> fast_addrs;
   // Every name server becomes an address of lo in the namespace, where a UDP
   // socket bound to port 53 takes the queries and never answers.
@@ -68,7 +68,7 @@ TEST_CASE("system resolver: a lookup stuck on DNS does not hold up another one")
         asio::io_context sockets_io;  // outlives its sockets
         std::vector<asio::ip::udp::socket> silent;
         for (auto& ns : servers) {
-          std::error_code ec;
+          divert::error_code ec;
           silent.emplace_back(sockets_io);
           silent.back().open(ns.is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), ec);
           if (!ec) silent.back().bind({ns, 53}, ec);
@@ -81,9 +81,9 @@ TEST_CASE("system resolver: a lookup stuck on DNS does not hold up another one")
         };
         resolver->async_resolve("divert-black-hole.invalid.", net::AddressFamily::ipv6,
                                 io.get_executor(),
-                                [&](std::error_code, std::vector<asio::ip::address>) { stuck = since(); });
+                                [&](divert::error_code, std::vector<asio::ip::address>) { stuck = since(); });
         resolver->async_resolve("localhost", net::AddressFamily::ipv4, io.get_executor(),
-                                [&](std::error_code ec, std::vector<asio::ip::address> v) {
+                                [&](divert::error_code ec, std::vector<asio::ip::address> v) {
                                   fast = since();
                                   fast_ec = ec;
                                   fast_addrs = std::move(v);

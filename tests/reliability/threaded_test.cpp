@@ -42,7 +42,7 @@ asio::awaitable<void> echo_hop(tcp::socket s, std::atomic<int>& headers) {
 // The host proxy: diverts each accepted connection through the connector and relays.
 asio::awaitable<void> host_conn(tcp::socket client, const DivertTcpConnector& connector,
                                 std::atomic<int>& relays_ok) {
-  std::error_code ec;
+  divert::error_code ec;
   Task task{.client = client.remote_endpoint(),
             .server = client.local_endpoint(),
             .upstream = UpstreamAddr::parse("origin.test:443", 0)};
@@ -119,7 +119,7 @@ TEST_CASE("two threads, one io_context: 300 concurrent diverted connections, all
                   strand,
                   [st]() -> asio::awaitable<void> {
                     co_await asio::async_write(st->s, asio::buffer(st->data), tuple_awaitable);
-                    std::error_code ec;
+                    divert::error_code ec;
                     st->s.shutdown(tcp::socket::shutdown_send, ec);
                     st->wrote = true;
                   },
@@ -136,7 +136,7 @@ TEST_CASE("two threads, one io_context: 300 concurrent diverted connections, all
                       XXH3_64bits(st->data.data(), st->data.size()))
                 clients_ok.fetch_add(1);
             }
-            std::error_code ec;
+            divert::error_code ec;
             st->s.close(ec);
             finished.fetch_add(1);
           },

@@ -16,11 +16,11 @@
 #include <type_traits>
 #include <utility>
 
-#include <asio.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
+#include "divert/asio/all.hpp"
+#include "divert/asio/as_tuple.hpp"
+#include "divert/asio/experimental/awaitable_operators.hpp"
 #if defined(DIVERT_WITH_TLS)
-#include <asio/ssl/error.hpp>
+#include "divert/asio/ssl/error.hpp"
 #endif
 
 #include "divert/asio.hpp"
@@ -151,7 +151,7 @@ class CopyRelay final : public RelaySession {
 template <class From, class To>
 asio::awaitable<bool> copy_direction(From& from, To& to, RelaySession& s, RelayDir dir,
                                      RelayPacer& pacer, std::size_t buffer_size) {
-  using asio::experimental::as_tuple;
+  using divert::detail::as_tuple;
   co_await asio::this_coro::throw_if_cancelled(false);
   RelayBuffer buf = acquire_relay_buffer(buffer_size);
   bool eof = false;
@@ -196,7 +196,7 @@ asio::awaitable<bool> copy_direction(From& from, To& to, RelaySession& s, RelayD
 template <class S>
 asio::awaitable<void> tls_close(S& s, std::chrono::milliseconds limit) {
   using namespace asio::experimental::awaitable_operators;
-  using asio::experimental::as_tuple;
+  using divert::detail::as_tuple;
   co_await asio::this_coro::throw_if_cancelled(false);
   asio::steady_timer timer(co_await asio::this_coro::executor);
   timer.expires_after(limit);

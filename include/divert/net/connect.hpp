@@ -20,8 +20,8 @@
 #include <string>
 #include <system_error>
 
-#include <asio/awaitable.hpp>
-#include <asio/ip/tcp.hpp>
+#include "divert/asio/awaitable.hpp"
+#include "divert/asio/ip/tcp.hpp"
 
 #include "divert/export.hpp"
 #include "divert/net/options.hpp"
@@ -30,7 +30,7 @@
 namespace divert::net {
 
 struct ConnectResult {
-  std::error_code error;         // empty on success
+  error_code error;              // empty on success
   const char* option = nullptr;  // socket option key when `error` came from one
   // Engaged, open and connected iff !error (optional so that the result is
   // default-constructible, as co_spawn requires).

@@ -37,8 +37,6 @@
 // check_destination() is safe to call concurrently with the same policy.
 #pragma once
 
-#include <asio/awaitable.hpp>
-#include <asio/ip/address.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -49,6 +47,8 @@
 #include <system_error>
 #include <vector>
 
+#include "divert/asio/awaitable.hpp"
+#include "divert/asio/ip/address.hpp"
 #include "divert/export.hpp"
 #include "divert/net/resolver.hpp"
 #include "divert/upstream.hpp"
@@ -148,8 +148,8 @@ struct DestinationCheck {
   Outcome outcome = Outcome::unresolved;
   std::vector<asio::ip::address> addresses;  // the literal, or every resolved address
   std::optional<DestinationPolicy::Denial> denial;
-  std::error_code error;  // unresolved: the resolver's error, std::errc::timed_out,
-                          // or asio::error::host_not_found for no address at all
+  error_code error;  // unresolved: the resolver's error, std::errc::timed_out,
+                     // or asio::error::host_not_found for no address at all
 };
 
 // Checks `target` against `policy`: an IP literal directly; "localhost" and

@@ -38,7 +38,7 @@
 #include <system_error>
 #include <vector>
 
-#include <asio/ip/address.hpp>
+#include "divert/asio/ip/address.hpp"
 
 #include "divert/export.hpp"
 #include "divert/net/options.hpp"
@@ -57,7 +57,7 @@ struct PlannerAction {
   AddressFamily family{AddressFamily::ipv4};
   std::size_t attempt{npos};
   asio::ip::address address;
-  std::error_code error;
+  error_code error;
 
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 };
@@ -81,11 +81,11 @@ class DIVERT_EXPORT HappyEyeballsPlanner {
   const Actions& start_with_address(const asio::ip::address& address, TimePoint now);
 
   // A family's answer. Ignored when not awaited any more.
-  const Actions& on_resolved(AddressFamily family, std::error_code error,
+  const Actions& on_resolved(AddressFamily family, error_code error,
                              std::vector<asio::ip::address> addresses, TimePoint now);
   // An attempt's result (empty error = connected). Ignored for attempts that
   // are no longer running (already timed out or cancelled) and after done.
-  const Actions& on_attempt_done(std::size_t attempt, std::error_code error, TimePoint now);
+  const Actions& on_attempt_done(std::size_t attempt, error_code error, TimePoint now);
   // Time passed; handles every deadline <= now.
   const Actions& on_timer(TimePoint now);
 
@@ -105,7 +105,7 @@ class DIVERT_EXPORT HappyEyeballsPlanner {
     bool wanted = false;    // queried and still awaited or answered
     bool answered = false;  // answer received (or given up on)
     bool given_up = false;  // second_resolution_timeout hit
-    std::error_code error;
+    error_code error;
     std::vector<asio::ip::address> pending;  // not tried yet: [next, end)
     std::size_t next = 0;
     bool empty() const noexcept { return next >= pending.size(); }
@@ -115,7 +115,7 @@ class DIVERT_EXPORT HappyEyeballsPlanner {
     asio::ip::address address;
     TimePoint deadline;
     bool running = true;
-    std::error_code error;
+    error_code error;
   };
 
   FamilyState& fam(AddressFamily f) { return families_[f == AddressFamily::ipv6 ? 1 : 0]; }
@@ -134,7 +134,7 @@ class DIVERT_EXPORT HappyEyeballsPlanner {
   void pump(TimePoint now, bool failure, Actions& out);
   void finish_if_exhausted(Actions& out);
   void update_second_deadline(TimePoint now);
-  void finish(std::error_code error, std::size_t attempt, Actions& out);
+  void finish(error_code error, std::size_t attempt, Actions& out);
 
   // Only what the planner needs (kept small: one planner per connect).
   HappyEyeballsConfig happy_eyeballs_;

@@ -19,7 +19,7 @@
 #include <optional>
 #include <string>
 
-#include <asio/ip/address.hpp>
+#include "divert/asio/ip/address.hpp"
 
 #include "divert/export.hpp"
 

@@ -23,8 +23,8 @@
 #include <system_error>
 #include <vector>
 
-#include <asio/any_io_executor.hpp>
-#include <asio/ip/address.hpp>
+#include "divert/asio/any_io_executor.hpp"
+#include "divert/asio/ip/address.hpp"
 
 #include "divert/export.hpp"
 #include "divert/net/options.hpp"
@@ -33,7 +33,7 @@ namespace divert::net {
 
 class DIVERT_EXPORT Resolver {
  public:
-  using Handler = std::function<void(std::error_code, std::vector<asio::ip::address>)>;
+  using Handler = std::function<void(error_code, std::vector<asio::ip::address>)>;
   virtual ~Resolver() = default;
   virtual void async_resolve(const std::string& host, AddressFamily family,
                              const asio::any_io_executor& executor, Handler handler) = 0;
@@ -54,7 +54,7 @@ class DIVERT_EXPORT StubResolver final : public Resolver {
   // Adds addresses for `host`; each goes to the family it belongs to.
   StubResolver& add(const std::string& host, const std::vector<asio::ip::address>& addresses);
   // Makes queries of `family` for `host` fail with `error`.
-  StubResolver& fail(const std::string& host, AddressFamily family, std::error_code error);
+  StubResolver& fail(const std::string& host, AddressFamily family, error_code error);
   // Delays every answer of `family` by `delay` (a steady_timer on the executor).
   StubResolver& delay(AddressFamily family, std::chrono::milliseconds delay);
 
@@ -67,7 +67,7 @@ class DIVERT_EXPORT StubResolver final : public Resolver {
  private:
   struct Entry {
     std::vector<asio::ip::address> addresses[2];
-    std::error_code error[2];
+    error_code error[2];
   };
   std::map<std::string, Entry> entries_;
   std::chrono::milliseconds delay_[2]{};

@@ -11,7 +11,7 @@
 
 #include <system_error>
 
-#include <asio/ip/tcp.hpp>
+#include "divert/asio/ip/tcp.hpp"
 
 #include "divert/export.hpp"
 #include "divert/net/options.hpp"
@@ -20,7 +20,7 @@ namespace divert::net {
 
 // Outcome of open_configured_socket / apply_socket_options.
 struct SocketOptionResult {
-  std::error_code error;         // empty on success
+  error_code error;              // empty on success
   const char* option = nullptr;  // key of the failed step ("open", "bind_ipv4", ...)
   explicit operator bool() const noexcept { return static_cast<bool>(error); }
 };

@@ -2,7 +2,7 @@
 // PROXY header from a freshly accepted stream, under a timeout.
 //
 //   auto [ec, got] = co_await divert::ppv2::async_read_proxy_header(
-//       socket, {}, asio::experimental::as_tuple(asio::use_awaitable));
+//       socket, {}, divert::detail::as_tuple(asio::use_awaitable));
 //   if (!ec && got.header().addresses_known()) use(got.header().src);
 //   if (!ec && got.divert().upstream) connect_to(*got.divert().upstream);
 //   relay(got.extra(), socket);   // bytes the peer sent after the header
@@ -22,12 +22,12 @@
 // handlers concurrently (one thread, or a strand).
 #pragma once
 
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/use_awaitable.hpp>
+#include "divert/asio/as_tuple.hpp"
+#include "divert/asio/experimental/awaitable_operators.hpp"
+#include "divert/asio/ip/tcp.hpp"
+#include "divert/asio/steady_timer.hpp"
+#include "divert/asio/this_coro.hpp"
+#include "divert/asio/use_awaitable.hpp"
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -107,7 +107,7 @@ template <class AsyncReadStream>
 asio::awaitable<ReadHeaderResult> read_proxy_header_op(AsyncReadStream& stream,
                                                        ReadHeaderOptions options) {
   using namespace asio::experimental::awaitable_operators;
-  const auto use = asio::experimental::as_tuple(asio::use_awaitable);
+  const auto use = divert::detail::as_tuple(asio::use_awaitable);
   co_await asio::this_coro::throw_if_cancelled(false);  // report operation_aborted instead
   HeaderReader reader(options);
   asio::steady_timer deadline(co_await asio::this_coro::executor);

@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include <asio/ip/address.hpp>
+#include "divert/asio/ip/address.hpp"
 
 #include "divert/export.hpp"
 

@@ -1,10 +1,24 @@
 // A consumer of divert: one include, a connector built, a header encoded.
+// It defines nothing about Asio (no ASIO_NO_DEPRECATED or other policy macro)
+// and uses deprecated Asio API (io_context::work): divert's package must leave
+// the host's Asio configuration alone.
 #include <divert/divert.hpp>
 
 #include <cstdio>
 #include <system_error>
 
+#if DIVERT_ASIO_BOOST
+#include <boost/asio/io_context.hpp>
+namespace net = boost::asio;
+#else
+#include <asio/io_context.hpp>
+namespace net = asio;
+#endif
+
 int main() {
+  net::io_context io;
+  net::io_context::work work(io);  // deprecated: gone under (BOOST_)ASIO_NO_DEPRECATED
+  if (io.stopped()) return 1;
   auto connector = divert::DivertTcpConnector::builder()
                        .proxy_addr({{"127.0.0.1:3128", 2.0}, {"[::1]", 1.0}})
                        .set("proxy_addr_pick_policy", "ketama")

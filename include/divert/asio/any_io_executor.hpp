@@ -1,0 +1,16 @@
+// divert/asio/any_io_executor.hpp — from the Asio divert is built with:
+//   <asio/any_io_executor.hpp>
+//   or <boost/asio/any_io_executor.hpp>
+// (written by tools/check_asio_flavour.sh). Inside namespace divert the names
+// are asio::... either way (divert/asio.hpp).
+#pragma once
+
+#include "divert/config.hpp"
+
+#if DIVERT_ASIO_BOOST
+#include <boost/asio/any_io_executor.hpp>
+#else
+#include <asio/any_io_executor.hpp>
+#endif
+
+#include "divert/asio.hpp"
