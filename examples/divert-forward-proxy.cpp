@@ -63,8 +63,13 @@ const char* reason_for(int status) {
   return "Error";
 }
 
+// The answer for a failed connect. With next_proxy_status_reply on, the next
+// proxy's report on the upstream (errc::upstream_*) arrives here too: denied by
+// its destination policy -> 403, timed out -> 504, anything else -> 502.
 int status_for(const divert::error_code& ec) {
-  if (ec == asio::error::timed_out || ec == std::errc::timed_out || ec == errc::tls_handshake_timeout)
+  if (ec == errc::upstream_denied) return 403;
+  if (ec == asio::error::timed_out || ec == std::errc::timed_out ||
+      ec == errc::tls_handshake_timeout || ec == errc::upstream_timed_out)
     return 504;
   return 502;
 }
@@ -218,8 +223,10 @@ asio::awaitable<bool> admit(ClientConn& c, const Task& task) {
 }
 
 // CONNECT: the client's connection becomes a tunnel (bytes after the head go
-// first). No status comes back from the next proxy in this version, so the
-// client gets 200 as soon as the next proxy is connected.
+// first). The client gets 200 once tcp_connect returns: by default as soon as
+// the next proxy is connected (PROXY v2 has no reply); with the connector key
+// next_proxy_status_reply, only once the next proxy reported the upstream
+// connected, and its failure report is answered instead (status_for).
 asio::awaitable<void> tunnel(ClientConn& c, Task task) {
   auto& connector = *c.cfg.connector;
   divert::error_code ec;
@@ -508,7 +515,10 @@ int main(int argc, char** argv) {
       .option("ca-file", "FILE", "CA certificates trusted for https forward (default: system)")
       .option("set", "KEY=VALUE",
               "any connector key (g3proxy divert_tcp's or divert's own, README 'Configuration "
-              "keys') in divert_tcp's value syntax, e.g. tcp_connect.max_retry=1",
+              "keys') in divert_tcp's value syntax, e.g. tcp_connect.max_retry=1; "
+              "next_proxy_status_reply=true: wait for the next proxy's upstream status "
+              "(TLV 0xE7) and answer its failure: 403 denied by its policy, 504 timed out, "
+              "502 otherwise (the next proxy must speak it, e.g. divert-next-proxy)",
               true)
       .option("response-timeout", "DURATION",
               "forwards: 504 when no response byte comes this long after the last request byte "

@@ -49,7 +49,11 @@ int main(int argc, char** argv) {
       .option("upstream", "HOST:PORT", "where the next proxy should connect (required)")
       .option("next-proxy", "ADDR[,WEIGHT]", "next proxy (default port 3128)", true)
       .option("pick-policy", "NAME", "random, serial, round_robin, ketama, rendezvous, jump_hash")
-      .option("set", "KEY=VALUE", "any connector key in g3proxy's divert_tcp syntax", true);
+      .option("set", "KEY=VALUE",
+              "any connector key in g3proxy's divert_tcp syntax, e.g. "
+              "next_proxy_status_reply=true (a client whose upstream the next proxy could not "
+              "reach is closed before any byte is relayed)",
+              true);
   server_cli_options(cli);
   try {
     if (!cli.parse(argc, argv)) return 0;
