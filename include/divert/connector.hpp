@@ -43,18 +43,26 @@
 // the calling coroutine's executor. A Builder is not thread-safe.
 #pragma once
 
-#include <asio/awaitable.hpp>
-#include <asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
+#include <asio/async_result.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/execution/executor.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/is_executor.hpp>
+
+#include "divert/asio.hpp"
 #include "divert/config_value.hpp"
+#include "divert/detail/erased_handler.hpp"
 #include "divert/error.hpp"
 #include "divert/export.hpp"
 #include "divert/logger.hpp"
@@ -68,7 +76,8 @@
 #include "divert/upstream.hpp"
 
 #if defined(DIVERT_WITH_TLS)
-#include <asio/ssl.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/stream.hpp>
 #endif
 
 namespace divert {
@@ -102,25 +111,109 @@ struct ConnectorConfig {
   bool header_crc32c = false;                   // append a CRC32C TLV to every header
 };
 
+// What a connector call tells the host besides the stream (the forms taking
+// divert::with_info): the task id sent in 0xE3 (Task::task_id, or the one
+// generated) and the next proxy used. On failure: the task id, the last next
+// proxy tried (none when nothing was tried, e.g. a Task refused before
+// connecting) and no endpoint. A value: nothing in it refers to the call.
+struct DivertInfo {
+  TaskId task_id{};
+  std::optional<UpstreamAddr> next_proxy;        // as configured in proxy_addr
+  asio::ip::tcp::endpoint next_proxy_endpoint{};  // the address connected to (success only)
+};
+
+// Tag selecting the forms whose completion also carries a DivertInfo.
+struct with_info_t {
+  explicit with_info_t() = default;
+};
+inline constexpr with_info_t with_info{};
+
+namespace detail {
+template <class T>
+concept IoExecutor = asio::execution::is_executor<T>::value || asio::is_executor<T>::value;
+}  // namespace detail
+
 class DIVERT_EXPORT DivertTcpConnector {
  public:
   class Builder;
   static Builder builder();
 
+  // ---- Asynchronous operations (universal completion tokens)
+  //
+  // Each is an Asio initiating function: pass a callback, asio::use_future,
+  // asio::use_awaitable, asio::experimental::deferred, as_tuple(...),
+  // redirect_error(...), ... The arguments are copied or moved into the
+  // operation when it is initiated (with `deferred`: when the deferred
+  // operation is launched): the caller's Task and tls_name may be destroyed
+  // at once; the operation also holds the connector's state, so this handle
+  // may go first too (a temporary, a configuration reload).
+  //
+  //   connector.async_tcp_connect(task, token)           -> void(error_code, tcp::socket)
+  //   connector.async_tcp_connect(ex, task, token)       (the stream on executor `ex`)
+  //   connector.async_tcp_connect(task, with_info, token) -> void(error_code, tcp::socket, DivertInfo)
+  //   connector.async_tcp_connect(ex, task, with_info, token)
+  //   and the same for async_http_forward, and async_https_forward(..., task, tls_name, ctx, ...)
+  //   with a TlsStream.
+  //
+  // Executor: the returned stream (and every socket and timer of the
+  // operation) uses `ex` when given, else the handler's associated executor
+  // (the coroutine's with use_awaitable, one bound with asio::bind_executor).
+  // A handler with no I/O executor of its own (a plain callback, use_future)
+  // needs the form taking `ex`: without it the call does not compile. The
+  // handler is invoked through its associated executor (falling back to
+  // `ex`), never inside the initiating call.
+  // Cancellation: the handler's associated cancellation slot is honoured
+  // (asio::cancellation_type::terminal, as co_spawn passes it): the operation
+  // completes with asio::error::operation_aborted and every socket it opened
+  // is closed first.
+  // Errors: see the top of this file; compare with divert::condition
+  // (next_proxy_failed, upstream_failed, timeout) to tell the hop. On error
+  // the stream is not open.
+  // Thread-safety: may be called from any thread, concurrently.
+
   // tcp connect (CONNECT tunnels, port forwarding): the next proxy relays bytes.
-  // The Task is taken by value into the returned awaitable when the call is
-  // made (pass std::move(task) to save the copy), so the caller's Task may be
-  // destroyed at once, even before the awaitable starts: e.g.
-  // co_spawn(io, connector.tcp_connect(make_task()), detached). The awaitable
-  // also holds the connector's state: this handle may go first too (a
-  // temporary, a configuration reload). `ec` must stay alive until the
-  // awaitable completes. The overload without `ec` throws
-  // std::system_error ("divert tcp_connect to <upstream>: <reason>").
+  template <class Token>
+  auto async_tcp_connect(Task task, Token&& token) const {
+    return initiate_socket<false>(std::forward<Token>(token), detail::NoExecutor{}, std::move(task));
+  }
+  template <detail::IoExecutor Executor, class Token>
+  auto async_tcp_connect(const Executor& ex, Task task, Token&& token) const {
+    return initiate_socket<false>(std::forward<Token>(token), ex, std::move(task));
+  }
+  template <class Token>
+  auto async_tcp_connect(Task task, with_info_t, Token&& token) const {
+    return initiate_socket<true>(std::forward<Token>(token), detail::NoExecutor{}, std::move(task));
+  }
+  template <detail::IoExecutor Executor, class Token>
+  auto async_tcp_connect(const Executor& ex, Task task, with_info_t, Token&& token) const {
+    return initiate_socket<true>(std::forward<Token>(token), ex, std::move(task));
+  }
+
+  // http forward: as tcp connect; the host then writes the origin-form
+  // request (or passes it as Task::initial_data to share the header's write).
+  template <class Token>
+  auto async_http_forward(Task task, Token&& token) const {
+    return initiate_socket<false>(std::forward<Token>(token), detail::NoExecutor{}, std::move(task));
+  }
+  template <detail::IoExecutor Executor, class Token>
+  auto async_http_forward(const Executor& ex, Task task, Token&& token) const {
+    return initiate_socket<false>(std::forward<Token>(token), ex, std::move(task));
+  }
+  template <class Token>
+  auto async_http_forward(Task task, with_info_t, Token&& token) const {
+    return initiate_socket<true>(std::forward<Token>(token), detail::NoExecutor{}, std::move(task));
+  }
+  template <detail::IoExecutor Executor, class Token>
+  auto async_http_forward(const Executor& ex, Task task, with_info_t, Token&& token) const {
+    return initiate_socket<true>(std::forward<Token>(token), ex, std::move(task));
+  }
+
+  // Coroutine shorthands: tcp_connect(task) is async_tcp_connect(task,
+  // use_awaitable) (throws std::system_error on failure); the forms taking
+  // `ec` are redirect_error(use_awaitable, ec): `ec` must stay alive until the
+  // awaitable completes.
   asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task) const;
   asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task, std::error_code& ec) const;
-
-  // http forward: as tcp_connect; the host then writes the origin-form
-  // request (or passes it as Task::initial_data to share the header's write).
   asio::awaitable<asio::ip::tcp::socket> http_forward(Task task) const;
   asio::awaitable<asio::ip::tcp::socket> http_forward(Task task, std::error_code& ec) const;
 
@@ -137,22 +230,81 @@ class DIVERT_EXPORT DivertTcpConnector {
   // IPv4-mapped folded to IPv4); that form is sent, and checked. A name it
   // refuses (empty, a NUL or other bad character, an IPv6 zone index as in
   // "fe80::1%1") is asio::error::invalid_argument before anything is
-  // connected. Task and tls_name are taken by value as for tcp_connect;
-  // `ctx` must outlive the stream. A failed
-  // handshake reports OpenSSL's code (asio::error::get_ssl_category(), e.g.
-  // "certificate verify failed"); no handshake within tls_handshake_timeout
-  // reports errc::tls_handshake_timeout. Task::initial_data is refused here
-  // (it would precede the TLS handshake): asio::error::invalid_argument.
+  // connected. Task and tls_name are taken by value; `ctx` must outlive the
+  // stream. A failed handshake reports OpenSSL's code
+  // (asio::error::get_ssl_category(), e.g. "certificate verify failed"); no
+  // handshake within tls_handshake_timeout reports errc::tls_handshake_timeout.
+  // Task::initial_data is refused here (it would precede the TLS handshake):
+  // asio::error::invalid_argument. Completion: void(error_code, TlsStream)
+  // (and DivertInfo with with_info); executor and cancellation as above.
+  template <class Token>
+  auto async_https_forward(Task task, std::string tls_name, asio::ssl::context& ctx,
+                           Token&& token) const {
+    return initiate_tls<false>(std::forward<Token>(token), detail::NoExecutor{}, std::move(task),
+                               std::move(tls_name), ctx);
+  }
+  template <detail::IoExecutor Executor, class Token>
+  auto async_https_forward(const Executor& ex, Task task, std::string tls_name,
+                           asio::ssl::context& ctx, Token&& token) const {
+    return initiate_tls<false>(std::forward<Token>(token), ex, std::move(task),
+                               std::move(tls_name), ctx);
+  }
+  template <class Token>
+  auto async_https_forward(Task task, std::string tls_name, asio::ssl::context& ctx, with_info_t,
+                           Token&& token) const {
+    return initiate_tls<true>(std::forward<Token>(token), detail::NoExecutor{}, std::move(task),
+                              std::move(tls_name), ctx);
+  }
+  template <detail::IoExecutor Executor, class Token>
+  auto async_https_forward(const Executor& ex, Task task, std::string tls_name,
+                           asio::ssl::context& ctx, with_info_t, Token&& token) const {
+    return initiate_tls<true>(std::forward<Token>(token), ex, std::move(task), std::move(tls_name),
+                              ctx);
+  }
+  // Coroutine shorthands, as for tcp_connect.
   asio::awaitable<TlsStream> https_forward(Task task, std::string tls_name,
                                            asio::ssl::context& ctx) const;
   asio::awaitable<TlsStream> https_forward(Task task, std::string tls_name, asio::ssl::context& ctx,
                                            std::error_code& ec) const;
 #endif
 
-  // Relays client <-> stream with the configured tcp_sock_speed_limit
-  // (upload = client -> next proxy) and counts escaper.traffic.{out,in}.bytes.
-  // The awaitable holds a copy of this handle (the metrics stay alive);
-  // `client` and `stream` must outlive it.
+  // Relays client <-> stream (see relay.hpp) with the configured
+  // tcp_sock_speed_limit (upload = client -> next proxy) and counts
+  // escaper.traffic.{out,in}.bytes. The operation owns both streams (moved
+  // in; closed when it ends) and a copy of this handle. Completion:
+  // void(error_code ec, RelayResult r), ec == r.error (empty when both
+  // directions reached EOF): with use_awaitable an error throws; use
+  // as_tuple(use_awaitable) to keep the byte counts then. The handler is
+  // invoked through its associated executor; its cancellation slot is
+  // passed to the relay. `options` other than speed_limit and metrics are
+  // the caller's (idle_timeout, buffer_size, ...). Throws config_error (an
+  // invalid speed limit) before anything starts.
+  template <class ClientStream, class ProxyStream, class Token>
+  auto async_relay(ClientStream client, ProxyStream stream, RelayOptions options,
+                   Token&& token) const {
+    options.speed_limit = config().tcp_sock_speed_limit;
+    options.metrics = &metrics();
+    return asio::async_initiate<Token, void(divert::error_code, RelayResult)>(
+        [](auto handler, DivertTcpConnector self, ClientStream client, ProxyStream stream,
+           RelayOptions options) {
+          auto io_ex = stream.get_executor();
+          using Handler = decltype(handler);
+          divert::async_relay(std::move(client), std::move(stream), options,
+                              detail::ErrorFirst<Handler, DivertTcpConnector>(
+                                  std::move(handler), std::move(self), io_ex));
+        },
+        token, *this, std::move(client), std::move(stream), std::move(options));
+  }
+  template <class ClientStream, class ProxyStream, class Token>
+  auto async_relay(ClientStream client, ProxyStream stream, Token&& token) const {
+    return async_relay(std::move(client), std::move(stream), RelayOptions{},
+                       std::forward<Token>(token));
+  }
+
+  // The coroutine form over streams the caller keeps (references): as
+  // async_relay, completing with the RelayResult (never throws for I/O
+  // errors). The awaitable holds a copy of this handle (the metrics stay
+  // alive); `client` and `stream` must outlive it.
   template <class ClientStream, class ProxyStream>
   asio::awaitable<RelayResult> relay(ClientStream& client, ProxyStream& stream,
                                      RelayOptions options = {}) const {
@@ -169,6 +321,44 @@ class DIVERT_EXPORT DivertTcpConnector {
  private:
   struct State;
   explicit DivertTcpConnector(std::shared_ptr<State> s) : s_(std::move(s)) {}
+
+  // The compiled operations: start on `ex`, complete `handler` once.
+  using SocketHandler =
+      detail::ErasedHandler<divert::error_code, asio::ip::tcp::socket, DivertInfo>;
+  void start_connect(asio::any_io_executor ex, Task task, SocketHandler handler) const;
+  template <bool WithInfo, class Token, class Executor>
+  auto initiate_socket(Token&& token, const Executor& ex, Task task) const {
+    using Sig = std::conditional_t<WithInfo,
+                                   void(divert::error_code, asio::ip::tcp::socket, DivertInfo),
+                                   void(divert::error_code, asio::ip::tcp::socket)>;
+    return asio::async_initiate<Token, Sig>(
+        [](auto handler, DivertTcpConnector self, Executor ex, Task task) {
+          auto io_ex = detail::io_executor_for(handler, ex);
+          self.start_connect(io_ex, std::move(task),
+                             SocketHandler(std::bool_constant<!WithInfo>(), std::move(handler), io_ex));
+        },
+        token, *this, ex, std::move(task));
+  }
+#if defined(DIVERT_WITH_TLS)
+  using TlsHandler = detail::ErasedHandler<divert::error_code, TlsStream, DivertInfo>;
+  void start_https(asio::any_io_executor ex, Task task, std::string tls_name,
+                   asio::ssl::context& ctx, TlsHandler handler) const;
+  template <bool WithInfo, class Token, class Executor>
+  auto initiate_tls(Token&& token, const Executor& ex, Task task, std::string tls_name,
+                    asio::ssl::context& ctx) const {
+    using Sig = std::conditional_t<WithInfo, void(divert::error_code, TlsStream, DivertInfo),
+                                   void(divert::error_code, TlsStream)>;
+    return asio::async_initiate<Token, Sig>(
+        [](auto handler, DivertTcpConnector self, Executor ex, Task task, std::string tls_name,
+           asio::ssl::context* ctx) {
+          auto io_ex = detail::io_executor_for(handler, ex);
+          self.start_https(io_ex, std::move(task), std::move(tls_name), *ctx,
+                           TlsHandler(std::bool_constant<!WithInfo>(), std::move(handler), io_ex));
+        },
+        token, *this, ex, std::move(task), std::move(tls_name), &ctx);
+  }
+#endif
+
   // relay()'s coroutine; `self` keeps the state alive in its frame.
   template <class ClientStream, class ProxyStream>
   static asio::awaitable<RelayResult> relay_holding(DivertTcpConnector self, ClientStream& client,

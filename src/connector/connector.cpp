@@ -4,9 +4,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
-#include <asio.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
 #include <fmt/format.h>
 
 #include "divert/connector.hpp"
@@ -122,22 +126,38 @@ struct DivertTcpConnector::State {
   // An empty username is no username: no 0xE2, not part of the pick key.
   static bool has_user(const Task& task) { return task.username && !task.username->empty(); }
 
-  // Reports an error through *ec_out, or throws std::system_error naming
-  // `what` when ec_out is null (the throwing entry points: no wrapper frame).
-  // `task` lives in the coroutine frame (the caller's Task may be gone before
-  // the awaitable starts); *tls_name must outlive the awaitable. `self` (this
-  // State) too: the frame keeps the State alive when the caller's last
-  // DivertTcpConnector handle is gone (a temporary, a reload) before it ends.
+  // What connect() tells its caller besides the socket: the task id sent
+  // (given or generated) and the index in cfg.proxy_addr of the next proxy
+  // connected (on success) or of the last one tried (on failure; none when
+  // nothing was tried, e.g. a header refused before connecting).
+  struct ConnectReport {
+    TaskId task_id{};
+    std::optional<std::size_t> proxy_index;
+  };
+
+  // Picks, connects, sends the header. Never throws (but bad_alloc): errors
+  // go to `ec`. `task` lives in the coroutine frame; *tls_name, `ec` and
+  // `report` must outlive the awaitable (they live in the caller's frame).
+  // `self` (this State): the frame keeps the State alive when the caller's
+  // last DivertTcpConnector handle is gone (a temporary, a reload).
   asio::awaitable<tcp::socket> connect(std::shared_ptr<State> self, Task task,
-                                       const std::string* tls_name, std::error_code* ec_out,
-                                       const char* what);
+                                       const std::string* tls_name, std::error_code& ec,
+                                       ConnectReport& report);
 #if defined(DIVERT_WITH_TLS)
-  // https_forward's body, and its throwing form; `self` as for connect().
+  // https_forward's body; as connect().
   asio::awaitable<TlsStream> https(std::shared_ptr<State> self, Task task, std::string tls_name,
-                                   asio::ssl::context& ctx, std::error_code& ec);
-  asio::awaitable<TlsStream> https_or_throw(std::shared_ptr<State> self, Task task,
-                                            std::string tls_name, asio::ssl::context& ctx);
+                                   asio::ssl::context& ctx, std::error_code& ec,
+                                   ConnectReport& report);
 #endif
+  // The host's view of a report.
+  DivertInfo info(const ConnectReport& report, const tcp::socket& s) const {
+    DivertInfo i;
+    i.task_id = report.task_id;
+    if (report.proxy_index) i.next_proxy = cfg.proxy_addr[*report.proxy_index].addr;
+    std::error_code ignored;
+    if (s.is_open()) i.next_proxy_endpoint = s.remote_endpoint(ignored);
+    return i;
+  }
 };
 
 namespace {
@@ -171,24 +191,21 @@ std::error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs
 asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<State> /*self*/,
                                                                 Task task,
                                                                 const std::string* tls_name,
-                                                                std::error_code* ec_out,
-                                                                const char* what) {
-  std::error_code ec_local;
-  std::error_code& ec = ec_out ? *ec_out : ec_local;
+                                                                std::error_code& ec,
+                                                                ConnectReport& report) {
   ec.clear();
   auto ex = co_await asio::this_coro::executor;
   metrics.add(MetricsCounter::task_total);
 
   const TaskId id = task.task_id ? *task.task_id : make_task_id_v7();
+  report.task_id = id;
+  report.proxy_index.reset();
   // Formatted only when a log line may need it.
   const std::string id_text = cfg.shared_logger.enabled(LogLevel::error) ? id.to_string() : std::string();
   const std::string upstream = task.upstream.to_string();
   const std::string& initial_data = task.initial_data;
-  // Every error exit: an unconnected socket, or the exception.
-  auto failure = [&]() -> tcp::socket {
-    if (!ec_out) throw std::system_error(ec, fmt::format("divert {} to {}", what, upstream));
-    return tcp::socket(ex);
-  };
+  // Every error exit: an unconnected socket.
+  auto failure = [&]() -> tcp::socket { return tcp::socket(ex); };
 
   ppv2::HeaderBuffer header;
   if (auto e = encode_header(task, tls_name, id, upstream, header)) {
@@ -223,6 +240,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
   };
   for (auto i : candidates) {
     const UpstreamAddr& proxy = cfg.proxy_addr[i].addr;
+    report.proxy_index = i;
     metrics.add(MetricsCounter::connection_attempt);
     metrics.add(MetricsCounter::tcp_connect_attempt);
     auto started = Clock::now();
@@ -293,23 +311,50 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
   co_return failure();
 }
 
-// Not coroutines: each returns State::connect's awaitable itself (one frame
-// per connection, not two), the Task moved into it.
+// The operation behind every async_tcp_connect/async_http_forward: State::connect
+// on `ex`, its cancellation slot connected to the handler's, the handler
+// completed once (co_spawn's own completion never runs inside this call).
+void DivertTcpConnector::start_connect(asio::any_io_executor ex, Task task,
+                                       SocketHandler handler) const {
+  struct Outcome {
+    std::error_code ec;
+    std::optional<tcp::socket> socket;
+    DivertInfo info;
+  };
+  auto run = [](std::shared_ptr<State> s, Task task) -> asio::awaitable<Outcome> {
+    Outcome out;
+    State::ConnectReport report;
+    auto sock = co_await s->connect(s, std::move(task), nullptr, out.ec, report);
+    out.info = s->info(report, sock);
+    out.socket.emplace(std::move(sock));
+    co_return out;
+  };
+  auto slot = handler.cancellation_slot();
+  asio::co_spawn(ex, run(s_, std::move(task)),
+                 asio::bind_cancellation_slot(
+                     slot, [h = std::move(handler), ex](std::exception_ptr e, Outcome out) mutable {
+                       if (e) std::rethrow_exception(e);  // bad_alloc only
+                       if (!out.socket) out.socket.emplace(ex);
+                       h(out.ec, std::move(*out.socket), std::move(out.info));
+                     }));
+}
+
+// The coroutine shorthands: one line each over the initiating functions.
 asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task, std::error_code& ec) const {
-  return s_->connect(s_, std::move(task), nullptr, &ec, "tcp_connect");
+  return async_tcp_connect(std::move(task), asio::redirect_error(asio::use_awaitable, ec));
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task) const {
-  return s_->connect(s_, std::move(task), nullptr, nullptr, "tcp_connect");
+  return async_tcp_connect(std::move(task), asio::use_awaitable);
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task,
                                                               std::error_code& ec) const {
-  return s_->connect(s_, std::move(task), nullptr, &ec, "http_forward");
+  return async_http_forward(std::move(task), asio::redirect_error(asio::use_awaitable, ec));
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task) const {
-  return s_->connect(s_, std::move(task), nullptr, nullptr, "http_forward");
+  return async_http_forward(std::move(task), asio::use_awaitable);
 }
 
 #if defined(DIVERT_WITH_TLS)
@@ -336,21 +381,52 @@ bool setup_tls_verification(asio::ssl::stream<tcp::socket>& stream, const Upstre
 }
 }  // namespace
 
-// Not coroutines either: State's coroutines hold the State (see connect()).
+void DivertTcpConnector::start_https(asio::any_io_executor ex, Task task, std::string tls_name,
+                                     asio::ssl::context& ctx, TlsHandler handler) const {
+  struct Outcome {
+    std::error_code ec;
+    std::optional<TlsStream> stream;
+    DivertInfo info;
+  };
+  auto run = [](std::shared_ptr<State> s, Task task, std::string tls_name,
+                asio::ssl::context* ctx) -> asio::awaitable<Outcome> {
+    Outcome out;
+    State::ConnectReport report;
+    auto stream = co_await s->https(s, std::move(task), std::move(tls_name), *ctx, out.ec, report);
+    out.info = s->info(report, stream.next_layer());
+    out.stream.emplace(std::move(stream));
+    co_return out;
+  };
+  auto slot = handler.cancellation_slot();
+  asio::co_spawn(
+      ex, run(s_, std::move(task), std::move(tls_name), &ctx),
+      asio::bind_cancellation_slot(slot, [h = std::move(handler), ex, c = &ctx](
+                                             std::exception_ptr e, Outcome out) mutable {
+        if (e) std::rethrow_exception(e);  // bad_alloc only
+        if (!out.stream) out.stream.emplace(tcp::socket(ex), *c);
+        h(out.ec, std::move(*out.stream), std::move(out.info));
+      }));
+}
+
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
     Task task, std::string tls_name, asio::ssl::context& ctx, std::error_code& ec) const {
-  return s_->https(s_, std::move(task), std::move(tls_name), ctx, ec);
+  return async_https_forward(std::move(task), std::move(tls_name), ctx,
+                             asio::redirect_error(asio::use_awaitable, ec));
 }
 
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
     Task task, std::string tls_name, asio::ssl::context& ctx) const {
-  return s_->https_or_throw(s_, std::move(task), std::move(tls_name), ctx);
+  return async_https_forward(std::move(task), std::move(tls_name), ctx, asio::use_awaitable);
 }
 
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
     std::shared_ptr<State> self, Task task, std::string tls_name, asio::ssl::context& ctx,
-    std::error_code& ec) {
+    std::error_code& ec, ConnectReport& report) {
   auto ex = co_await asio::this_coro::executor;
+  ec.clear();
+  report.task_id = task.task_id ? *task.task_id : make_task_id_v7();
+  report.proxy_index.reset();
+  task.task_id = report.task_id;  // the id reported is the id connect() sends
   if (!task.initial_data.empty()) {
     ec = asio::error::invalid_argument;
     co_return TlsStream(tcp::socket(ex), ctx);
@@ -369,7 +445,7 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
   }
   tls_name = name.addr->host();
   // A copy: this frame goes on using the State after connect() returns.
-  auto sock = co_await connect(self, std::move(task), &tls_name, &ec, "https_forward");
+  auto sock = co_await connect(self, std::move(task), &tls_name, ec, report);
   TlsStream stream(std::move(sock), ctx);
   if (ec) co_return stream;
 
@@ -410,14 +486,6 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
   co_return stream;
 }
 
-asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https_or_throw(
-    std::shared_ptr<State> self, Task task, std::string tls_name, asio::ssl::context& ctx) {
-  std::error_code ec;
-  auto upstream = task.upstream.to_string();
-  auto s = co_await https(std::move(self), std::move(task), std::move(tls_name), ctx, ec);
-  if (ec) throw std::system_error(ec, "divert https_forward to " + upstream);
-  co_return s;
-}
 #endif
 
 const ConnectorConfig& DivertTcpConnector::config() const noexcept { return s_->cfg; }
