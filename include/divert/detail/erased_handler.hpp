@@ -14,7 +14,6 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
-#include <asio/associator.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/executor_work_guard.hpp>
@@ -108,9 +107,9 @@ class ErasedHandler {
 };
 
 // Adapts a handler taking (error_code, Result) to an operation completing with
-// (Result) whose error is Result::error. Keeps the handler's associations
-// (executor, cancellation slot, allocator) visible to the operation, calls
-// the handler through its associated executor whichever thread completes,
+// (Result) whose error is Result::error. Shows the operation the handler's
+// cancellation slot, calls the handler through its associated executor
+// whichever thread completes,
 // and keeps `keep` (what must live as long as the operation, e.g. a
 // connector handle) alive until the call.
 template <class Handler, class Keep>
@@ -136,12 +135,14 @@ struct ErrorFirst {
 
 }  // namespace divert::detail
 
-template <template <typename, typename> class Associator, class Handler, class Keep,
-          class DefaultCandidate>
-struct asio::associator<Associator, divert::detail::ErrorFirst<Handler, Keep>, DefaultCandidate> {
-  using type = typename Associator<Handler, DefaultCandidate>::type;
+// ErrorFirst shows the operation its handler's cancellation slot, not its
+// executor: it dispatches to that itself, so the operation runs on its I/O
+// objects' executor (a handler's executor may be no I/O executor: use_future).
+template <class Handler, class Keep, class Slot>
+struct asio::associated_cancellation_slot<divert::detail::ErrorFirst<Handler, Keep>, Slot> {
+  using type = asio::associated_cancellation_slot_t<Handler, Slot>;
   static type get(const divert::detail::ErrorFirst<Handler, Keep>& h,
-                  const DefaultCandidate& c = DefaultCandidate()) noexcept {
-    return Associator<Handler, DefaultCandidate>::get(h.handler, c);
+                  const Slot& s = Slot()) noexcept {
+    return asio::get_associated_cancellation_slot(h.handler, s);
   }
 };
