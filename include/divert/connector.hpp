@@ -14,7 +14,8 @@
 //       .proxy_addr_pick_policy(divert::PickPolicy::ketama)
 //       .resolver(divert::net::system_resolver())
 //       .build();                       // throws divert::config_error
-//   auto stream = co_await connector.tcp_connect(task);
+//   connector.async_tcp_connect(task, token);   // any completion token, see below
+//   auto stream = co_await connector.tcp_connect(task);  // the coroutine shorthand
 //
 // Failover: when a next proxy cannot be connected, the next candidate in the
 // policy's failover order is tried, up to `proxy_failover` more (default 1).
@@ -22,8 +23,9 @@
 // failures (default 3) is skipped for `eject_duration` (default 10 s), unless
 // every next proxy is ejected (then all are tried as if none were).
 //
-// Errors: the plain overloads throw std::system_error; the overloads taking a
-// std::error_code& report it there and return an unopened stream. Codes:
+// Errors: the completion's error_code (the stream then unopened); with
+// use_awaitable an error throws std::system_error. Compare it with
+// divert::condition (error.hpp) to tell which hop failed. Codes:
 // Asio's (connection_refused, timed_out, ...) for the last candidate tried;
 // for a domain next proxy the resolver's own code (e.g. host_not_found), or
 // divert::errc::resolve_failed when it answered with no usable address;
@@ -34,13 +36,15 @@
 // once per next proxy tried (the retries inside one are not counted apart);
 // escaper.tcp.connect.establish once the PROXY header is sent (a next proxy
 // that connects but fails the header's write counts as one error, no establish).
-// Cancellation: the awaiting coroutine's cancellation slot is honoured; every
-// socket opened for the call is closed before it returns.
+// Cancellation: the handler's cancellation slot (with use_awaitable, the
+// awaiting coroutine's) is honoured; every socket opened for the call is
+// closed before it completes.
 //
 // Thread-safety: DivertTcpConnector is a cheap, copyable handle to immutable
 // configuration plus atomic state (metrics, ejection); all its methods may be
 // called concurrently from any thread and executor. The returned stream uses
-// the calling coroutine's executor. A Builder is not thread-safe.
+// the executor passed, else the handler's (see "Asynchronous operations"
+// below). A Builder is not thread-safe.
 #pragma once
 
 #include <chrono>
