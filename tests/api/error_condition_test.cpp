@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "api/rig.hpp"
+#include "divert/net/connect.hpp"
 
 using namespace divert;
 using namespace divert::test;
@@ -149,4 +150,35 @@ TEST_CASE("a bound cancellation slot cancels a relay; both streams are closed") 
   CHECK(wait_until([&] { return open_fd_count() == before - 3; }, 2s));
   INFO("before " << before << " after " << open_fd_count());
   CHECK(open_fd_count() == before - 3);
+}
+
+TEST_CASE("async_happy_eyeballs_connect: a bound cancellation slot closes every socket") {
+  asio::io_context io;
+  BlackHole hole(io);
+  auto resolver = std::make_shared<net::StubResolver>();
+  resolver->add("hole.test", {asio::ip::make_address("127.0.0.1")});
+  net::ConnectOptions o;
+  o.resolve_strategy.query = net::ResolveStrategy::Query::Ipv4Only;
+  const int before = open_fd_count();
+  asio::cancellation_signal sig;
+  std::optional<std::error_code> result;
+  net::async_happy_eyeballs_connect(
+      io.get_executor(), "hole.test", hole.acceptor.local_endpoint().port(), o, resolver,
+      asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec, tcp::socket s) {
+        result = ec;
+        CHECK_FALSE(s.is_open());
+      }));
+  asio::steady_timer t(io, 200ms);
+  int during = -1;
+  t.async_wait([&](std::error_code) {
+    during = open_fd_count();
+    sig.emit(asio::cancellation_type::terminal);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!result && std::chrono::steady_clock::now() < deadline) io.run_one_for(100ms);
+  REQUIRE(result);
+  CHECK(*result == asio::error::operation_aborted);
+  CHECK(during > before);
+  io.poll();
+  CHECK(open_fd_count() == before);
 }

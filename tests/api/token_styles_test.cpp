@@ -164,8 +164,8 @@ TEST_CASE("deferred: the Task is copied when the deferred operation is made") {
 }
 
 TEST_CASE("executors: a bound handler's, or the one given; the handler runs on its own") {
+  asio::io_context other;  // run below, on this thread; outlives the rig's threads
   Rig rig;
-  asio::io_context other;  // run below, on this thread
   auto strand = asio::make_strand(rig.io);
   std::promise<std::pair<bool, const asio::execution_context*>> done;
 
