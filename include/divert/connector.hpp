@@ -122,7 +122,7 @@ struct ConnectorConfig {
 // connecting) and no endpoint. A value: nothing in it refers to the call.
 struct DivertInfo {
   TaskId task_id{};
-  std::optional<UpstreamAddr> next_proxy;        // as configured in proxy_addr
+  std::optional<UpstreamAddr> next_proxy;         // as configured in proxy_addr
   asio::ip::tcp::endpoint next_proxy_endpoint{};  // the address connected to (success only)
 };
 
@@ -154,10 +154,11 @@ class DIVERT_EXPORT DivertTcpConnector {
   //
   //   connector.async_tcp_connect(task, token)           -> void(error_code, tcp::socket)
   //   connector.async_tcp_connect(ex, task, token)       (the stream on executor `ex`)
-  //   connector.async_tcp_connect(task, with_info, token) -> void(error_code, tcp::socket, DivertInfo)
+  //   connector.async_tcp_connect(task, with_info, token)
+  //       -> void(error_code, tcp::socket, DivertInfo)
   //   connector.async_tcp_connect(ex, task, with_info, token)
-  //   and the same for async_http_forward, and async_https_forward(..., task, tls_name, ctx, ...)
-  //   with a TlsStream.
+  // and the same for async_http_forward, and async_https_forward(..., task,
+  // tls_name, ctx, ...) with a TlsStream.
   //
   // Executor: the returned stream (and every socket and timer of the
   // operation) uses `ex` when given, else the handler's associated executor
@@ -178,7 +179,8 @@ class DIVERT_EXPORT DivertTcpConnector {
   // tcp connect (CONNECT tunnels, port forwarding): the next proxy relays bytes.
   template <class Token>
   auto async_tcp_connect(Task task, Token&& token) const {
-    return initiate_socket<false>(std::forward<Token>(token), detail::NoExecutor{}, std::move(task));
+    return initiate_socket<false>(std::forward<Token>(token), detail::NoExecutor{},
+                                  std::move(task));
   }
   template <detail::IoExecutor Executor, class Token>
   auto async_tcp_connect(const Executor& ex, Task task, Token&& token) const {
@@ -197,7 +199,8 @@ class DIVERT_EXPORT DivertTcpConnector {
   // request (or passes it as Task::initial_data to share the header's write).
   template <class Token>
   auto async_http_forward(Task task, Token&& token) const {
-    return initiate_socket<false>(std::forward<Token>(token), detail::NoExecutor{}, std::move(task));
+    return initiate_socket<false>(std::forward<Token>(token), detail::NoExecutor{},
+                                  std::move(task));
   }
   template <detail::IoExecutor Executor, class Token>
   auto async_http_forward(const Executor& ex, Task task, Token&& token) const {
@@ -250,8 +253,8 @@ class DIVERT_EXPORT DivertTcpConnector {
   template <detail::IoExecutor Executor, class Token>
   auto async_https_forward(const Executor& ex, Task task, std::string tls_name,
                            asio::ssl::context& ctx, Token&& token) const {
-    return initiate_tls<false>(std::forward<Token>(token), ex, std::move(task),
-                               std::move(tls_name), ctx);
+    return initiate_tls<false>(std::forward<Token>(token), ex, std::move(task), std::move(tls_name),
+                               ctx);
   }
   template <class Token>
   auto async_https_forward(Task task, std::string tls_name, asio::ssl::context& ctx, with_info_t,
@@ -332,14 +335,15 @@ class DIVERT_EXPORT DivertTcpConnector {
   void start_connect(asio::any_io_executor ex, Task task, SocketHandler handler) const;
   template <bool WithInfo, class Token, class Executor>
   auto initiate_socket(Token&& token, const Executor& ex, Task task) const {
-    using Sig = std::conditional_t<WithInfo,
-                                   void(divert::error_code, asio::ip::tcp::socket, DivertInfo),
-                                   void(divert::error_code, asio::ip::tcp::socket)>;
+    using Sig =
+        std::conditional_t<WithInfo, void(divert::error_code, asio::ip::tcp::socket, DivertInfo),
+                           void(divert::error_code, asio::ip::tcp::socket)>;
     return asio::async_initiate<Token, Sig>(
         [](auto handler, DivertTcpConnector self, Executor ex, Task task) {
           auto io_ex = detail::io_executor_for(handler, ex);
-          self.start_connect(io_ex, std::move(task),
-                             SocketHandler(std::bool_constant<!WithInfo>(), std::move(handler), io_ex));
+          self.start_connect(
+              io_ex, std::move(task),
+              SocketHandler(std::bool_constant<!WithInfo>(), std::move(handler), io_ex));
         },
         token, *this, ex, std::move(task));
   }

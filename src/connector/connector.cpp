@@ -398,14 +398,13 @@ void DivertTcpConnector::start_https(asio::any_io_executor ex, Task task, std::s
     co_return out;
   };
   auto slot = handler.cancellation_slot();
-  asio::co_spawn(
-      ex, run(s_, std::move(task), std::move(tls_name), &ctx),
-      asio::bind_cancellation_slot(slot, [h = std::move(handler), ex, c = &ctx](
-                                             std::exception_ptr e, Outcome out) mutable {
-        if (e) std::rethrow_exception(e);  // bad_alloc only
-        if (!out.stream) out.stream.emplace(tcp::socket(ex), *c);
-        h(out.ec, std::move(*out.stream), std::move(out.info));
-      }));
+  asio::co_spawn(ex, run(s_, std::move(task), std::move(tls_name), &ctx),
+                 asio::bind_cancellation_slot(slot, [h = std::move(handler), ex, c = &ctx](
+                                                        std::exception_ptr e, Outcome out) mutable {
+                   if (e) std::rethrow_exception(e);  // bad_alloc only
+                   if (!out.stream) out.stream.emplace(tcp::socket(ex), *c);
+                   h(out.ec, std::move(*out.stream), std::move(out.info));
+                 }));
 }
 
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(

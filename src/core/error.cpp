@@ -83,8 +83,10 @@ bool is_next_hop_failure(const std::error_code& ec) {
     case ECONNABORTED:
     case EPIPE:
     case ENOTCONN:
-    case EADDRNOTAVAIL: return true;
-    default: break;
+    case EADDRNOTAVAIL:
+      return true;
+    default:
+      break;
   }
   return ec == asio::error::eof || ec == asio::error::host_not_found ||
          ec == asio::error::host_not_found_try_again || ec == asio::error::no_data ||

@@ -9,9 +9,9 @@
 
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
-#include <asio/async_result.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/error.hpp>
@@ -385,11 +385,12 @@ void start_happy_eyeballs(asio::any_io_executor ex, std::string host, std::uint1
                           ConnectOptions options, std::shared_ptr<Resolver> resolver,
                           detail::ErasedHandler<divert::error_code, tcp::socket> handler) {
   auto slot = handler.cancellation_slot();
-  async_race(std::move(host), std::nullopt, port, std::move(options), std::move(resolver),
-             asio::bind_cancellation_slot(
-                 slot, asio::bind_executor(ex, [h = std::move(handler), ex](ConnectResult r) mutable {
-                   h(r.error, r.socket ? std::move(*r.socket) : tcp::socket(ex));
-                 })));
+  async_race(
+      std::move(host), std::nullopt, port, std::move(options), std::move(resolver),
+      asio::bind_cancellation_slot(
+          slot, asio::bind_executor(ex, [h = std::move(handler), ex](ConnectResult r) mutable {
+            h(r.error, r.socket ? std::move(*r.socket) : tcp::socket(ex));
+          })));
 }
 
 namespace {

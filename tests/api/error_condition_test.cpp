@@ -53,7 +53,9 @@ std::error_code connect_error(asio::io_context& io, const DivertTcpConnector& c)
 TEST_CASE("next proxy refused, timed out, all ejected: next_proxy_failed (and timeout)") {
   Rig rig;
   SECTION("refused") {
-    auto c = DivertTcpConnector::builder().proxy_addr("127.0.0.1:" + std::to_string(free_port())).build();
+    auto c = DivertTcpConnector::builder()
+                 .proxy_addr("127.0.0.1:" + std::to_string(free_port()))
+                 .build();
     auto ec = connect_error(rig.io, c);
     CHECK(ec == asio::error::connection_refused);
     CHECK(ec == condition::next_proxy_failed);
@@ -73,7 +75,8 @@ TEST_CASE("next proxy refused, timed out, all ejected: next_proxy_failed (and ti
   }
   SECTION("a domain next proxy that does not resolve") {
     auto resolver = std::make_shared<net::StubResolver>();
-    auto c = DivertTcpConnector::builder().proxy_addr("nowhere.test:3128").resolver(resolver).build();
+    auto c =
+        DivertTcpConnector::builder().proxy_addr("nowhere.test:3128").resolver(resolver).build();
     auto ec = connect_error(rig.io, c);
     INFO(ec.message());
     CHECK(ec == condition::next_proxy_failed);
@@ -103,11 +106,12 @@ TEST_CASE("a bound cancellation slot cancels a connect and every socket opened i
   asio::cancellation_signal sig;
   std::optional<std::error_code> result;
   bool stream_open = true;
-  c.async_tcp_connect(io.get_executor(), make_task(),
-                      asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec, tcp::socket s) {
-                        result = ec;
-                        stream_open = s.is_open();
-                      }));
+  c.async_tcp_connect(
+      io.get_executor(), make_task(),
+      asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec, tcp::socket s) {
+        result = ec;
+        stream_open = s.is_open();
+      }));
   asio::steady_timer t(io, 200ms);
   int during = -1;
   t.async_wait([&](std::error_code) {
@@ -135,10 +139,10 @@ TEST_CASE("a bound cancellation slot cancels a relay; both streams are closed") 
   asio::cancellation_signal sig;
   std::promise<std::error_code> relayed;
   asio::post(rig.io, [&, h = std::move(host_end), s = std::move(stream)]() mutable {
-    rig.connector.async_relay(std::move(h), std::move(s),
-                              asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec, RelayResult) {
-                                relayed.set_value(ec);
-                              }));
+    rig.connector.async_relay(
+        std::move(h), std::move(s),
+        asio::bind_cancellation_slot(
+            sig.slot(), [&](std::error_code ec, RelayResult) { relayed.set_value(ec); }));
   });
   std::this_thread::sleep_for(100ms);
   asio::post(rig.io, [&] { sig.emit(asio::cancellation_type::terminal); });

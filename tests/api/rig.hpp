@@ -105,8 +105,8 @@ class Rig {
     if (!extra.empty()) co_await asio::async_write(s, asio::buffer(extra), asio::use_awaitable);
     char buf[4096];
     for (;;) {
-      auto [ec, n] = co_await s.async_read_some(
-          asio::buffer(buf), asio::experimental::as_tuple(asio::use_awaitable));
+      auto [ec, n] = co_await s.async_read_some(asio::buffer(buf),
+                                                asio::experimental::as_tuple(asio::use_awaitable));
       if (ec) break;
       co_await asio::async_write(s, asio::buffer(buf, n), asio::use_awaitable);
     }

@@ -49,7 +49,7 @@ TEST_CASE("callback host: temporaries die at once; the task id and next proxy ar
     connector.async_tcp_connect(
         rig.io.get_executor(), *task, with_info,
         [&, host_end = std::move(host_end)](std::error_code ec, tcp::socket stream,
-                                           DivertInfo info) mutable {
+                                            DivertInfo info) mutable {
           REQUIRE_FALSE(ec);
           connected.set_value(info);
           connector.async_relay(std::move(host_end), std::move(stream),
@@ -129,8 +129,9 @@ TEST_CASE("use_awaitable on a strand of a two-thread io_context: the stream is o
         CHECK(on->running_in_this_thread());  // this coroutine's strand
         CHECK_FALSE(info.task_id.to_string().empty());
         // as_tuple keeps the counts whatever the outcome.
-        auto [ec, r] = co_await rig.connector.async_relay(
-            std::move(host_end), std::move(stream), asio::experimental::as_tuple(asio::use_awaitable));
+        auto [ec, r] =
+            co_await rig.connector.async_relay(std::move(host_end), std::move(stream),
+                                               asio::experimental::as_tuple(asio::use_awaitable));
         CHECK(strand.running_in_this_thread());
         relayed.set_value({ec, std::move(r)});
       },
@@ -145,8 +146,8 @@ TEST_CASE("deferred: the Task is copied when the deferred operation is made") {
   Rig rig;
   auto [client, host_end] = rig.client_pair();
   auto task = std::make_unique<Task>(make_task("deferred.test:80"));
-  auto op = rig.connector.async_tcp_connect(rig.io.get_executor(), *task,
-                                            asio::experimental::deferred);
+  auto op =
+      rig.connector.async_tcp_connect(rig.io.get_executor(), *task, asio::experimental::deferred);
   task.reset();  // ASan: the operation holds no reference to it
   std::promise<tcp::socket> connected;
   std::move(op)([&](std::error_code ec, tcp::socket s) {
@@ -203,20 +204,19 @@ TEST_CASE("executors: a bound handler's, or the one given; the handler runs on i
 
 TEST_CASE("as_tuple and redirect_error carry the error; nothing is thrown") {
   Rig rig;
-  auto refused = DivertTcpConnector::builder()
-                     .proxy_addr("127.0.0.1:" + std::to_string(free_port()))
-                     .build();
+  auto refused =
+      DivertTcpConnector::builder().proxy_addr("127.0.0.1:" + std::to_string(free_port())).build();
   std::promise<void> done;
   asio::co_spawn(
       rig.io,
       [&]() -> asio::awaitable<void> {
-        auto [ec, s] =
-            co_await refused.async_tcp_connect(make_task(), asio::experimental::as_tuple(asio::use_awaitable));
+        auto [ec, s] = co_await refused.async_tcp_connect(
+            make_task(), asio::experimental::as_tuple(asio::use_awaitable));
         CHECK(ec == asio::error::connection_refused);
         CHECK_FALSE(s.is_open());
         std::error_code ec2;
-        auto s2 = co_await refused.async_http_forward(make_task(),
-                                                      asio::redirect_error(asio::use_awaitable, ec2));
+        auto s2 = co_await refused.async_http_forward(
+            make_task(), asio::redirect_error(asio::use_awaitable, ec2));
         CHECK(ec2 == condition::next_proxy_failed);
         CHECK_FALSE(s2.is_open());
         auto [ec3, s3, info] = co_await refused.async_tcp_connect(
@@ -238,8 +238,8 @@ TEST_CASE("happy eyeballs as an initiating function: callback, use_future, cance
   resolver->add("np.test", {asio::ip::make_address("127.0.0.1")});
   net::ConnectOptions o;
   o.resolve_strategy.query = net::ResolveStrategy::Query::Ipv4Only;
-  auto f = net::async_happy_eyeballs_connect(rig.io.get_executor(), "np.test", rig.next_proxy_port(),
-                                             o, resolver, asio::use_future);
+  auto f = net::async_happy_eyeballs_connect(rig.io.get_executor(), "np.test",
+                                             rig.next_proxy_port(), o, resolver, asio::use_future);
   auto s = wait(f);
   CHECK(s.remote_endpoint() == loopback(rig.next_proxy_port()));
 

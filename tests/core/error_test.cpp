@@ -54,9 +54,9 @@ TEST_CASE("divert::condition classifies connector codes by hop") {
     }
   }
   SECTION("the next proxy's report about the upstream") {
-    for (auto e : {errc::upstream_refused, errc::upstream_timed_out, errc::upstream_unreachable,
-                   errc::upstream_resolve_failed, errc::upstream_denied,
-                   errc::upstream_failed_other}) {
+    for (auto e :
+         {errc::upstream_refused, errc::upstream_timed_out, errc::upstream_unreachable,
+          errc::upstream_resolve_failed, errc::upstream_denied, errc::upstream_failed_other}) {
       std::error_code ec = e;
       INFO(ec.message());
       CHECK(ec == up);
@@ -78,13 +78,13 @@ TEST_CASE("divert::condition classifies connector codes by hop") {
     CHECK(std::error_code(errc::tls_handshake_timeout) != next);
   }
   SECTION("codes of no hop") {
-    for (std::error_code ec :
-         {std::error_code(), std::error_code(asio::error::operation_aborted),
-          std::error_code(asio::error::invalid_argument),
-          divert::make_error_code(errc::header_too_large),
-          divert::make_error_code(errc::tls_handshake_failed),
-          divert::make_error_code(errc::config_conflict),
-          std::error_code(static_cast<int>(asio::error::connection_refused), divert::divert_category())}) {
+    for (std::error_code ec : {std::error_code(), std::error_code(asio::error::operation_aborted),
+                               std::error_code(asio::error::invalid_argument),
+                               divert::make_error_code(errc::header_too_large),
+                               divert::make_error_code(errc::tls_handshake_failed),
+                               divert::make_error_code(errc::config_conflict),
+                               std::error_code(static_cast<int>(asio::error::connection_refused),
+                                               divert::divert_category())}) {
       INFO(ec.category().name() << " " << ec.value());
       CHECK(ec != next);
       CHECK(ec != up);

@@ -38,10 +38,11 @@ inline constexpr bool has_io_executor =
 template <class Handler, class Executor>
 asio::any_io_executor io_executor_for(const Handler& handler, const Executor& ex) {
   if constexpr (std::is_same_v<Executor, NoExecutor>) {
-    static_assert(has_io_executor<Handler>,
-                  "divert: this completion handler has no I/O executor (a plain callback, "
-                  "use_future): pass one first, e.g. connector.async_tcp_connect(io.get_executor(), "
-                  "task, token), or bind one with asio::bind_executor");
+    static_assert(
+        has_io_executor<Handler>,
+        "divert: this completion handler has no I/O executor (a plain callback, "
+        "use_future): pass one first, e.g. connector.async_tcp_connect(io.get_executor(), "
+        "task, token), or bind one with asio::bind_executor");
     return asio::get_associated_executor(handler);
   } else {
     return ex;
@@ -86,11 +87,11 @@ class ErasedHandler {
 
     void call(std::tuple<Args...> args) override {
       auto ex = work.get_executor();
-      asio::dispatch(ex, [h = std::move(handler), w = std::move(work),
-                          a = std::move(args)]() mutable {
-        constexpr std::size_t n = sizeof...(Args) - (DropLast ? 1 : 0);
-        invoke(std::move(h), std::move(a), std::make_index_sequence<n>());
-      });
+      asio::dispatch(ex,
+                     [h = std::move(handler), w = std::move(work), a = std::move(args)]() mutable {
+                       constexpr std::size_t n = sizeof...(Args) - (DropLast ? 1 : 0);
+                       invoke(std::move(h), std::move(a), std::make_index_sequence<n>());
+                     });
     }
 
     template <std::size_t... I>
@@ -116,7 +117,9 @@ template <class Handler, class Keep>
 struct ErrorFirst {
   using Executor = asio::associated_executor_t<Handler, asio::any_io_executor>;
   ErrorFirst(Handler h, Keep k, const asio::any_io_executor& io_ex)
-      : handler(std::move(h)), keep(std::move(k)), work(asio::get_associated_executor(handler, io_ex)) {}
+      : handler(std::move(h)),
+        keep(std::move(k)),
+        work(asio::get_associated_executor(handler, io_ex)) {}
 
   template <class Result>
   void operator()(Result r) {

@@ -62,10 +62,10 @@ DIVERT_EXPORT asio::awaitable<ConnectResult> happy_eyeballs_connect(
 // handler is invoked through its associated executor, never inside the
 // initiating call; a terminal cancellation through its cancellation slot
 // completes with operation_aborted after every socket is closed.
-DIVERT_EXPORT void start_happy_eyeballs(asio::any_io_executor ex, std::string host,
-                                        std::uint16_t port, ConnectOptions options,
-                                        std::shared_ptr<Resolver> resolver,
-                                        detail::ErasedHandler<divert::error_code, asio::ip::tcp::socket> handler);
+DIVERT_EXPORT void start_happy_eyeballs(
+    asio::any_io_executor ex, std::string host, std::uint16_t port, ConnectOptions options,
+    std::shared_ptr<Resolver> resolver,
+    detail::ErasedHandler<divert::error_code, asio::ip::tcp::socket> handler);
 
 template <class Executor, class Token>
 auto async_happy_eyeballs_connect(const Executor& ex, std::string host, std::uint16_t port,
