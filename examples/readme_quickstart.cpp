@@ -1,17 +1,20 @@
 // README quick start: divert embedded in a host's own accept loop. Every
 // client connection is diverted to example.com:443 through two next proxies.
 #include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <divert/divert.hpp>
+
+constexpr auto no_throw = asio::experimental::as_tuple(asio::use_awaitable);
 
 asio::awaitable<void> serve(asio::ip::tcp::socket client, const divert::DivertTcpConnector& connector) {
   divert::Task task{.client = client.remote_endpoint(),
                     .server = client.local_endpoint(),
                     .upstream = divert::UpstreamAddr::parse("example.com:443"),
                     .username = "alice"};  // task id (UUID v7) generated
-  divert::error_code ec;  // std::error_code; boost::system::error_code with Boost.Asio
-  auto stream = co_await connector.tcp_connect(task, ec);  // PROXY v2 header already sent
-  if (ec) co_return;                                       // e.g. connection_refused, timed_out
-  co_await connector.relay(client, stream);                // both ways, half-close, speed limit
+  auto [ec, stream] = co_await connector.async_tcp_connect(task, no_throw);  // PROXY v2 header sent
+  if (ec == divert::condition::next_proxy_failed) co_return;  // e.g. connection_refused, timed_out
+  if (ec) co_return;                                          // upstream_failed, cancelled, ...
+  co_await connector.async_relay(std::move(client), std::move(stream), no_throw);  // both ways
 }
 
 asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor& acceptor,

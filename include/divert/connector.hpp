@@ -14,7 +14,8 @@
 //       .proxy_addr_pick_policy(divert::PickPolicy::ketama)
 //       .resolver(divert::net::system_resolver())
 //       .build();                       // throws divert::config_error
-//   auto stream = co_await connector.tcp_connect(task);
+//   connector.async_tcp_connect(task, token);   // any completion token, see below
+//   auto stream = co_await connector.tcp_connect(task);  // the coroutine shorthand
 //
 // Failover: when a next proxy cannot be connected, the next candidate in the
 // policy's failover order is tried, up to `proxy_failover` more (default 1).
@@ -22,8 +23,9 @@
 // failures (default 3) is skipped for `eject_duration` (default 10 s), unless
 // every next proxy is ejected (then all are tried as if none were).
 //
-// Errors: the plain overloads throw std::system_error; the overloads taking a
-// std::error_code& report it there and return an unopened stream. Codes:
+// Errors: the completion's error_code (the stream then unopened); with
+// use_awaitable an error throws std::system_error. Compare it with
+// divert::condition (error.hpp) to tell which hop failed. Codes:
 // Asio's (connection_refused, timed_out, ...) for the last candidate tried;
 // for a domain next proxy the resolver's own code (e.g. host_not_found), or
 // divert::errc::resolve_failed when it answered with no usable address;
@@ -34,8 +36,9 @@
 // once per next proxy tried (the retries inside one are not counted apart);
 // escaper.tcp.connect.establish once the PROXY header is sent (a next proxy
 // that connects but fails the header's write counts as one error, no establish).
-// Cancellation: the awaiting coroutine's cancellation slot is honoured; every
-// socket opened for the call is closed before it returns.
+// Cancellation: the handler's cancellation slot (with use_awaitable, the
+// awaiting coroutine's) is honoured; every socket opened for the call is
+// closed before it completes.
 //
 // Upstream status reply (divert's own key `next_proxy_status_reply`, default
 // false): the header also carries TLV 0xE7 = 0x01, and the next proxy, having
@@ -59,21 +62,30 @@
 // Thread-safety: DivertTcpConnector is a cheap, copyable handle to immutable
 // configuration plus atomic state (metrics, ejection); all its methods may be
 // called concurrently from any thread and executor. The returned stream uses
-// the calling coroutine's executor. A Builder is not thread-safe.
+// the executor passed, else the handler's (see "Asynchronous operations"
+// below). A Builder is not thread-safe.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
+#include "divert/asio/async_result.hpp"
 #include "divert/asio/awaitable.hpp"
+#include "divert/asio/execution/executor.hpp"
 #include "divert/asio/ip/tcp.hpp"
+#include "divert/asio/is_executor.hpp"
+
+#include "divert/asio.hpp"
 #include "divert/config_value.hpp"
+#include "divert/detail/erased_handler.hpp"
 #include "divert/error.hpp"
 #include "divert/export.hpp"
 #include "divert/logger.hpp"
@@ -87,7 +99,8 @@
 #include "divert/upstream.hpp"
 
 #if defined(DIVERT_WITH_TLS)
-#include "divert/asio/ssl.hpp"
+#include "divert/asio/ssl/context.hpp"
+#include "divert/asio/ssl/stream.hpp"
 #endif
 
 namespace divert {
@@ -124,25 +137,113 @@ struct ConnectorConfig {
   bool next_proxy_status_reply = false;
 };
 
+// What a connector call tells the host besides the stream (the forms taking
+// divert::with_info): the task id sent in 0xE3 (Task::task_id, or the one
+// generated) and the next proxy used. On failure: the task id, the last next
+// proxy tried (none when nothing was tried, e.g. a Task refused before
+// connecting) and no endpoint. A value: nothing in it refers to the call.
+struct DivertInfo {
+  TaskId task_id{};
+  std::optional<UpstreamAddr> next_proxy;         // as configured in proxy_addr
+  asio::ip::tcp::endpoint next_proxy_endpoint{};  // the address connected to (success only)
+};
+
+// Tag selecting the forms whose completion also carries a DivertInfo.
+struct with_info_t {
+  explicit with_info_t() = default;
+};
+inline constexpr with_info_t with_info{};
+
+namespace detail {
+template <class T>
+concept IoExecutor = asio::execution::is_executor<T>::value || asio::is_executor<T>::value;
+}  // namespace detail
+
 class DIVERT_EXPORT DivertTcpConnector {
  public:
   class Builder;
   static Builder builder();
 
+  // ---- Asynchronous operations (universal completion tokens)
+  //
+  // Each is an Asio initiating function: pass a callback, asio::use_future,
+  // asio::use_awaitable, divert::detail::deferred, as_tuple(...),
+  // redirect_error(...), ... The arguments are copied or moved into the
+  // operation when it is initiated (with `deferred`: when the deferred
+  // operation is launched): the caller's Task and tls_name may be destroyed
+  // at once; the operation also holds the connector's state, so this handle
+  // may go first too (a temporary, a configuration reload).
+  //
+  //   connector.async_tcp_connect(task, token)           -> void(error_code, tcp::socket)
+  //   connector.async_tcp_connect(ex, task, token)       (the stream on executor `ex`)
+  //   connector.async_tcp_connect(task, with_info, token)
+  //       -> void(error_code, tcp::socket, DivertInfo)
+  //   connector.async_tcp_connect(ex, task, with_info, token)
+  // and the same for async_http_forward, and async_https_forward(..., task,
+  // tls_name, ctx, ...) with a TlsStream.
+  //
+  // Executor: the returned stream (and every socket and timer of the
+  // operation) uses `ex` when given, else the handler's associated executor
+  // (the coroutine's with use_awaitable, one bound with asio::bind_executor).
+  // A handler with no I/O executor of its own (a plain callback, use_future)
+  // needs the form taking `ex`: without it the call does not compile. The
+  // handler is invoked through its associated executor (falling back to
+  // `ex`), never inside the initiating call.
+  // Cancellation: the handler's associated cancellation slot is honoured
+  // (asio::cancellation_type::terminal, as co_spawn passes it): the operation
+  // completes with asio::error::operation_aborted and every socket it opened
+  // is closed first.
+  // Errors: see the top of this file; compare with divert::condition
+  // (next_proxy_failed, upstream_failed, timeout) to tell the hop. On error
+  // the stream is not open.
+  // Thread-safety: may be called from any thread, concurrently.
+
   // tcp connect (CONNECT tunnels, port forwarding): the next proxy relays bytes.
-  // The Task is taken by value into the returned awaitable when the call is
-  // made (pass std::move(task) to save the copy), so the caller's Task may be
-  // destroyed at once, even before the awaitable starts: e.g.
-  // co_spawn(io, connector.tcp_connect(make_task()), detached). The awaitable
-  // also holds the connector's state: this handle may go first too (a
-  // temporary, a configuration reload). `ec` must stay alive until the
-  // awaitable completes. The overload without `ec` throws
-  // std::system_error ("divert tcp_connect to <upstream>: <reason>").
+  template <class Token>
+  auto async_tcp_connect(Task task, Token&& token) const {
+    return initiate_socket<false>(std::forward<Token>(token), detail::NoExecutor{},
+                                  std::move(task));
+  }
+  template <detail::IoExecutor Executor, class Token>
+  auto async_tcp_connect(const Executor& ex, Task task, Token&& token) const {
+    return initiate_socket<false>(std::forward<Token>(token), ex, std::move(task));
+  }
+  template <class Token>
+  auto async_tcp_connect(Task task, with_info_t, Token&& token) const {
+    return initiate_socket<true>(std::forward<Token>(token), detail::NoExecutor{}, std::move(task));
+  }
+  template <detail::IoExecutor Executor, class Token>
+  auto async_tcp_connect(const Executor& ex, Task task, with_info_t, Token&& token) const {
+    return initiate_socket<true>(std::forward<Token>(token), ex, std::move(task));
+  }
+
+  // http forward: as tcp connect; the host then writes the origin-form
+  // request (or passes it as Task::initial_data to share the header's write).
+  template <class Token>
+  auto async_http_forward(Task task, Token&& token) const {
+    return initiate_socket<false>(std::forward<Token>(token), detail::NoExecutor{},
+                                  std::move(task));
+  }
+  template <detail::IoExecutor Executor, class Token>
+  auto async_http_forward(const Executor& ex, Task task, Token&& token) const {
+    return initiate_socket<false>(std::forward<Token>(token), ex, std::move(task));
+  }
+  template <class Token>
+  auto async_http_forward(Task task, with_info_t, Token&& token) const {
+    return initiate_socket<true>(std::forward<Token>(token), detail::NoExecutor{}, std::move(task));
+  }
+  template <detail::IoExecutor Executor, class Token>
+  auto async_http_forward(const Executor& ex, Task task, with_info_t, Token&& token) const {
+    return initiate_socket<true>(std::forward<Token>(token), ex, std::move(task));
+  }
+
+  // Coroutine shorthands: tcp_connect(task) is async_tcp_connect(task,
+  // use_awaitable) (throws std::system_error on failure); the forms taking
+  // `ec` are redirect_error(use_awaitable, ec): `ec` must stay alive until the
+  // awaitable completes.
   asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task) const;
   asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task, error_code& ec) const;
 
-  // http forward: as tcp_connect; the host then writes the origin-form
-  // request (or passes it as Task::initial_data to share the header's write).
   asio::awaitable<asio::ip::tcp::socket> http_forward(Task task) const;
   asio::awaitable<asio::ip::tcp::socket> http_forward(Task task, error_code& ec) const;
 
@@ -159,22 +260,81 @@ class DIVERT_EXPORT DivertTcpConnector {
   // IPv4-mapped folded to IPv4); that form is sent, and checked. A name it
   // refuses (empty, a NUL or other bad character, an IPv6 zone index as in
   // "fe80::1%1") is asio::error::invalid_argument before anything is
-  // connected. Task and tls_name are taken by value as for tcp_connect;
-  // `ctx` must outlive the stream. A failed
-  // handshake reports OpenSSL's code (asio::error::get_ssl_category(), e.g.
-  // "certificate verify failed"); no handshake within tls_handshake_timeout
-  // reports errc::tls_handshake_timeout. Task::initial_data is refused here
-  // (it would precede the TLS handshake): asio::error::invalid_argument.
+  // connected. Task and tls_name are taken by value; `ctx` must outlive the
+  // stream. A failed handshake reports OpenSSL's code
+  // (asio::error::get_ssl_category(), e.g. "certificate verify failed"); no
+  // handshake within tls_handshake_timeout reports errc::tls_handshake_timeout.
+  // Task::initial_data is refused here (it would precede the TLS handshake):
+  // asio::error::invalid_argument. Completion: void(error_code, TlsStream)
+  // (and DivertInfo with with_info); executor and cancellation as above.
+  template <class Token>
+  auto async_https_forward(Task task, std::string tls_name, asio::ssl::context& ctx,
+                           Token&& token) const {
+    return initiate_tls<false>(std::forward<Token>(token), detail::NoExecutor{}, std::move(task),
+                               std::move(tls_name), ctx);
+  }
+  template <detail::IoExecutor Executor, class Token>
+  auto async_https_forward(const Executor& ex, Task task, std::string tls_name,
+                           asio::ssl::context& ctx, Token&& token) const {
+    return initiate_tls<false>(std::forward<Token>(token), ex, std::move(task), std::move(tls_name),
+                               ctx);
+  }
+  template <class Token>
+  auto async_https_forward(Task task, std::string tls_name, asio::ssl::context& ctx, with_info_t,
+                           Token&& token) const {
+    return initiate_tls<true>(std::forward<Token>(token), detail::NoExecutor{}, std::move(task),
+                              std::move(tls_name), ctx);
+  }
+  template <detail::IoExecutor Executor, class Token>
+  auto async_https_forward(const Executor& ex, Task task, std::string tls_name,
+                           asio::ssl::context& ctx, with_info_t, Token&& token) const {
+    return initiate_tls<true>(std::forward<Token>(token), ex, std::move(task), std::move(tls_name),
+                              ctx);
+  }
+  // Coroutine shorthands, as for tcp_connect.
   asio::awaitable<TlsStream> https_forward(Task task, std::string tls_name,
                                            asio::ssl::context& ctx) const;
   asio::awaitable<TlsStream> https_forward(Task task, std::string tls_name, asio::ssl::context& ctx,
                                            error_code& ec) const;
 #endif
 
-  // Relays client <-> stream with the configured tcp_sock_speed_limit
-  // (upload = client -> next proxy) and counts escaper.traffic.{out,in}.bytes.
-  // The awaitable holds a copy of this handle (the metrics stay alive);
-  // `client` and `stream` must outlive it.
+  // Relays client <-> stream (see relay.hpp) with the configured
+  // tcp_sock_speed_limit (upload = client -> next proxy) and counts
+  // escaper.traffic.{out,in}.bytes. The operation owns both streams (moved
+  // in; closed when it ends) and a copy of this handle. Completion:
+  // void(error_code ec, RelayResult r), ec == r.error (empty when both
+  // directions reached EOF): with use_awaitable an error throws; use
+  // as_tuple(use_awaitable) to keep the byte counts then. The handler is
+  // invoked through its associated executor; its cancellation slot is
+  // passed to the relay. `options` other than speed_limit and metrics are
+  // the caller's (idle_timeout, buffer_size, ...). Throws config_error (an
+  // invalid speed limit) before anything starts.
+  template <class ClientStream, class ProxyStream, class Token>
+  auto async_relay(ClientStream client, ProxyStream stream, RelayOptions options,
+                   Token&& token) const {
+    options.speed_limit = config().tcp_sock_speed_limit;
+    options.metrics = &metrics();
+    return asio::async_initiate<Token, void(divert::error_code, RelayResult)>(
+        [](auto handler, DivertTcpConnector self, ClientStream client, ProxyStream stream,
+           RelayOptions options) {
+          auto io_ex = stream.get_executor();
+          using Handler = decltype(handler);
+          divert::async_relay(std::move(client), std::move(stream), options,
+                              detail::ErrorFirst<Handler, DivertTcpConnector>(
+                                  std::move(handler), std::move(self), io_ex));
+        },
+        token, *this, std::move(client), std::move(stream), std::move(options));
+  }
+  template <class ClientStream, class ProxyStream, class Token>
+  auto async_relay(ClientStream client, ProxyStream stream, Token&& token) const {
+    return async_relay(std::move(client), std::move(stream), RelayOptions{},
+                       std::forward<Token>(token));
+  }
+
+  // The coroutine form over streams the caller keeps (references): as
+  // async_relay, completing with the RelayResult (never throws for I/O
+  // errors). The awaitable holds a copy of this handle (the metrics stay
+  // alive); `client` and `stream` must outlive it.
   template <class ClientStream, class ProxyStream>
   asio::awaitable<RelayResult> relay(ClientStream& client, ProxyStream& stream,
                                      RelayOptions options = {}) const {
@@ -191,6 +351,45 @@ class DIVERT_EXPORT DivertTcpConnector {
  private:
   struct State;
   explicit DivertTcpConnector(std::shared_ptr<State> s) : s_(std::move(s)) {}
+
+  // The compiled operations: start on `ex`, complete `handler` once.
+  using SocketHandler =
+      detail::ErasedHandler<divert::error_code, asio::ip::tcp::socket, DivertInfo>;
+  void start_connect(asio::any_io_executor ex, Task task, SocketHandler handler) const;
+  template <bool WithInfo, class Token, class Executor>
+  auto initiate_socket(Token&& token, const Executor& ex, Task task) const {
+    using Sig =
+        std::conditional_t<WithInfo, void(divert::error_code, asio::ip::tcp::socket, DivertInfo),
+                           void(divert::error_code, asio::ip::tcp::socket)>;
+    return asio::async_initiate<Token, Sig>(
+        [](auto handler, DivertTcpConnector self, Executor ex, Task task) {
+          auto io_ex = detail::io_executor_for(handler, ex);
+          self.start_connect(
+              io_ex, std::move(task),
+              SocketHandler(std::bool_constant<!WithInfo>(), std::move(handler), io_ex));
+        },
+        token, *this, ex, std::move(task));
+  }
+#if defined(DIVERT_WITH_TLS)
+  using TlsHandler = detail::ErasedHandler<divert::error_code, TlsStream, DivertInfo>;
+  void start_https(asio::any_io_executor ex, Task task, std::string tls_name,
+                   asio::ssl::context& ctx, TlsHandler handler) const;
+  template <bool WithInfo, class Token, class Executor>
+  auto initiate_tls(Token&& token, const Executor& ex, Task task, std::string tls_name,
+                    asio::ssl::context& ctx) const {
+    using Sig = std::conditional_t<WithInfo, void(divert::error_code, TlsStream, DivertInfo),
+                                   void(divert::error_code, TlsStream)>;
+    return asio::async_initiate<Token, Sig>(
+        [](auto handler, DivertTcpConnector self, Executor ex, Task task, std::string tls_name,
+           asio::ssl::context* ctx) {
+          auto io_ex = detail::io_executor_for(handler, ex);
+          self.start_https(io_ex, std::move(task), std::move(tls_name), *ctx,
+                           TlsHandler(std::bool_constant<!WithInfo>(), std::move(handler), io_ex));
+        },
+        token, *this, ex, std::move(task), std::move(tls_name), &ctx);
+  }
+#endif
+
   // relay()'s coroutine; `self` keeps the state alive in its frame.
   template <class ClientStream, class ProxyStream>
   static asio::awaitable<RelayResult> relay_holding(DivertTcpConnector self, ClientStream& client,

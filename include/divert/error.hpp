@@ -55,16 +55,31 @@ enum class errc {
 };
 
 // What went wrong, by hop, for hosts that answer their own client (a SOCKS
-// or CONNECT reply): compare a returned code against these, e.g.
+// or CONNECT reply): compare a code a connector call returned (tcp_connect,
+// http_forward, https_forward and their async_ forms) against these, e.g.
 //   if (ec == divert::condition::upstream_failed) reply 502 / SOCKS 0x04..
 // The specific code (Asio's, OpenSSL's or divert::errc) stays in the error_code.
-//   next_proxy_failed: no next proxy could be connected or written to (refused,
-//     timed out, unreachable, resolve failure of a domain next proxy, all
-//     ejected), or its status reply was not one (bad_status_reply).
+// The table classifies codes as a connector call returns them; the same
+// Asio code from elsewhere (a relay's connection_reset) is not about a next proxy.
+//   next_proxy_failed: no next proxy could be connected or written to:
+//     Asio's connection_refused, timed_out, host_unreachable,
+//     network_unreachable, network_down, connection_reset, connection_aborted,
+//     broken_pipe, not_connected, address_not_available, eof (the next proxy
+//     closed); the resolver's host_not_found, host_not_found_try_again,
+//     no_data, no_recovery and errc::resolve_failed for a domain next proxy;
+//     errc::no_next_proxy_available (all ejected or none left);
+//     errc::bad_status_reply (its status reply was not one). For
+//     https_forward a reset or eof during the TLS handshake (after the
+//     header went out) falls here too: the next proxy may have dropped it.
 //   upstream_failed: the next proxy reported it could not reach the upstream
 //     (errc::upstream_*; only with next_proxy_status_reply).
-//   timeout: any timeout (connecting to a next proxy, the TLS handshake, the
-//     upstream as reported by the next proxy); overlaps the two above.
+//   timeout: any timeout: Asio's timed_out (connecting to a next proxy),
+//     errc::tls_handshake_timeout, errc::upstream_timed_out (reported by the
+//     next proxy), and the receiving side's header_timeout and the relay's
+//     idle_timeout; overlaps the two above.
+// Not in any: operation_aborted (cancelled), errc::header_too_large and
+// ppv2::errc::invalid_tlv_value (the Task was refused before connecting),
+// asio::error::invalid_argument, OpenSSL's handshake and verification codes.
 enum class condition {
   next_proxy_failed = 1,
   upstream_failed,

@@ -5,6 +5,14 @@
 #include <fmt/format.h>
 #include <algorithm>
 #include <cerrno>
+#include "divert/asio/co_spawn.hpp"
+#include "divert/asio/as_tuple.hpp"
+#include "divert/asio/experimental/awaitable_operators.hpp"
+#include "divert/asio/redirect_error.hpp"
+#include "divert/asio/steady_timer.hpp"
+#include "divert/asio/use_awaitable.hpp"
+#include "divert/asio/write.hpp"
+#include <fmt/format.h>
 
 #include "connector/core.hpp"
 #include "divert/connector.hpp"
@@ -56,18 +64,21 @@ struct DivertTcpConnector::State {
   asio::awaitable<tcp::socket> connect(std::shared_ptr<State> self, Task task,
                                        const std::string* tls_name, std::error_code& ec,
                                        ConnectReport& report);
-  // The entry points' forms: `ec` only, or throwing std::system_error naming `what`.
-  asio::awaitable<tcp::socket> connect_ec(std::shared_ptr<State> self, Task task,
-                                          std::error_code& ec);
-  asio::awaitable<tcp::socket> connect_or_throw(std::shared_ptr<State> self, Task task,
-                                                const char* what);
 #if defined(DIVERT_WITH_TLS)
-  // https_forward's body, and its throwing form; `self` as for connect().
+  // https_forward's body; as connect().
   asio::awaitable<TlsStream> https(std::shared_ptr<State> self, Task task, std::string tls_name,
-                                   asio::ssl::context& ctx, error_code& ec);
-  asio::awaitable<TlsStream> https_or_throw(std::shared_ptr<State> self, Task task,
-                                            std::string tls_name, asio::ssl::context& ctx);
+                                   asio::ssl::context& ctx, error_code& ec,
+                                   ConnectReport& report);
 #endif
+  // The host's view of a report.
+  DivertInfo info(const ConnectReport& report, const tcp::socket& s) const {
+    DivertInfo i;
+    i.task_id = report.task_id;
+    if (report.proxy_index) i.next_proxy = cfg.proxy_addr[*report.proxy_index].addr;
+    std::error_code ignored;
+    if (s.is_open()) i.next_proxy_endpoint = s.remote_endpoint(ignored);
+    return i;
+  }
 };
 
 namespace {
@@ -241,38 +252,50 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
   }
 }
 
-asio::awaitable<tcp::socket> DivertTcpConnector::State::connect_ec(std::shared_ptr<State> self,
-                                                                   Task task, std::error_code& ec) {
-  ConnectReport report;
-  co_return co_await connect(std::move(self), std::move(task), nullptr, ec, report);
+// The operation behind every async_tcp_connect/async_http_forward: State::connect
+// on `ex`, its cancellation slot connected to the handler's, the handler
+// completed once (co_spawn's own completion never runs inside this call).
+void DivertTcpConnector::start_connect(asio::any_io_executor ex, Task task,
+                                       SocketHandler handler) const {
+  struct Outcome {
+    std::error_code ec;
+    std::optional<tcp::socket> socket;
+    DivertInfo info;
+  };
+  auto run = [](std::shared_ptr<State> s, Task task) -> asio::awaitable<Outcome> {
+    Outcome out;
+    State::ConnectReport report;
+    auto sock = co_await s->connect(s, std::move(task), nullptr, out.ec, report);
+    out.info = s->info(report, sock);
+    out.socket.emplace(std::move(sock));
+    co_return out;
+  };
+  auto slot = handler.cancellation_slot();
+  asio::co_spawn(ex, run(s_, std::move(task)),
+                 asio::bind_cancellation_slot(
+                     slot, [h = std::move(handler), ex](std::exception_ptr e, Outcome out) mutable {
+                       if (e) std::rethrow_exception(e);  // bad_alloc only
+                       if (!out.socket) out.socket.emplace(ex);
+                       h(out.ec, std::move(*out.socket), std::move(out.info));
+                     }));
 }
 
-asio::awaitable<tcp::socket> DivertTcpConnector::State::connect_or_throw(
-    std::shared_ptr<State> self, Task task, const char* what) {
-  std::error_code ec;
-  ConnectReport report;
-  const std::string upstream = task.upstream.to_string();
-  auto s = co_await connect(std::move(self), std::move(task), nullptr, ec, report);
-  if (ec) throw std::system_error(ec, fmt::format("divert {} to {}", what, upstream));
-  co_return s;
-}
-
-// Not coroutines: each returns a State coroutine's awaitable, the Task moved into it.
-asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task, std::error_code& ec) const {
-  return s_->connect_ec(s_, std::move(task), ec);
+// The coroutine shorthands: one line each over the initiating functions.
+asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task, error_code& ec) const {
+  return async_tcp_connect(std::move(task), asio::redirect_error(asio::use_awaitable, ec));
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task) const {
-  return s_->connect_or_throw(s_, std::move(task), "tcp_connect");
+  return async_tcp_connect(std::move(task), asio::use_awaitable);
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task,
                                                               std::error_code& ec) const {
-  return s_->connect_ec(s_, std::move(task), ec);
+  return async_http_forward(std::move(task), asio::redirect_error(asio::use_awaitable, ec));
 }
 
 asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task) const {
-  return s_->connect_or_throw(s_, std::move(task), "http_forward");
+  return async_http_forward(std::move(task), asio::use_awaitable);
 }
 
 #if defined(DIVERT_WITH_TLS)
@@ -299,21 +322,51 @@ bool setup_tls_verification(asio::ssl::stream<tcp::socket>& stream, const Upstre
 }
 }  // namespace
 
-// Not coroutines either: State's coroutines hold the State (see connect()).
+void DivertTcpConnector::start_https(asio::any_io_executor ex, Task task, std::string tls_name,
+                                     asio::ssl::context& ctx, TlsHandler handler) const {
+  struct Outcome {
+    std::error_code ec;
+    std::optional<TlsStream> stream;
+    DivertInfo info;
+  };
+  auto run = [](std::shared_ptr<State> s, Task task, std::string tls_name,
+                asio::ssl::context* ctx) -> asio::awaitable<Outcome> {
+    Outcome out;
+    State::ConnectReport report;
+    auto stream = co_await s->https(s, std::move(task), std::move(tls_name), *ctx, out.ec, report);
+    out.info = s->info(report, stream.next_layer());
+    out.stream.emplace(std::move(stream));
+    co_return out;
+  };
+  auto slot = handler.cancellation_slot();
+  asio::co_spawn(ex, run(s_, std::move(task), std::move(tls_name), &ctx),
+                 asio::bind_cancellation_slot(slot, [h = std::move(handler), ex, c = &ctx](
+                                                        std::exception_ptr e, Outcome out) mutable {
+                   if (e) std::rethrow_exception(e);  // bad_alloc only
+                   if (!out.stream) out.stream.emplace(tcp::socket(ex), *c);
+                   h(out.ec, std::move(*out.stream), std::move(out.info));
+                 }));
+}
+
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
     Task task, std::string tls_name, asio::ssl::context& ctx, error_code& ec) const {
-  return s_->https(s_, std::move(task), std::move(tls_name), ctx, ec);
+  return async_https_forward(std::move(task), std::move(tls_name), ctx,
+                             asio::redirect_error(asio::use_awaitable, ec));
 }
 
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward(
     Task task, std::string tls_name, asio::ssl::context& ctx) const {
-  return s_->https_or_throw(s_, std::move(task), std::move(tls_name), ctx);
+  return async_https_forward(std::move(task), std::move(tls_name), ctx, asio::use_awaitable);
 }
 
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
     std::shared_ptr<State> self, Task task, std::string tls_name, asio::ssl::context& ctx,
-    error_code& ec) {
+    error_code& ec, ConnectReport& report) {
   auto ex = co_await asio::this_coro::executor;
+  ec.clear();
+  report.task_id = task.task_id ? *task.task_id : make_task_id_v7();
+  report.proxy_index.reset();
+  task.task_id = report.task_id;  // the id reported is the id connect() sends
   if (!task.initial_data.empty()) {
     ec = asio::error::invalid_argument;
     co_return TlsStream(tcp::socket(ex), ctx);
@@ -332,7 +385,6 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
   }
   tls_name = name.addr->host();
   // A copy: this frame goes on using the State after connect() returns.
-  ConnectReport report;
   auto sock = co_await connect(self, std::move(task), &tls_name, ec, report);
   TlsStream stream(std::move(sock), ctx);
   if (ec) co_return stream;
@@ -374,14 +426,6 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
   co_return stream;
 }
 
-asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https_or_throw(
-    std::shared_ptr<State> self, Task task, std::string tls_name, asio::ssl::context& ctx) {
-  error_code ec;
-  auto upstream = task.upstream.to_string();
-  auto s = co_await https(std::move(self), std::move(task), std::move(tls_name), ctx, ec);
-  if (ec) throw std::system_error(ec, "divert https_forward to " + upstream);
-  co_return s;
-}
 #endif
 
 const ConnectorConfig& DivertTcpConnector::config() const noexcept { return s_->cfg; }

@@ -1,5 +1,10 @@
 #include "divert/error.hpp"
 
+#include <cerrno>
+#include <initializer_list>
+
+#include "divert/asio/error.hpp"
+
 namespace divert {
 
 config_error::config_error(std::string key, std::string value, const std::string& reason)
@@ -42,9 +47,52 @@ const std::error_category& divert_category() noexcept {
 
 std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), divert_category()}; }
 
-// The condition table lives in divert.condition's equivalent(); the api
-// work fills in next_proxy_failed and timeout for Asio's and OpenSSL's codes.
+// The condition table: divert::condition's equivalent() below. It classifies
+// the codes a connector call (tcp_connect, http_forward, https_forward and
+// their async_ forms) returns; see error.hpp.
 namespace {
+
+bool is_ours(const std::error_code& ec, std::initializer_list<errc> codes) {
+  if (ec.category() != divert_category()) return false;
+  for (auto e : codes)
+    if (ec.value() == static_cast<int>(e)) return true;
+  return false;
+}
+
+// An errno value from Asio's system category (standalone Asio's own
+// "asio.system", which does not map to std::generic_category), the standard
+// system or generic category; -1 for any other category.
+int errno_value(const std::error_code& ec) {
+  const auto& cat = ec.category();
+  if (cat == asio::error::get_system_category() || cat == std::system_category() ||
+      cat == std::generic_category())
+    return ec.value();
+  return -1;
+}
+
+// "This hop could not be reached, or went away before it took the header":
+// errno values, Asio's misc eof, its netdb resolver codes.
+bool is_next_hop_failure(const std::error_code& ec) {
+  switch (errno_value(ec)) {
+    case ECONNREFUSED:
+    case ETIMEDOUT:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case ENETDOWN:
+    case ECONNRESET:
+    case ECONNABORTED:
+    case EPIPE:
+    case ENOTCONN:
+    case EADDRNOTAVAIL:
+      return true;
+    default:
+      break;
+  }
+  return ec == asio::error::eof || ec == asio::error::host_not_found ||
+         ec == asio::error::host_not_found_try_again || ec == asio::error::no_data ||
+         ec == asio::error::no_recovery;
+}
+
 class ConditionCategory final : public std::error_category {
  public:
   const char* name() const noexcept override { return "divert.condition"; }
@@ -57,17 +105,19 @@ class ConditionCategory final : public std::error_category {
     return "unknown divert condition";
   }
   bool equivalent(const std::error_code& ec, int cv) const noexcept override {
-    const bool ours = ec.category() == divert_category();
-    const auto e = static_cast<errc>(ec.value());
     switch (static_cast<condition>(cv)) {
       case condition::upstream_failed:
-        return ours && e >= errc::upstream_refused && e <= errc::upstream_failed_other;
+        return is_ours(ec, {errc::upstream_refused, errc::upstream_timed_out,
+                            errc::upstream_unreachable, errc::upstream_resolve_failed,
+                            errc::upstream_denied, errc::upstream_failed_other});
       case condition::next_proxy_failed:
-        return ours && (e == errc::no_next_proxy_available || e == errc::bad_status_reply);
+        return is_ours(ec, {errc::no_next_proxy_available, errc::resolve_failed,
+                            errc::bad_status_reply}) ||
+               is_next_hop_failure(ec);
       case condition::timeout:
-        return (ours && (e == errc::tls_handshake_timeout || e == errc::header_timeout ||
-                         e == errc::idle_timeout || e == errc::upstream_timed_out)) ||
-               ec == std::errc::timed_out;
+        return is_ours(ec, {errc::tls_handshake_timeout, errc::header_timeout, errc::idle_timeout,
+                            errc::upstream_timed_out}) ||
+               errno_value(ec) == ETIMEDOUT;
     }
     return false;
   }

@@ -10,6 +10,8 @@
 #include "divert/asio/associated_cancellation_slot.hpp"
 #include "divert/asio/associated_executor.hpp"
 #include "divert/asio/async_result.hpp"
+#include "divert/asio/bind_cancellation_slot.hpp"
+#include "divert/asio/bind_executor.hpp"
 #include "divert/asio/cancellation_signal.hpp"
 #include "divert/asio/dispatch.hpp"
 #include "divert/asio/error.hpp"
@@ -376,6 +378,18 @@ asio::awaitable<ConnectResult> happy_eyeballs_connect(std::string host, std::uin
   // Not a coroutine itself: returns the operation's awaitable directly.
   return async_race(std::move(host), std::nullopt, port, std::move(options), std::move(resolver),
                     asio::use_awaitable);
+}
+
+void start_happy_eyeballs(asio::any_io_executor ex, std::string host, std::uint16_t port,
+                          ConnectOptions options, std::shared_ptr<Resolver> resolver,
+                          detail::ErasedHandler<divert::error_code, tcp::socket> handler) {
+  auto slot = handler.cancellation_slot();
+  async_race(
+      std::move(host), std::nullopt, port, std::move(options), std::move(resolver),
+      asio::bind_cancellation_slot(
+          slot, asio::bind_executor(ex, [h = std::move(handler), ex](ConnectResult r) mutable {
+            h(r.error, r.socket ? std::move(*r.socket) : tcp::socket(ex));
+          })));
 }
 
 namespace {

@@ -1,3 +1,5 @@
+#include <asio/error.hpp>
+
 #include "divert/error.hpp"
 #include "divert/version.hpp"
 #include "support/catch.hpp"
@@ -19,4 +21,79 @@ TEST_CASE("divert error codes have a category and messages") {
 TEST_CASE("version macros are generated") {
   CHECK(DIVERT_VERSION_MAJOR >= 0);
   CHECK(std::string(DIVERT_VERSION_STRING).find('.') != std::string::npos);
+}
+
+// The condition table, code by code (error.hpp): what a connector call may
+// return, classified by hop.
+TEST_CASE("divert::condition classifies connector codes by hop") {
+  using divert::condition;
+  using divert::errc;
+  const auto next = condition::next_proxy_failed;
+  const auto up = condition::upstream_failed;
+  const auto timeout = condition::timeout;
+
+  SECTION("next proxy unreachable, refused, gone: Asio's and the resolver's codes") {
+    for (std::error_code ec :
+         {std::error_code(asio::error::connection_refused), std::error_code(asio::error::timed_out),
+          std::error_code(asio::error::host_unreachable),
+          std::error_code(asio::error::network_unreachable),
+          std::error_code(asio::error::network_down),
+          std::error_code(asio::error::connection_reset),
+          std::error_code(asio::error::connection_aborted),
+          std::error_code(asio::error::broken_pipe), std::error_code(asio::error::not_connected),
+          std::error_code(asio::error::eof), std::error_code(asio::error::host_not_found),
+          std::error_code(asio::error::host_not_found_try_again),
+          std::error_code(asio::error::no_data), std::error_code(asio::error::no_recovery),
+          std::make_error_code(std::errc::connection_refused),
+          divert::make_error_code(errc::resolve_failed),
+          divert::make_error_code(errc::no_next_proxy_available),
+          divert::make_error_code(errc::bad_status_reply)}) {
+      INFO(ec.category().name() << ": " << ec.message());
+      CHECK(ec == next);
+      CHECK(ec != up);
+    }
+  }
+  SECTION("the next proxy's report about the upstream") {
+    for (auto e :
+         {errc::upstream_refused, errc::upstream_timed_out, errc::upstream_unreachable,
+          errc::upstream_resolve_failed, errc::upstream_denied, errc::upstream_failed_other}) {
+      std::error_code ec = e;
+      INFO(ec.message());
+      CHECK(ec == up);
+      CHECK(ec != next);
+    }
+  }
+  SECTION("every timeout") {
+    for (std::error_code ec :
+         {std::error_code(asio::error::timed_out), std::make_error_code(std::errc::timed_out),
+          divert::make_error_code(errc::tls_handshake_timeout),
+          divert::make_error_code(errc::upstream_timed_out),
+          divert::make_error_code(errc::header_timeout),
+          divert::make_error_code(errc::idle_timeout)}) {
+      INFO(ec.message());
+      CHECK(ec == timeout);
+    }
+    CHECK(std::error_code(asio::error::timed_out) == next);  // a next proxy timed out: both
+    CHECK(std::error_code(errc::upstream_timed_out) == up);
+    CHECK(std::error_code(errc::tls_handshake_timeout) != next);
+  }
+  SECTION("codes of no hop") {
+    for (std::error_code ec : {std::error_code(), std::error_code(asio::error::operation_aborted),
+                               std::error_code(asio::error::invalid_argument),
+                               divert::make_error_code(errc::header_too_large),
+                               divert::make_error_code(errc::tls_handshake_failed),
+                               divert::make_error_code(errc::config_conflict),
+                               std::error_code(static_cast<int>(asio::error::connection_refused),
+                                               divert::divert_category())}) {
+      INFO(ec.category().name() << " " << ec.value());
+      CHECK(ec != next);
+      CHECK(ec != up);
+      CHECK(ec != timeout);
+    }
+  }
+  SECTION("conditions have a category and messages") {
+    std::error_condition c = next;
+    CHECK(c.category().name() == std::string("divert.condition"));
+    CHECK(c.message() == "no next proxy could be reached");
+  }
 }

@@ -20,9 +20,13 @@
 #include <string>
 #include <system_error>
 
+#include "divert/asio/any_io_executor.hpp"
+#include "divert/asio/async_result.hpp"
 #include "divert/asio/awaitable.hpp"
 #include "divert/asio/ip/tcp.hpp"
 
+#include "divert/asio.hpp"
+#include "divert/detail/erased_handler.hpp"
 #include "divert/export.hpp"
 #include "divert/net/options.hpp"
 #include "divert/net/resolver.hpp"
@@ -47,6 +51,43 @@ struct ConnectResult {
 DIVERT_EXPORT asio::awaitable<ConnectResult> happy_eyeballs_connect(
     std::string host, std::uint16_t port, ConnectOptions options,
     std::shared_ptr<Resolver> resolver);
+
+// happy_eyeballs_connect as an Asio initiating function: completion
+// void(divert::error_code, asio::ip::tcp::socket) (the socket open and
+// connected iff no error; ConnectResult's `option` and `peer` are not
+// reported: use socket.remote_endpoint(), or the coroutine form above).
+// Arguments are moved into the operation at initiation. The socket uses
+// `ex` when given, else the handler's associated executor (a plain callback
+// or use_future needs `ex`: without it the call does not compile); the
+// handler is invoked through its associated executor, never inside the
+// initiating call; a terminal cancellation through its cancellation slot
+// completes with operation_aborted after every socket is closed.
+DIVERT_EXPORT void start_happy_eyeballs(
+    asio::any_io_executor ex, std::string host, std::uint16_t port, ConnectOptions options,
+    std::shared_ptr<Resolver> resolver,
+    detail::ErasedHandler<divert::error_code, asio::ip::tcp::socket> handler);
+
+template <class Executor, class Token>
+auto async_happy_eyeballs_connect(const Executor& ex, std::string host, std::uint16_t port,
+                                  ConnectOptions options, std::shared_ptr<Resolver> resolver,
+                                  Token&& token) {
+  return asio::async_initiate<Token, void(divert::error_code, asio::ip::tcp::socket)>(
+      [](auto handler, Executor ex, std::string host, std::uint16_t port, ConnectOptions options,
+         std::shared_ptr<Resolver> resolver) {
+        auto io_ex = divert::detail::io_executor_for(handler, ex);
+        start_happy_eyeballs(io_ex, std::move(host), port, std::move(options), std::move(resolver),
+                             {std::false_type(), std::move(handler), io_ex});
+      },
+      token, ex, std::move(host), port, std::move(options), std::move(resolver));
+}
+
+template <class Token>
+auto async_happy_eyeballs_connect(std::string host, std::uint16_t port, ConnectOptions options,
+                                  std::shared_ptr<Resolver> resolver, Token&& token) {
+  return async_happy_eyeballs_connect(divert::detail::NoExecutor{}, std::move(host), port,
+                                      std::move(options), std::move(resolver),
+                                      std::forward<Token>(token));
+}
 
 // Connects to one endpoint with up to tcp_connect.max_retry + 1 tries, each
 // bounded by tcp_connect.each_timeout; the next try starts at once after a
