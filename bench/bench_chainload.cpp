@@ -58,7 +58,7 @@ asio::awaitable<bool> read_response(tcp::socket& s) {
     if (body_start != std::string::npos && need != std::string::npos &&
         buf.size() - body_start >= need)
       co_return true;
-    if (ec) co_return ec == asio::error::eof && body_start != std::string::npos;
+    if (ec) co_return ec == asio::error::eof&& body_start != std::string::npos;
   }
 }
 
@@ -68,7 +68,8 @@ asio::awaitable<bool> one_request(tcp::socket& s, const tcp::endpoint& target,
   if (cec) co_return false;
   std::error_code ignored;
   s.set_option(tcp::no_delay(true), ignored);  // a reset right after connect shows in the write
-  auto [wec, w] = co_await asio::async_write(s, asio::buffer(request), as_tuple(asio::use_awaitable));
+  auto [wec, w] =
+      co_await asio::async_write(s, asio::buffer(request), as_tuple(asio::use_awaitable));
   if (wec) co_return false;
   co_return co_await read_response(s);
 }

@@ -40,25 +40,36 @@ struct Config {
 asio::awaitable<void> reply(tcp::socket& s, int status, std::string_view reason,
                             std::string_view extra_headers = {}) {
   std::string body = std::to_string(status) + " " + std::string(reason) + "\n";
-  std::string msg = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
-                    "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-                    "\r\nConnection: close\r\n" + std::string(extra_headers) + "\r\n" + body;
-  co_await asio::async_write(s, asio::buffer(msg), asio::experimental::as_tuple(asio::use_awaitable));
+  std::string msg =
+      "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+      "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\n" + std::string(extra_headers) + "\r\n" + body;
+  co_await asio::async_write(s, asio::buffer(msg),
+                             asio::experimental::as_tuple(asio::use_awaitable));
   divert::error_code ec;
   s.shutdown(tcp::socket::shutdown_send, ec);
 }
 
 const char* reason_for(int status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 405: return "Method Not Allowed";
-    case 407: return "Proxy Authentication Required";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 405:
+      return "Method Not Allowed";
+    case 407:
+      return "Proxy Authentication Required";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
   }
   return "Error";
 }
@@ -509,7 +520,8 @@ int main(int argc, char** argv) {
           "PROXY v2 header (divert). CONNECT -> tcp connect, http:// -> http forward,\n"
           "https:// -> https forward (TLS to the origin on this side).");
   cli.option("listen", "HOST:PORT", "address to listen on (default 127.0.0.1:8080)")
-      .option("next-proxy", "ADDR[,WEIGHT]", "next proxy, repeatable, required (WEIGHT default 1, port default 3128)", true)
+      .option("next-proxy", "ADDR[,WEIGHT]",
+              "next proxy, repeatable, required (WEIGHT default 1, port default 3128)", true)
       .option("pick-policy", "NAME", "random, serial, round_robin, ketama, rendezvous, jump_hash")
       .option("user", "NAME:PASSWORD", "require Basic proxy auth with these users", true)
       .option("ca-file", "FILE", "CA certificates trusted for https forward (default: system)")
@@ -526,7 +538,8 @@ int main(int argc, char** argv) {
       .option("head-timeout", "DURATION",
               "each request head within this long of its first byte (the first request's "
               "of the accept; default 30s, 0: never)")
-      .option("log", "LEVEL", "log to stderr at this level: trace, debug, info, warn, error (default: none)")
+      .option("log", "LEVEL",
+              "log to stderr at this level: trace, debug, info, warn, error (default: none)")
       .option("idle-timeout", "DURATION",
               "close after this long without progress: a kept-alive client between requests, a "
               "tunnel with no byte either way, a request body or response that stalls, a client "
@@ -559,8 +572,10 @@ int main(int argc, char** argv) {
       cfg.users.add(std::move(name), u.substr(colon + 1));
     }
     cfg.tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-    if (cli.has("ca-file")) cfg.tls->load_verify_file(cli.get("ca-file"));
-    else cfg.tls->set_default_verify_paths();
+    if (cli.has("ca-file"))
+      cfg.tls->load_verify_file(cli.get("ca-file"));
+    else
+      cfg.tls->set_default_verify_paths();
 
     ServerOptions so;
     so.name = "divert-forward-proxy";

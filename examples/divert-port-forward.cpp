@@ -31,7 +31,7 @@ asio::awaitable<void> handle(Accepted conn, const DivertTcpConnector& connector,
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) co_return;
   if (n > 0) task.initial_data.assign(first, static_cast<std::size_t>(n));
   auto stream = co_await connector.tcp_connect(task, ec);
-  if (ec) co_return;  // client closed: nothing else to tell it on a raw port
+  if (ec) co_return;     // client closed: nothing else to tell it on a raw port
   RelayOptions options;  // what connector.relay() applies
   options.speed_limit = connector.config().tcp_sock_speed_limit;
   options.metrics = &connector.metrics();

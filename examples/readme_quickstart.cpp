@@ -6,7 +6,8 @@
 
 constexpr auto no_throw = asio::experimental::as_tuple(asio::use_awaitable);
 
-asio::awaitable<void> serve(asio::ip::tcp::socket client, const divert::DivertTcpConnector& connector) {
+asio::awaitable<void> serve(asio::ip::tcp::socket client,
+                            const divert::DivertTcpConnector& connector) {
   divert::Task task{.client = client.remote_endpoint(),
                     .server = client.local_endpoint(),
                     .upstream = divert::UpstreamAddr::parse("example.com:443"),
@@ -27,12 +28,13 @@ asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor& acceptor,
 
 int main() {
   using namespace std::chrono_literals;
-  auto connector = divert::DivertTcpConnector::builder()
-                       .proxy_addr({{"127.0.0.1:3128", 2.0}, {"[::1]:3128", 1.0}})
-                       .proxy_addr_pick_policy(divert::PickPolicy::ketama)
-                       .happy_eyeballs({.connection_attempt_delay = 250ms})
-                       .set("tcp_connect", "{max_retry: 1, each_timeout: 5s}")  // YAML-style keys too
-                       .build();  // throws divert::config_error naming the key
+  auto connector =
+      divert::DivertTcpConnector::builder()
+          .proxy_addr({{"127.0.0.1:3128", 2.0}, {"[::1]:3128", 1.0}})
+          .proxy_addr_pick_policy(divert::PickPolicy::ketama)
+          .happy_eyeballs({.connection_attempt_delay = 250ms})
+          .set("tcp_connect", "{max_retry: 1, each_timeout: 5s}")  // YAML-style keys too
+          .build();  // throws divert::config_error naming the key
   asio::io_context io;
   asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
   asio::co_spawn(io, accept_loop(acceptor, connector), asio::detached);

@@ -26,8 +26,10 @@ std::string Cli::usage() const {
   std::string u = "usage: " + program_ + " [options]\n\n" + summary_ + "\n\noptions:\n";
   for (auto& [name, o] : opts_) {
     std::string left = "  --" + name + (o.is_flag ? "" : " " + o.metavar);
-    if (left.size() < 30) left.resize(30, ' ');
-    else left += "\n" + std::string(30, ' ');
+    if (left.size() < 30)
+      left.resize(30, ' ');
+    else
+      left += "\n" + std::string(30, ' ');
     u += left + o.help + (o.repeatable ? " (repeatable)" : "") + "\n";
   }
   u += "  --help                      show this help and exit\n";
@@ -67,7 +69,9 @@ bool Cli::parse(int argc, char** argv) {
   return true;
 }
 
-bool Cli::has(const std::string& name) const { return values_.count(name) != 0; }
+bool Cli::has(const std::string& name) const {
+  return values_.count(name) != 0;
+}
 
 std::string Cli::get(const std::string& name, const std::string& fallback) const {
   auto it = values_.find(name);

@@ -56,7 +56,6 @@ struct Cidr {
   bool contains(const asio::ip::address& a) const;
 };
 
-
 struct ServerOptions;  // common/server.hpp
 
 // Declares --threads N, --accept shared|reuseport and --max-connections N, and

@@ -14,8 +14,7 @@ namespace divert::examples {
 namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -41,7 +40,8 @@ bool split_host_port(std::string_view a, std::string& host, std::uint16_t& port,
   if (!split || split.parts.bare_ipv6()) return false;
   const auto h = split.parts.host;
   for (char c : h)
-    if (c <= ' ' || c == '/' || c == '@' || c == '?' || c == '#' || static_cast<unsigned char>(c) >= 0x7f)
+    if (c <= ' ' || c == '/' || c == '@' || c == '?' || c == '#' ||
+        static_cast<unsigned char>(c) >= 0x7f)
       return false;
   if (!split.parts.port) {
     if (default_port == 0) return false;
@@ -68,8 +68,13 @@ std::string RequestHead::authority() const {
 }
 
 std::string RequestHead::origin_form_request() const {
-  std::vector<std::string> drop = {"proxy-authorization", "proxy-connection", "connection",
-                                   "keep-alive", "te", "trailer", "upgrade"};
+  std::vector<std::string> drop = {"proxy-authorization",
+                                   "proxy-connection",
+                                   "connection",
+                                   "keep-alive",
+                                   "te",
+                                   "trailer",
+                                   "upgrade"};
   if (auto conn = header("Connection")) {
     std::string_view s = *conn;
     while (!s.empty()) {

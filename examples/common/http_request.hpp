@@ -32,10 +32,10 @@ enum class ProxyRequestKind {
 struct RequestHead {
   ProxyRequestKind kind = ProxyRequestKind::connect;
   std::string method;
-  std::string host;       // as written (IPv6 without brackets), lower-cased
-  std::uint16_t port = 0; // explicit or the scheme's default
-  std::string path;       // origin-form target for forwards ("/" when absent)
-  int version_minor = 1;  // HTTP/1.x
+  std::string host;        // as written (IPv6 without brackets), lower-cased
+  std::uint16_t port = 0;  // explicit or the scheme's default
+  std::string path;        // origin-form target for forwards ("/" when absent)
+  int version_minor = 1;   // HTTP/1.x
   std::vector<std::pair<std::string, std::string>> headers;  // names as sent
   bool keep_alive = true;  // the client may send another request after this one
   bool chunked = false;    // the body is chunked (Transfer-Encoding ends in chunked)

@@ -29,7 +29,8 @@ Server::~Server() = default;
 
 void Server::bind() {
   auto ep = opts_.listen;
-  const std::string where = opts_.listen.address().to_string() + ":" + std::to_string(opts_.listen.port());
+  const std::string where =
+      opts_.listen.address().to_string() + ":" + std::to_string(opts_.listen.port());
   divert::error_code ec;
   auto check = [&](const char* what) {
     if (ec) throw std::system_error(ec, std::string(what) + " " + where);
@@ -81,7 +82,9 @@ void Server::bind() {
   }
 }
 
-asio::ip::tcp::endpoint Server::local_endpoint() const { return workers_.front()->acceptor.local_endpoint(); }
+asio::ip::tcp::endpoint Server::local_endpoint() const {
+  return workers_.front()->acceptor.local_endpoint();
+}
 
 bool Server::claim_slot() noexcept {
   auto n = active_.load();
@@ -187,7 +190,8 @@ void Server::run() {
   while (active_.load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (active_.load() > 0)
-    std::cerr << opts_.name << ": " << active_.load() << " connection(s) still open after the drain deadline; closing\n";
+    std::cerr << opts_.name << ": " << active_.load()
+              << " connection(s) still open after the drain deadline; closing\n";
   guards.clear();
   for (auto& w : workers_) w->io.stop();
   for (auto& t : threads) t.join();

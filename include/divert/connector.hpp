@@ -108,9 +108,9 @@ namespace divert {
 // Everything the connector is configured with. Field names are g3proxy divert_tcp's
 // keys (divert_tcp); the ones below the line are divert's own additions.
 struct ConnectorConfig {
-  std::vector<WeightedUpstreamAddr> proxy_addr;           // required; default port 3128
+  std::vector<WeightedUpstreamAddr> proxy_addr;  // required; default port 3128
   PickPolicy proxy_addr_pick_policy = PickPolicy::random;
-  std::shared_ptr<net::Resolver> resolver;                // required iff a proxy is a domain
+  std::shared_ptr<net::Resolver> resolver;  // required iff a proxy is a domain
   // resolve_strategy, no_ipv4/6, tcp_connect, happy_eyeballs, tcp_misc_opts,
   // tcp_keepalive, bind_ipv4/6, bind_interface; and divert's delay_handshake_ack, on here
   // (the header is written as soon as the connect completes, so the
@@ -120,18 +120,18 @@ struct ConnectorConfig {
     o.delay_handshake_ack = true;
     return o;
   }();
-  SpeedLimitConfig tcp_sock_speed_limit;                  // applied by relay(); off by default
+  SpeedLimitConfig tcp_sock_speed_limit;  // applied by relay(); off by default
   std::map<std::string, std::string> extra_metrics_tags;
-  Logger shared_logger;                                   // silent by default
-  std::string name = "divert";                            // the metrics' escaper tag
+  Logger shared_logger;         // silent by default
+  std::string name = "divert";  // the metrics' escaper tag
   // ---- divert's own keys
-  std::size_t proxy_failover = 1;               // more next proxies tried after a failure
-  std::uint32_t eject_after_failures = 3;       // consecutive failures before ejection (0: never)
+  std::size_t proxy_failover = 1;          // more next proxies tried after a failure
+  std::uint32_t eject_after_failures = 3;  // consecutive failures before ejection (0: never)
   std::chrono::milliseconds eject_duration{10'000};
   std::chrono::milliseconds tls_handshake_timeout{10'000};
-  bool tls_verify_peer = true;                  // https forward: verify chain and name/IP
-  std::size_t max_header_size = 4096;           // bytes; the encoder refuses larger headers
-  bool header_crc32c = false;                   // append a CRC32C TLV to every header
+  bool tls_verify_peer = true;         // https forward: verify chain and name/IP
+  std::size_t max_header_size = 4096;  // bytes; the encoder refuses larger headers
+  bool header_crc32c = false;          // append a CRC32C TLV to every header
   // Ask each next proxy for the upstream status reply (TLV 0xE7; see
   // "Upstream status reply" above). Only for next proxies that speak it.
   bool next_proxy_status_reply = false;
@@ -451,7 +451,9 @@ class DIVERT_EXPORT DivertTcpConnector::Builder {
   Builder& set(std::string_view key, const std::string& value) {
     return set(key, std::string_view(value));
   }
-  Builder& set(std::string_view key, const char* value) { return set(key, std::string_view(value)); }
+  Builder& set(std::string_view key, const char* value) {
+    return set(key, std::string_view(value));
+  }
   Builder& set(std::string_view key, const ConfigValue& value);
 
   // Validates as g3proxy's divert_tcp does, plus divert's own checks, and

@@ -45,13 +45,13 @@ enum class errc {
   // The next proxy's upstream status reply (TLV 0xE7, design.md "Upstream
   // status reply"): what the next proxy said about the upstream, and a reply
   // that was not one.
-  upstream_refused,             // status 1: the upstream refused the connection
-  upstream_timed_out,           // status 2: connecting to the upstream timed out
-  upstream_unreachable,         // status 3: network or host unreachable
-  upstream_resolve_failed,      // status 4: the upstream's name did not resolve
-  upstream_denied,              // status 5: the next proxy's destination policy denied it
-  upstream_failed_other,        // status 255 or any status this version does not know
-  bad_status_reply,             // no 8-byte DVT1 reply (wrong magic, early close)
+  upstream_refused,         // status 1: the upstream refused the connection
+  upstream_timed_out,       // status 2: connecting to the upstream timed out
+  upstream_unreachable,     // status 3: network or host unreachable
+  upstream_resolve_failed,  // status 4: the upstream's name did not resolve
+  upstream_denied,          // status 5: the next proxy's destination policy denied it
+  upstream_failed_other,    // status 255 or any status this version does not know
+  bad_status_reply,         // no 8-byte DVT1 reply (wrong magic, early close)
 };
 
 // What went wrong, by hop, for hosts that answer their own client (a SOCKS

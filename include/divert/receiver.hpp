@@ -40,8 +40,6 @@
 #pragma once
 
 #include <array>
-#include "divert/asio/co_spawn.hpp"
-#include "divert/asio/ip/tcp.hpp"
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -52,6 +50,8 @@
 #include <string_view>
 #include <system_error>
 #include <vector>
+#include "divert/asio/co_spawn.hpp"
+#include "divert/asio/ip/tcp.hpp"
 
 #include "divert/asio.hpp"
 #include "divert/detail/spawn_for_handler.hpp"

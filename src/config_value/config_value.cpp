@@ -37,7 +37,8 @@ class FlowParser {
   ConfigValue parse_all() {
     ConfigValue v = parse_value(0);
     skip_ws();
-    if (pos_ != text_.size()) fail("unexpected '" + std::string(1, text_[pos_]) + "' after the value");
+    if (pos_ != text_.size())
+      fail("unexpected '" + std::string(1, text_[pos_]) + "' after the value");
     return v;
   }
 
@@ -230,7 +231,8 @@ std::string normalize_key(std::string_view key) {
 }
 
 const std::string& expect_scalar(std::string_view key, const ConfigValue& v) {
-  if (!v.is_scalar()) throw config_error(std::string(key), v.to_string(), "expected a single value");
+  if (!v.is_scalar())
+    throw config_error(std::string(key), v.to_string(), "expected a single value");
   return v.scalar();
 }
 
@@ -329,13 +331,20 @@ std::uint64_t parse_size(std::string_view key, std::string_view text) {
   if (u.size() > 1 && (u.back() == 'B' || u.back() == 'b')) u.pop_back();
   if (u == "B" || u == "b") u.clear();
   double mult;
-  if (u.empty()) mult = 1;
-  else if (u == "K" || u == "k") mult = 1e3;
-  else if (u == "M" || u == "m") mult = 1e6;
-  else if (u == "G" || u == "g") mult = 1e9;
-  else if (u == "Ki" || u == "KI" || u == "ki") mult = 1024.0;
-  else if (u == "Mi" || u == "MI" || u == "mi") mult = 1024.0 * 1024;
-  else if (u == "Gi" || u == "GI" || u == "gi") mult = 1024.0 * 1024 * 1024;
+  if (u.empty())
+    mult = 1;
+  else if (u == "K" || u == "k")
+    mult = 1e3;
+  else if (u == "M" || u == "m")
+    mult = 1e6;
+  else if (u == "G" || u == "g")
+    mult = 1e9;
+  else if (u == "Ki" || u == "KI" || u == "ki")
+    mult = 1024.0;
+  else if (u == "Mi" || u == "MI" || u == "mi")
+    mult = 1024.0 * 1024;
+  else if (u == "Gi" || u == "GI" || u == "gi")
+    mult = 1024.0 * 1024 * 1024;
   else
     throw config_error(std::string(key), std::string(text),
                        "unknown size unit '" + std::string(unit) + "' (use K, M, G, Ki, Mi, Gi)");

@@ -11,7 +11,6 @@ namespace divert {
 
 namespace {
 
-
 std::string join(std::string_view a, std::string_view b) {
   return std::string(a) + "." + std::string(b);
 }
@@ -73,7 +72,8 @@ WeightedUpstreamAddr parse_weighted(std::string_view key, const ConfigValue& v) 
 net::ResolveStrategy::Query parse_query(std::string_view key, const std::string& text) {
   std::string n;
   for (char c : text)
-    if (c != '_' && c != '-') n.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (c != '_' && c != '-')
+      n.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   using Q = net::ResolveStrategy::Query;
   if (n == "ipv4first") return Q::Ipv4First;
   if (n == "ipv6first") return Q::Ipv6First;
@@ -112,8 +112,8 @@ Logger parse_logger(std::string_view key, const std::string& text) {
   if (colon != std::string::npos) {
     std::string l = n.substr(colon + 1);
     bool found = false;
-    for (auto lv : {LogLevel::trace, LogLevel::debug, LogLevel::info, LogLevel::warn,
-                    LogLevel::error}) {
+    for (auto lv :
+         {LogLevel::trace, LogLevel::debug, LogLevel::info, LogLevel::warn, LogLevel::error}) {
       if (l == to_string(lv)) {
         level = lv;
         found = true;
@@ -123,19 +123,23 @@ Logger parse_logger(std::string_view key, const std::string& text) {
       throw config_error(std::string(key), text, "unknown level (trace, debug, info, warn, error)");
   }
   if (sink != "stderr")
-    throw config_error(std::string(key), text,
-                       "unknown logger (off, stderr, stderr:LEVEL; pass others with .shared_logger())");
+    throw config_error(
+        std::string(key), text,
+        "unknown logger (off, stderr, stderr:LEVEL; pass others with .shared_logger())");
   return stderr_logger(level);
 }
 
 }  // namespace
 
-DivertTcpConnector::Builder DivertTcpConnector::builder() { return Builder{}; }
+DivertTcpConnector::Builder DivertTcpConnector::builder() {
+  return Builder{};
+}
 
 using B = DivertTcpConnector::Builder;
 
 B& B::proxy_addr(std::string_view addr) {
-  cfg_.proxy_addr = {WeightedUpstreamAddr(UpstreamAddr::parse(addr, kDefaultProxyPort, "proxy_addr"), 1.0)};
+  cfg_.proxy_addr = {
+      WeightedUpstreamAddr(UpstreamAddr::parse(addr, kDefaultProxyPort, "proxy_addr"), 1.0)};
   return *this;
 }
 B& B::proxy_addr(std::vector<WeightedUpstreamAddr> addrs) {
@@ -273,8 +277,10 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
     cfg_.proxy_addr_pick_policy = parse_pick_policy(scalar(), key);
   } else if (key == "resolver") {
     std::string name = normalize_key(scalar());
-    if (auto it = resolvers_.find(name); it != resolvers_.end()) cfg_.resolver = it->second;
-    else if (name == "system") cfg_.resolver = net::system_resolver();
+    if (auto it = resolvers_.find(name); it != resolvers_.end())
+      cfg_.resolver = it->second;
+    else if (name == "system")
+      cfg_.resolver = net::system_resolver();
     else
       throw config_error(key, scalar(),
                          "unknown resolver (\"system\", or a name given to register_resolver())");
@@ -283,9 +289,12 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
       c.resolve_strategy.query = parse_query(key, v.scalar());
     } else {
       for_each_field(key, v, [&](const std::string& f, const ConfigValue& fv) {
-        if (f == "query") c.resolve_strategy.query = parse_query(join(key, f), expect_scalar(join(key, f), fv));
-        else if (f == "pick") c.resolve_strategy.pick = parse_pick(join(key, f), expect_scalar(join(key, f), fv));
-        else unknown_field(key, f, fv, "query, pick");
+        if (f == "query")
+          c.resolve_strategy.query = parse_query(join(key, f), expect_scalar(join(key, f), fv));
+        else if (f == "pick")
+          c.resolve_strategy.pick = parse_pick(join(key, f), expect_scalar(join(key, f), fv));
+        else
+          unknown_field(key, f, fv, "query, pick");
       });
     }
   } else if (key == "tcp_sock_speed_limit" || key == "tcp_conn_speed_limit" ||
@@ -317,9 +326,12 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
   } else if (key == "tcp_connect") {
     for_each_field(key, v, [&](const std::string& f, const ConfigValue& fv) {
       auto k = join(key, f);
-      if (f == "max_retry") c.tcp_connect.max_retry = parse_u32(k, fv, 0, 1000);
-      else if (f == "each_timeout") c.tcp_connect.each_timeout = parse_duration(k, expect_scalar(k, fv));
-      else unknown_field(key, f, fv, "max_retry, each_timeout");
+      if (f == "max_retry")
+        c.tcp_connect.max_retry = parse_u32(k, fv, 0, 1000);
+      else if (f == "each_timeout")
+        c.tcp_connect.each_timeout = parse_duration(k, expect_scalar(k, fv));
+      else
+        unknown_field(key, f, fv, "max_retry, each_timeout");
     });
   } else if (key == "happy_eyeballs") {
     auto& h = c.happy_eyeballs;
@@ -342,15 +354,20 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
     auto& o = c.tcp_misc_opts;
     for_each_field(key, v, [&](const std::string& f, const ConfigValue& fv) {
       auto k = join(key, f);
-      if (f == "no_delay") o.no_delay = parse_bool(k, expect_scalar(k, fv));
-      else if (f == "max_segment_size" || f == "mss") o.max_segment_size = parse_u32(k, fv, 1, 65535);
-      else if (f == "time_to_live" || f == "ttl") o.time_to_live = parse_u32(k, fv, 1, 255);
-      else if (f == "hop_limit") o.hop_limit = parse_u32(k, fv, 1, 255);
+      if (f == "no_delay")
+        o.no_delay = parse_bool(k, expect_scalar(k, fv));
+      else if (f == "max_segment_size" || f == "mss")
+        o.max_segment_size = parse_u32(k, fv, 1, 65535);
+      else if (f == "time_to_live" || f == "ttl")
+        o.time_to_live = parse_u32(k, fv, 1, 255);
+      else if (f == "hop_limit")
+        o.hop_limit = parse_u32(k, fv, 1, 255);
       else if (f == "type_of_service" || f == "tos")
         o.type_of_service = static_cast<std::uint8_t>(parse_u32(k, fv, 0, 255));
       else if (f == "traffic_class")
         o.traffic_class = static_cast<std::uint8_t>(parse_u32(k, fv, 0, 255));
-      else if (f == "congestion_control") o.congestion_control = expect_scalar(k, fv);
+      else if (f == "congestion_control")
+        o.congestion_control = expect_scalar(k, fv);
       else if (f == "netfilter_mark" || f == "mark")
         o.netfilter_mark = parse_u32(k, fv, 0, 0xFFFFFFFFLL);
       else
@@ -363,7 +380,8 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
     if (v.is_scalar()) {
       // A bare bool sets enable; a bare duration sets idle_time and enables.
       std::string n = normalize_key(v.scalar());
-      bool is_bool = n == "true" || n == "false" || n == "yes" || n == "no" || n == "on" || n == "off";
+      bool is_bool =
+          n == "true" || n == "false" || n == "yes" || n == "no" || n == "on" || n == "off";
       if (is_bool) {
         k.enable = parse_bool(key, v.scalar());
       } else {
@@ -373,11 +391,16 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
     } else {
       for_each_field(key, v, [&](const std::string& f, const ConfigValue& fv) {
         auto kk = join(key, f);
-        if (f == "enable") k.enable = parse_bool(kk, expect_scalar(kk, fv));
-        else if (f == "idle_time") k.idle_time = parse_duration(kk, expect_scalar(kk, fv));
-        else if (f == "probe_interval") k.probe_interval = parse_duration(kk, expect_scalar(kk, fv));
-        else if (f == "probe_count") k.probe_count = parse_u32(kk, fv, 1, 1000);
-        else unknown_field(key, f, fv, "enable, idle_time, probe_interval, probe_count");
+        if (f == "enable")
+          k.enable = parse_bool(kk, expect_scalar(kk, fv));
+        else if (f == "idle_time")
+          k.idle_time = parse_duration(kk, expect_scalar(kk, fv));
+        else if (f == "probe_interval")
+          k.probe_interval = parse_duration(kk, expect_scalar(kk, fv));
+        else if (f == "probe_count")
+          k.probe_count = parse_u32(kk, fv, 1, 1000);
+        else
+          unknown_field(key, f, fv, "enable, idle_time, probe_interval, probe_count");
       });
     }
   } else if (key == "bind_ipv4") {
@@ -388,7 +411,10 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
     c.bind_interface = parse_interface(key, scalar());
   } else if (key == "extra_metrics_tags") {
     std::map<std::string, std::string> tags;
-    for (auto& [name, value] : (v.is_map() ? v.map() : throw config_error(key, v.to_string(), "expected a map {tag: value, ...}"))) {
+    for (auto& [name, value] :
+         (v.is_map()
+              ? v.map()
+              : throw config_error(key, v.to_string(), "expected a map {tag: value, ...}"))) {
       auto k = join(key, name);
       const auto& text = expect_scalar(k, value);
       validate_metric_tag(k, name);
@@ -449,14 +475,16 @@ void validate_connector_config(const ConnectorConfig& cfg) {
   for (auto& w : cfg.proxy_addr) {
     const auto& a = w.addr;
     if (a.is_domain() && !cfg.resolver)
-      throw config_error("resolver", "", "required because proxy_addr '" + a.to_string() +
-                                             "' is a domain name");
+      throw config_error("resolver", "",
+                         "required because proxy_addr '" + a.to_string() + "' is a domain name");
     if (a.is_ip() && a.ip().is_v4() && !cfg.connect.family_allowed(net::AddressFamily::ipv4))
-      throw config_error("proxy_addr", a.to_string(),
-                         "is an IPv4 address but IPv4 is disabled (no_ipv4 or resolve_strategy Ipv6Only)");
+      throw config_error(
+          "proxy_addr", a.to_string(),
+          "is an IPv4 address but IPv4 is disabled (no_ipv4 or resolve_strategy Ipv6Only)");
     if (a.is_ip() && a.ip().is_v6() && !cfg.connect.family_allowed(net::AddressFamily::ipv6))
-      throw config_error("proxy_addr", a.to_string(),
-                         "is an IPv6 address but IPv6 is disabled (no_ipv6 or resolve_strategy Ipv4Only)");
+      throw config_error(
+          "proxy_addr", a.to_string(),
+          "is an IPv6 address but IPv6 is disabled (no_ipv6 or resolve_strategy Ipv4Only)");
   }
   cfg.tcp_sock_speed_limit.validate();
   for (auto& [k, v] : cfg.extra_metrics_tags) {
@@ -470,7 +498,8 @@ void validate_connector_config(const ConnectorConfig& cfg) {
     throw config_error("eject_duration", std::to_string(cfg.eject_duration.count()) + "ms",
                        "must be positive when ejection is on");
   if (cfg.tls_handshake_timeout.count() <= 0)
-    throw config_error("tls_handshake_timeout", std::to_string(cfg.tls_handshake_timeout.count()) + "ms",
+    throw config_error("tls_handshake_timeout",
+                       std::to_string(cfg.tls_handshake_timeout.count()) + "ms",
                        "must be positive");
 }
 

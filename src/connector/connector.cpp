@@ -5,14 +5,13 @@
 #include <fmt/format.h>
 #include <algorithm>
 #include <cerrno>
-#include "divert/asio/co_spawn.hpp"
 #include "divert/asio/as_tuple.hpp"
+#include "divert/asio/co_spawn.hpp"
 #include "divert/asio/experimental/awaitable_operators.hpp"
 #include "divert/asio/redirect_error.hpp"
 #include "divert/asio/steady_timer.hpp"
 #include "divert/asio/use_awaitable.hpp"
 #include "divert/asio/write.hpp"
-#include <fmt/format.h>
 
 #include "connector/core.hpp"
 #include "divert/connector.hpp"
@@ -67,8 +66,7 @@ struct DivertTcpConnector::State {
 #if defined(DIVERT_WITH_TLS)
   // https_forward's body; as connect().
   asio::awaitable<TlsStream> https(std::shared_ptr<State> self, Task task, std::string tls_name,
-                                   asio::ssl::context& ctx, error_code& ec,
-                                   ConnectReport& report);
+                                   asio::ssl::context& ctx, error_code& ec, ConnectReport& report);
 #endif
   // The host's view of a report.
   DivertInfo info(const ConnectReport& report, const tcp::socket& s) const {
@@ -86,8 +84,7 @@ namespace {
 // EAGAIN is not an error (the caller writes the rest asynchronously).
 error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs) {
   iovec iov[2];
-  for (std::size_t k = 0; k < 2; ++k)
-    iov[k] = {const_cast<void*>(bufs[k].data()), bufs[k].size()};
+  for (std::size_t k = 0; k < 2; ++k) iov[k] = {const_cast<void*>(bufs[k].data()), bufs[k].size()};
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = 2;
@@ -428,8 +425,12 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
 
 #endif
 
-const ConnectorConfig& DivertTcpConnector::config() const noexcept { return s_->cfg; }
-Metrics& DivertTcpConnector::metrics() const noexcept { return s_->metrics; }
+const ConnectorConfig& DivertTcpConnector::config() const noexcept {
+  return s_->cfg;
+}
+Metrics& DivertTcpConnector::metrics() const noexcept {
+  return s_->metrics;
+}
 std::uint64_t DivertTcpConnector::ejections() const noexcept {
   return s_->health.ejections();
 }

@@ -45,7 +45,6 @@
 // ProxyHealth is shared by every connect of a connector: lock-free atomics.
 #pragma once
 
-#include "divert/asio/ip/address.hpp"
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -56,6 +55,7 @@
 #include <string>
 #include <system_error>
 #include <vector>
+#include "divert/asio/ip/address.hpp"
 
 #include "divert/connector.hpp"
 #include "divert/export.hpp"

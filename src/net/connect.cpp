@@ -444,9 +444,8 @@ asio::awaitable<ConnectResult> connect_with_retry(tcp::endpoint endpoint, Connec
     }
   }
   for (;; ++t) {
-    ConnectResult r =
-        co_await async_race(std::string(), address, endpoint.port(), options, nullptr,
-                            asio::use_awaitable);
+    ConnectResult r = co_await async_race(std::string(), address, endpoint.port(), options, nullptr,
+                                          asio::use_awaitable);
     if (final_try(r, t, tries)) co_return r;
     if (cs.cancelled() != asio::cancellation_type::none) {
       r.error = asio::error::operation_aborted;

@@ -93,7 +93,8 @@ class SystemResolver final : public Resolver {
  public:
   void async_resolve(const std::string& host, AddressFamily family,
                      const asio::any_io_executor& executor, Handler handler) override {
-    auto& threads = asio::use_service<LookupThreads>(asio::query(executor, asio::execution::context));
+    auto& threads =
+        asio::use_service<LookupThreads>(asio::query(executor, asio::execution::context));
     auto work = asio::prefer(executor, asio::execution::outstanding_work.tracked);
     threads.submit([host, family, work, h = std::move(handler)]() mutable {
       asio::io_context blocking_io(1);  // the synchronous resolve needs one; never run
@@ -109,9 +110,8 @@ class SystemResolver final : public Resolver {
           if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
         }
       }
-      asio::post(work, [h = std::move(h), ec, out = std::move(out)]() mutable {
-        h(ec, std::move(out));
-      });
+      asio::post(work,
+                 [h = std::move(h), ec, out = std::move(out)]() mutable { h(ec, std::move(out)); });
     });
   }
 };

@@ -47,16 +47,16 @@ std::optional<std::error_code> HeaderReader::commit(std::size_t n, const std::er
 
 asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket,
                                                    ReceivedHeader& out, ReadHeaderOptions opts) {
-  auto [ec, got] = co_await async_read_proxy_header(
-      socket, opts, divert::detail::as_tuple(asio::use_awaitable));
+  auto [ec, got] =
+      co_await async_read_proxy_header(socket, opts, divert::detail::as_tuple(asio::use_awaitable));
   out = std::move(got);
   co_return ec;
 }
 
 asio::awaitable<ReceivedHeader> read_proxy_header(asio::ip::tcp::socket& socket,
                                                   ReadHeaderOptions opts) {
-  auto [ec, got] = co_await async_read_proxy_header(
-      socket, opts, divert::detail::as_tuple(asio::use_awaitable));
+  auto [ec, got] =
+      co_await async_read_proxy_header(socket, opts, divert::detail::as_tuple(asio::use_awaitable));
   if (ec) throw std::system_error(ec, "read_proxy_header");
   co_return std::move(got);
 }

@@ -34,19 +34,27 @@ TEST_CASE("build() error table: each row names the key and the value") {
        "proxy_addr = \"[2001:db8::1]:3128\": is an IPv6 address but IPv6 is disabled"},
       {"IPv4 proxy with Ipv6Only",
        [](auto& b) {
-         b.proxy_addr("10.0.0.1").resolve_strategy({.query = net::ResolveStrategy::Query::Ipv6Only});
+         b.proxy_addr("10.0.0.1")
+             .resolve_strategy({.query = net::ResolveStrategy::Query::Ipv6Only});
        },
        "is an IPv4 address but IPv4 is disabled"},
       {"strategy contradicts no_ipv4",
        [](auto& b) {
-         b.proxy_addr("[::1]").no_ipv4(true).resolve_strategy({.query = net::ResolveStrategy::Query::Ipv4Only});
+         b.proxy_addr("[::1]").no_ipv4(true).resolve_strategy(
+             {.query = net::ResolveStrategy::Query::Ipv4Only});
        },
        "resolve_strategy"},
       {"speed limit shift above 12",
-       [](auto& b) { b.proxy_addr("10.0.0.1").tcp_sock_speed_limit({.shift_millis = 13, .upload = 1, .download = 1}); },
+       [](auto& b) {
+         b.proxy_addr("10.0.0.1")
+             .tcp_sock_speed_limit({.shift_millis = 13, .upload = 1, .download = 1});
+       },
        "tcp_sock_speed_limit.shift_millis"},
       {"speed limit zero",
-       [](auto& b) { b.proxy_addr("10.0.0.1").tcp_sock_speed_limit({.shift_millis = 10, .upload = 0, .download = 1}); },
+       [](auto& b) {
+         b.proxy_addr("10.0.0.1")
+             .tcp_sock_speed_limit({.shift_millis = 10, .upload = 0, .download = 1});
+       },
        "tcp_sock_speed_limit.upload"},
       {"unknown key", [](auto& b) { b.set("proxy_adr", "10.0.0.1"); },
        "proxy_adr = \"10.0.0.1\": unknown key"},
@@ -58,7 +66,8 @@ TEST_CASE("build() error table: each row names the key and the value") {
        "proxy_addr_pick_policy = \"fastest\""},
       {"bad duration", [](auto& b) { b.set("tcp_connect.each_timeout", "soon"); },
        "tcp_connect.each_timeout = \"soon\": not a duration"},
-      {"bad bool", [](auto& b) { b.set("no_ipv4", "maybe"); }, "no_ipv4 = \"maybe\": not a boolean"},
+      {"bad bool", [](auto& b) { b.set("no_ipv4", "maybe"); },
+       "no_ipv4 = \"maybe\": not a boolean"},
       {"bad bind family", [](auto& b) { b.set("bind_ipv4", "::1"); },
        "bind_ipv4 = \"::1\": not an IPv4 address"},
       {"v4-mapped bind6", [](auto& b) { b.set("bind_ipv6", "::ffff:10.0.0.1"); },
@@ -107,7 +116,8 @@ TEST_CASE("build() error table: each row names the key and the value") {
 
 TEST_CASE("string keys map onto the typed configuration") {
   auto b = DivertTcpConnector::builder();
-  b.set("proxy_addr", "[10.0.0.1, {addr: \"[2001:db8::7]:8080\", weight: 2.5}, {address: np.test, weight: 1}]")
+  b.set("proxy_addr",
+        "[10.0.0.1, {addr: \"[2001:db8::7]:8080\", weight: 2.5}, {address: np.test, weight: 1}]")
       .set("Proxy-Addr-Pick-Policy", "RR")
       .set("resolver", "system")
       .set("resolve_strategy", "{query: ipv6_first, pick: serial}")

@@ -45,7 +45,8 @@ struct Received {
 
 std::string ep_text(const ppv2::Endpoint& e) {
   auto ip = e.ip_string();
-  return (e.kind == ppv2::Endpoint::Kind::ipv6 ? "[" + ip + "]" : ip) + ":" + std::to_string(e.port);
+  return (e.kind == ppv2::Endpoint::Kind::ipv6 ? "[" + ip + "]" : ip) + ":" +
+         std::to_string(e.port);
 }
 
 // Accepts one connection, reads the header and `payload_len` bytes after it.
@@ -108,18 +109,24 @@ TEST_CASE("tcp_connect sends one header with E0 and E3 (and E2 only with a user)
   tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   auto connector = connector_to(acc);
   std::vector<Received> got;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    for (int i = 0; i < 3; ++i) got.push_back(co_await receive_one(acc, 5));
-  }, asio::detached);
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    for (int i = 0; i < 3; ++i) {
-      auto t = make_task(i == 2 ? "[2001:DB8::1]:443" : "Example.COM:443",
-                         i == 1 ? std::optional<std::string>("alice") : std::nullopt);
-      t.initial_data = "hello";
-      auto s = co_await connector.tcp_connect(t);
-      CHECK(s.is_open());
-    }
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 3; ++i) got.push_back(co_await receive_one(acc, 5));
+      },
+      asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 3; ++i) {
+          auto t = make_task(i == 2 ? "[2001:DB8::1]:443" : "Example.COM:443",
+                             i == 1 ? std::optional<std::string>("alice") : std::nullopt);
+          t.initial_data = "hello";
+          auto s = co_await connector.tcp_connect(t);
+          CHECK(s.is_open());
+        }
+      },
+      asio::detached);
   io.run_for(10s);
   REQUIRE(got.size() == 3);
   CHECK(got[0].src == "127.0.0.9:40000");
@@ -143,7 +150,8 @@ TEST_CASE("tcp_connect sends one header with E0 and E3 (and E2 only with a user)
 // header, so the connector's socket has sent two segments (SYN, header), not
 // three; the next proxy's accept returns with the header readable; and the
 // stream handed back is out of delayed-ACK mode (TCP_QUICKACK reads 1).
-TEST_CASE("tcp_connect: the header carries the handshake's last ACK; the stream ACKs as usual after") {
+TEST_CASE(
+    "tcp_connect: the header carries the handshake's last ACK; the stream ACKs as usual after") {
   for (bool delay : {true, false}) {
     CAPTURE(delay);
     asio::io_context io;
@@ -152,13 +160,17 @@ TEST_CASE("tcp_connect: the header carries the handshake's last ACK; the stream 
                          .proxy_addr("127.0.0.1:" + std::to_string(acc.local_endpoint().port()))
                          .delay_handshake_ack(delay)
                          .build();
-    if (delay) REQUIRE(DivertTcpConnector::builder().config().connect.delay_handshake_ack);  // default
+    if (delay)
+      REQUIRE(DivertTcpConnector::builder().config().connect.delay_handshake_ack);  // default
     std::optional<tcp::socket> stream;
     const auto t0 = std::chrono::steady_clock::now();
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      auto t = make_task("example.com:443");
-      stream.emplace(co_await connector.tcp_connect(t));
-    }, asio::detached);
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          auto t = make_task("example.com:443");
+          stream.emplace(co_await connector.tcp_connect(t));
+        },
+        asio::detached);
     io.run_for(10s);
     REQUIRE(stream);
     const auto elapsed = std::chrono::steady_clock::now() - t0;
@@ -168,8 +180,9 @@ TEST_CASE("tcp_connect: the header carries the handshake's last ACK; the stream 
     if (elapsed < 150ms)
       CHECK(segs == (delay ? 2 : 3));
     else
-      WARN("tcp_connect took " << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
-                               << " ms: segment count skipped");
+      WARN("tcp_connect took "
+           << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
+           << " ms: segment count skipped");
     int quickack = -1;
     socklen_t len = sizeof quickack;
     REQUIRE(::getsockopt(stream->native_handle(), IPPROTO_TCP, TCP_QUICKACK, &quickack, &len) == 0);
@@ -184,25 +197,30 @@ TEST_CASE("tcp_connect: the header carries the handshake's last ACK; the stream 
   }
 }
 
-TEST_CASE("tcp_connect: initial data larger than the socket buffers arrives whole after the header") {
+TEST_CASE(
+    "tcp_connect: initial data larger than the socket buffers arrives whole after the header") {
   // The header write goes out in one sendmsg() when it fits; here the first
   // sendmsg() takes only part of 8 MiB and the rest is written asynchronously.
   asio::io_context io;
   tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   auto connector = connector_to(acc);
   std::string big(8 << 20, '\0');
-  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7 + i / 4093) % 26);
+  for (std::size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<char>('a' + (i * 7 + i / 4093) % 26);
   std::optional<Received> got;
   bool connected = false;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    got = co_await receive_one(acc, big.size());
-  }, asio::detached);
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    auto t = make_task("example.com:443");
-    t.initial_data = big;
-    auto s = co_await connector.tcp_connect(t);
-    connected = s.is_open();
-  }, asio::detached);
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { got = co_await receive_one(acc, big.size()); },
+      asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        auto t = make_task("example.com:443");
+        t.initial_data = big;
+        auto s = co_await connector.tcp_connect(t);
+        connected = s.is_open();
+      },
+      asio::detached);
   io.run_for(20s);
   CHECK(connected);
   REQUIRE(got);
@@ -216,14 +234,15 @@ TEST_CASE("failover: one of three next proxies down, every request succeeds, eje
   tcp::acceptor a1(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   tcp::acceptor a2(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   auto dead = test::free_port();
-  auto connector = DivertTcpConnector::builder()
-                       .proxy_addr({{"127.0.0.1:" + std::to_string(a1.local_endpoint().port()), 1.0},
-                                    {"127.0.0.1:" + std::to_string(dead), 1.0},
-                                    {"127.0.0.1:" + std::to_string(a2.local_endpoint().port()), 1.0}})
-                       .proxy_addr_pick_policy(PickPolicy::round_robin)
-                       .tcp_connect({.max_retry = 0, .each_timeout = 2s})
-                       .passive_ejection(3, 60s)
-                       .build();
+  auto connector =
+      DivertTcpConnector::builder()
+          .proxy_addr({{"127.0.0.1:" + std::to_string(a1.local_endpoint().port()), 1.0},
+                       {"127.0.0.1:" + std::to_string(dead), 1.0},
+                       {"127.0.0.1:" + std::to_string(a2.local_endpoint().port()), 1.0}})
+          .proxy_addr_pick_policy(PickPolicy::round_robin)
+          .tcp_connect({.max_retry = 0, .each_timeout = 2s})
+          .passive_ejection(3, 60s)
+          .build();
   int accepted = 0;
   auto acceptor_loop = [&](tcp::acceptor& a) -> asio::awaitable<void> {
     for (;;) {
@@ -235,15 +254,21 @@ TEST_CASE("failover: one of three next proxies down, every request succeeds, eje
   asio::co_spawn(io, acceptor_loop(a1), asio::detached);
   asio::co_spawn(io, acceptor_loop(a2), asio::detached);
   int ok = 0, failed = 0;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    for (int i = 0; i < 300; ++i) {
-      divert::error_code ec;
-      auto s = co_await connector.tcp_connect(make_task("origin.test:80"), ec);
-      if (ec) ++failed; else ++ok;
-    }
-    a1.close();
-    a2.close();
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 300; ++i) {
+          divert::error_code ec;
+          auto s = co_await connector.tcp_connect(make_task("origin.test:80"), ec);
+          if (ec)
+            ++failed;
+          else
+            ++ok;
+        }
+        a1.close();
+        a2.close();
+      },
+      asio::detached);
   io.run_for(60s);
   CHECK(ok == 300);
   CHECK(failed == 0);
@@ -306,7 +331,8 @@ TEST_CASE("cancellation mid-connect closes every socket") {
   auto resolver = std::make_shared<net::StubResolver>();
   resolver->delay(net::AddressFamily::ipv4, 60s).delay(net::AddressFamily::ipv6, 60s);
   resolver->add("slow.test", {asio::ip::make_address("127.0.0.1")});
-  auto connector = DivertTcpConnector::builder().proxy_addr("slow.test:3128").resolver(resolver).build();
+  auto connector =
+      DivertTcpConnector::builder().proxy_addr("slow.test:3128").resolver(resolver).build();
   auto before = test::open_fd_count();
   run_coro([&]() -> asio::awaitable<void> {
     using namespace asio::experimental::awaitable_operators;
@@ -328,14 +354,18 @@ TEST_CASE("HAProxy (accept-proxy) as the next hop accepts every header the conne
   asio::io_context io;
   tcp::acceptor backend(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   auto be = backend.local_endpoint().port();
-  auto cfg = dir.write("h.cfg",
-                       "global\n  log stdout format raw local0\n"
-                       "defaults\n  mode tcp\n  log global\n  timeout connect 2s\n  timeout client 5s\n"
-                       "  timeout server 5s\n"
-                       "frontend fe\n  bind 127.0.0.1:" + std::to_string(fe) + " accept-proxy\n"
-                       "  log-format \"src=%[src]:%[src_port] dst=%[dst]:%[dst_port] err=%[fc_err_str]\"\n"
-                       "  default_backend be\n"
-                       "backend be\n  server s 127.0.0.1:" + std::to_string(be) + "\n");
+  auto cfg = dir.write(
+      "h.cfg",
+      "global\n  log stdout format raw local0\n"
+      "defaults\n  mode tcp\n  log global\n  timeout connect 2s\n  timeout client 5s\n"
+      "  timeout server 5s\n"
+      "frontend fe\n  bind 127.0.0.1:" +
+          std::to_string(fe) +
+          " accept-proxy\n"
+          "  log-format \"src=%[src]:%[src_port] dst=%[dst]:%[dst_port] err=%[fc_err_str]\"\n"
+          "  default_backend be\n"
+          "backend be\n  server s 127.0.0.1:" +
+          std::to_string(be) + "\n");
   test::Process hp({*haproxy, "-db", "-f", cfg.string()}, dir / "out", dir / "err");
   REQUIRE(test::wait_for_port("127.0.0.1", fe));
   auto connector = DivertTcpConnector::builder()
@@ -343,33 +373,41 @@ TEST_CASE("HAProxy (accept-proxy) as the next hop accepts every header the conne
                        .header_crc32c(true)
                        .build();
   std::vector<std::string> payloads;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    for (int i = 0; i < 4; ++i) {
-      auto s = co_await backend.async_accept(asio::use_awaitable);
-      std::string buf(64, '\0');
-      auto [ec, n] = co_await asio::async_read(s, asio::buffer(buf), asio::transfer_at_least(4), tuple_awaitable);
-      payloads.push_back(buf.substr(0, n));
-    }
-  }, asio::detached);
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    std::vector<Task> tasks;
-    tasks.push_back(make_task("example.com:443"));
-    tasks.push_back(make_task("[2001:db8::1]:443", "alice"));
-    auto v6 = make_task("example.com:80", std::string(1500, 'u'));  // a 1500-byte 0xE2
-    v6.client = tcp::endpoint(asio::ip::make_address("2001:db8::5"), 5555);
-    v6.server = tcp::endpoint(asio::ip::make_address("::1"), 8080);
-    tasks.push_back(v6);
-    auto mixed = make_task("example.com:80");
-    mixed.client = tcp::endpoint(asio::ip::make_address("2001:db8::6"), 6666);  // server stays IPv4
-    tasks.push_back(mixed);
-    for (auto& t : tasks) {
-      t.initial_data = "PING";
-      INFO(t.upstream.to_string());
-      auto s = co_await connector.tcp_connect(t);
-      asio::steady_timer wait(s.get_executor(), 200ms);
-      co_await wait.async_wait(asio::use_awaitable);
-    }
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 4; ++i) {
+          auto s = co_await backend.async_accept(asio::use_awaitable);
+          std::string buf(64, '\0');
+          auto [ec, n] = co_await asio::async_read(s, asio::buffer(buf), asio::transfer_at_least(4),
+                                                   tuple_awaitable);
+          payloads.push_back(buf.substr(0, n));
+        }
+      },
+      asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        std::vector<Task> tasks;
+        tasks.push_back(make_task("example.com:443"));
+        tasks.push_back(make_task("[2001:db8::1]:443", "alice"));
+        auto v6 = make_task("example.com:80", std::string(1500, 'u'));  // a 1500-byte 0xE2
+        v6.client = tcp::endpoint(asio::ip::make_address("2001:db8::5"), 5555);
+        v6.server = tcp::endpoint(asio::ip::make_address("::1"), 8080);
+        tasks.push_back(v6);
+        auto mixed = make_task("example.com:80");
+        mixed.client =
+            tcp::endpoint(asio::ip::make_address("2001:db8::6"), 6666);  // server stays IPv4
+        tasks.push_back(mixed);
+        for (auto& t : tasks) {
+          t.initial_data = "PING";
+          INFO(t.upstream.to_string());
+          auto s = co_await connector.tcp_connect(t);
+          asio::steady_timer wait(s.get_executor(), 200ms);
+          co_await wait.async_wait(asio::use_awaitable);
+        }
+      },
+      asio::detached);
   io.run_for(15s);
   CHECK(payloads == std::vector<std::string>(4, "PING"));
   hp.stop();
@@ -398,7 +436,8 @@ std::unique_ptr<TestPki> make_test_pki() {
     REQUIRE(test::run_command(args).status == 0);
   };
   run({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-       "-days", "2", "-subj", "/CN=divert test CA", "-keyout", d + "/ca.key", "-out", d + "/ca.crt"});
+       "-days", "2", "-subj", "/CN=divert test CA", "-keyout", d + "/ca.key", "-out",
+       d + "/ca.crt"});
   run({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj",
        "/CN=localhost", "-keyout", d + "/srv.key", "-out", d + "/srv.csr"});
   p->dir.write("san.cnf", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
@@ -445,7 +484,8 @@ struct TlsNextProxy {
     if (e1) co_return;
     std::size_t len = (std::size_t{buf[14]} << 8) | buf[15];
     buf.resize(16 + len);
-    auto [e2, n2] = co_await asio::async_read(s, asio::buffer(buf.data() + 16, len), tuple_awaitable);
+    auto [e2, n2] =
+        co_await asio::async_read(s, asio::buffer(buf.data() + 16, len), tuple_awaitable);
     if (e2) co_return;
     auto parsed = ppv2::parse(buf);
     REQUIRE(parsed.complete());
@@ -504,15 +544,18 @@ TEST_CASE("https_forward: E1, SNI and verification by name or IP; failures are c
     co_await asio::async_read(s, asio::buffer(buf), asio::use_awaitable);
     results.push_back(name + ": " + buf);
   };
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    co_await attempt("localhost", trusted);
-    co_await attempt("127.0.0.1", trusted);
-    co_await attempt("wrong.test", trusted);
-    co_await attempt("localhost", untrusted);
-    np.silent = true;
-    co_await attempt("localhost", trusted);
-    np.acc.close();
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await attempt("localhost", trusted);
+        co_await attempt("127.0.0.1", trusted);
+        co_await attempt("wrong.test", trusted);
+        co_await attempt("localhost", untrusted);
+        np.silent = true;
+        co_await attempt("localhost", trusted);
+        np.acc.close();
+      },
+      asio::detached);
   io.run_for(20s);
   REQUIRE(results.size() == 5);
   CHECK(results[0] == "localhost: hi");
@@ -520,7 +563,8 @@ TEST_CASE("https_forward: E1, SNI and verification by name or IP; failures are c
   CHECK_THAT(results[2], Catch::Contains("certificate verify failed"));
   CHECK_THAT(results[3], Catch::Contains("certificate verify failed"));
   CHECK(results[4] == "localhost: divert: TLS handshake timed out");
-  CHECK(np.tls_names == std::vector<std::string>{"localhost", "127.0.0.1", "wrong.test", "localhost", "localhost"});
+  CHECK(np.tls_names ==
+        std::vector<std::string>{"localhost", "127.0.0.1", "wrong.test", "localhost", "localhost"});
 }
 
 TEST_CASE("https_forward refuses initial data (it would precede the handshake)") {

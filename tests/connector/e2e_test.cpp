@@ -13,7 +13,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string bin(const std::string& name) { return std::string(DIVERT_EXAMPLES_DIR) + "/" + name; }
+std::string bin(const std::string& name) {
+  return std::string(DIVERT_EXAMPLES_DIR) + "/" + name;
+}
 
 struct Pki {
   std::filesystem::path ca, cert, key;
@@ -27,7 +29,8 @@ Pki make_pki(const test::TempDir& dir, const std::string& openssl) {
     REQUIRE(r.status == 0);
   };
   run({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-       "-days", "2", "-subj", "/CN=divert test CA", "-keyout", d + "/ca.key", "-out", d + "/ca.crt"});
+       "-days", "2", "-subj", "/CN=divert test CA", "-keyout", d + "/ca.key", "-out",
+       d + "/ca.crt"});
   run({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj",
        "/CN=localhost", "-keyout", d + "/origin.key", "-out", d + "/origin.csr"});
   dir.write("san.cnf", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n");
@@ -41,15 +44,24 @@ std::string nginx_conf(const test::TempDir& dir, const Pki& pki, unsigned short 
   auto d = dir.path().string();
   auto p = [](unsigned short x) { return std::to_string(x); };
   return "daemon off; master_process off; worker_processes 1;\n"
-         "pid " + d + "/nginx.pid; error_log " + d + "/nginx-error.log;\n"
+         "pid " +
+         d + "/nginx.pid; error_log " + d +
+         "/nginx-error.log;\n"
          "events { worker_connections 256; }\n"
          "http { access_log off;\n"
-         "  client_body_temp_path " + d + "; proxy_temp_path " + d + "; fastcgi_temp_path " + d +
-         "; uwsgi_temp_path " + d + "; scgi_temp_path " + d + ";\n"
-         "  server { listen 127.0.0.1:" + p(http) + "; listen [::1]:" + p(http) +
+         "  client_body_temp_path " +
+         d + "; proxy_temp_path " + d + "; fastcgi_temp_path " + d + "; uwsgi_temp_path " + d +
+         "; scgi_temp_path " + d +
+         ";\n"
+         "  server { listen 127.0.0.1:" +
+         p(http) + "; listen [::1]:" + p(http) +
          "; location / { return 200 \"http $request_uri\\n\"; } }\n"
-         "  server { listen 127.0.0.1:" + p(https) + " ssl; listen [::1]:" + p(https) + " ssl;\n"
-         "    ssl_certificate " + pki.cert.string() + "; ssl_certificate_key " + pki.key.string() + ";\n"
+         "  server { listen 127.0.0.1:" +
+         p(https) + " ssl; listen [::1]:" + p(https) +
+         " ssl;\n"
+         "    ssl_certificate " +
+         pki.cert.string() + "; ssl_certificate_key " + pki.key.string() +
+         ";\n"
          "    location / { return 200 \"https $request_uri\\n\"; } }\n"
          "}\n";
 }
@@ -102,9 +114,12 @@ TEST_CASE("curl through forward proxy and next proxy to nginx: all three interfa
        "127.0.0.1:" + std::to_string(np_port), "--user", "alice:secret", "--ca-file",
        pki.ca.string(), "--allow", "127.0.0.0/8", "--allow", "::1/128"},
       dir / "fp6.out", dir / "fp6.err");
-  REQUIRE(test::wait_until([&] { return test::read_file(dir / "np.err").find("listening") != std::string::npos; }));
-  REQUIRE(test::wait_until([&] { return test::read_file(dir / "fp.err").find("listening") != std::string::npos; }));
-  REQUIRE(test::wait_until([&] { return test::read_file(dir / "fp6.err").find("listening") != std::string::npos; }));
+  REQUIRE(test::wait_until(
+      [&] { return test::read_file(dir / "np.err").find("listening") != std::string::npos; }));
+  REQUIRE(test::wait_until(
+      [&] { return test::read_file(dir / "fp.err").find("listening") != std::string::npos; }));
+  REQUIRE(test::wait_until(
+      [&] { return test::read_file(dir / "fp6.err").find("listening") != std::string::npos; }));
 
   auto proxy4 = "http://127.0.0.1:" + std::to_string(fp_port);
   auto proxy6 = "http://alice:secret@[::1]:" + std::to_string(fp6_port);
@@ -118,7 +133,8 @@ TEST_CASE("curl through forward proxy and next proxy to nginx: all three interfa
   auto r1 = run_curl({"-x", proxy4, "http://127.0.0.1:" + H + "/one"});
   CHECK(r1.out == "http /one\n");
   // 2. CONNECT tunnel (IPv4 client), TLS end to end by curl
-  auto r2 = run_curl({"-p", "-x", proxy4, "--cacert", pki.ca.string(), "https://localhost:" + S + "/two"});
+  auto r2 = run_curl(
+      {"-p", "-x", proxy4, "--cacert", pki.ca.string(), "https://localhost:" + S + "/two"});
   CHECK(r2.out == "https /two\n");
   // 3. https forward: absolute-form https URI sent to the proxy; TLS on its side
   auto r3 = run_curl({"--request-target", "https://localhost:" + S + "/three", proxy4 + "/"});
@@ -127,8 +143,9 @@ TEST_CASE("curl through forward proxy and next proxy to nginx: all three interfa
   auto r4 = run_curl({"-x", proxy6, "http://[::1]:" + H + "/four"});
   CHECK(r4.out == "http /four\n");
   // 5. auth required: no credentials -> 407, nothing diverted
-  auto r5 = run_curl({"-o", "/dev/null", "-w", "%{http_code}", "-x", "http://[::1]:" + std::to_string(fp6_port),
-                      "http://127.0.0.1:" + H + "/five"});
+  auto r5 =
+      run_curl({"-o", "/dev/null", "-w", "%{http_code}", "-x",
+                "http://[::1]:" + std::to_string(fp6_port), "http://127.0.0.1:" + H + "/five"});
   CHECK(r5.out == "407");
   // 6. upstream down behind the next proxy: the forward proxy answers 502
   auto dead = test::free_port();
@@ -136,7 +153,8 @@ TEST_CASE("curl through forward proxy and next proxy to nginx: all three interfa
                       "http://127.0.0.1:" + std::to_string(dead) + "/six"});
   CHECK(r6.out == "502");
 
-  REQUIRE(test::wait_until([&] { return lines_of(test::read_file(dir / "np.jsonl")).size() >= 5; }));
+  REQUIRE(
+      test::wait_until([&] { return lines_of(test::read_file(dir / "np.jsonl")).size() >= 5; }));
   auto lines = lines_of(test::read_file(dir / "np.jsonl"));
   REQUIRE(lines.size() == 5);
   auto find = [&](const std::string& upstream, const std::string& tls) -> std::string {
@@ -190,6 +208,7 @@ TEST_CASE("example programs: --help, and clear errors for bad arguments") {
   }
   auto fp = test::run_command({bin("divert-forward-proxy"), "--next-proxy", "0.0.0.0"});
   CHECK(fp.status == 2);
-  auto pf = test::run_command({bin("divert-port-forward"), "--next-proxy", "127.0.0.1", "--upstream", "x.test"});
+  auto pf = test::run_command(
+      {bin("divert-port-forward"), "--next-proxy", "127.0.0.1", "--upstream", "x.test"});
   CHECK(pf.status == 2);
 }

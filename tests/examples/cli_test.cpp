@@ -39,8 +39,11 @@ TEST_CASE("listen endpoints") {
 
 TEST_CASE("option parsing") {
   Cli cli("prog", "summary");
-  cli.option("listen", "HOST:PORT", "where").option("next-proxy", "ADDR", "np", true).flag("v", "verbose");
-  const char* argv[] = {"prog", "--listen=1.2.3.4:5", "--next-proxy", "a", "--next-proxy", "b", "--v"};
+  cli.option("listen", "HOST:PORT", "where")
+      .option("next-proxy", "ADDR", "np", true)
+      .flag("v", "verbose");
+  const char* argv[] = {"prog", "--listen=1.2.3.4:5", "--next-proxy", "a", "--next-proxy", "b",
+                        "--v"};
   REQUIRE(cli.parse(7, const_cast<char**>(argv)));
   CHECK(cli.get("listen") == "1.2.3.4:5");
   CHECK(cli.all("next-proxy") == std::vector<std::string>{"a", "b"});

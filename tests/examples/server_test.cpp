@@ -119,10 +119,12 @@ int handled_beside_a_blocked_worker(AcceptMode mode, int n, std::chrono::millise
   std::vector<tcp::socket> clients;
   divert::error_code connect_ec;  // checked after the join: a throw here would skip it
   clients.emplace_back(io).connect(at, connect_ec);
-  const bool blocked = !connect_ec && first_in.get_future().wait_for(5s) == std::future_status::ready;
+  const bool blocked =
+      !connect_ec && first_in.get_future().wait_for(5s) == std::future_status::ready;
   for (int i = 0; i < n && !connect_ec; ++i) clients.emplace_back(io).connect(at, connect_ec);
   const auto until = std::chrono::steady_clock::now() + wait;
-  while (handled.load() < n && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  while (handled.load() < n && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(1ms);
   const int seen = handled.load();
   release.set_value();
   server.stop();
@@ -149,7 +151,8 @@ TEST_CASE("shared accept: a busy worker holds back no new connection", "[example
   CHECK(handled_beside_a_blocked_worker(AcceptMode::reuseport, 32, 300ms) < 32);
 }
 
-TEST_CASE("shared accept: one listening socket, no SO_REUSEPORT group to join", "[examples][server]") {
+TEST_CASE("shared accept: one listening socket, no SO_REUSEPORT group to join",
+          "[examples][server]") {
   auto joinable = [](AcceptMode mode, unsigned threads = 2) {
     ServerOptions so;
     so.listen = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);

@@ -50,8 +50,7 @@ TEST_CASE("relay session: bytes go to the result, live counters and metrics", "[
   CHECK(s.closes == 0);  // closing at the end is the path's job
 }
 
-TEST_CASE("relay session: the first error wins, closes once and blames its direction",
-          "[relay]") {
+TEST_CASE("relay session: the first error wins, closes once and blames its direction", "[relay]") {
   asio::io_context io;
   FakeSession s(io, {});
   CHECK_FALSE(s.stopped());

@@ -743,12 +743,12 @@ TEST_CASE("relay: cancelling the awaiting coroutine ends a splice relay", "[rela
   Topology t;
   Outcome<divert::RelayResult> r;
   asio::cancellation_signal stop;
-  asio::co_spawn(t.io, divert::relay(t.a, t.b),
-                 asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e,
-                                                               divert::RelayResult v) {
-                   r.error = e;
-                   if (!e) r.value = v;
-                 }));
+  asio::co_spawn(
+      t.io, divert::relay(t.a, t.b),
+      asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e, divert::RelayResult v) {
+        r.error = e;
+        if (!e) r.value = v;
+      }));
   t.io.run_for(50ms);
   stop.emit(asio::cancellation_type::terminal);
   t.io.run_for(1s);

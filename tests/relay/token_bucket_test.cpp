@@ -23,7 +23,8 @@ std::string key_of(const SpeedLimitConfig& c) {
 }
 }  // namespace
 
-TEST_CASE("SpeedLimitConfig: off by default, validated like g3proxy divert_tcp's", "[speed_limit]") {
+TEST_CASE("SpeedLimitConfig: off by default, validated like g3proxy divert_tcp's",
+          "[speed_limit]") {
   SpeedLimitConfig off;
   CHECK_FALSE(off.enabled());
   CHECK_NOTHROW(off.validate());

@@ -132,14 +132,14 @@ asio::awaitable<void> client(int i, unsigned short fp_port, unsigned short origi
   auto ex = co_await asio::this_coro::executor;
   tcp::socket s(ex);
   bool open = false, good = false;
-  auto [cec] = co_await s.async_connect({asio::ip::make_address("127.0.0.1"), fp_port},
-                                        tuple_awaitable);
+  auto [cec] =
+      co_await s.async_connect({asio::ip::make_address("127.0.0.1"), fp_port}, tuple_awaitable);
   std::string head;
   if (!cec) {
     auto req = "CONNECT 127.0.0.1:" + std::to_string(origin_port) + " HTTP/1.1\r\nHost: x\r\n\r\n";
     auto [wec, w] = co_await asio::async_write(s, asio::buffer(req), tuple_awaitable);
-    auto [rec, r] = co_await asio::async_read_until(s, asio::dynamic_buffer(head), "\r\n\r\n",
-                                                    tuple_awaitable);
+    auto [rec, r] =
+        co_await asio::async_read_until(s, asio::dynamic_buffer(head), "\r\n\r\n", tuple_awaitable);
     open = !wec && !rec && head == "HTTP/1.1 200 Connection established\r\n\r\n";
   }
   if (open) {
@@ -177,7 +177,9 @@ asio::awaitable<void> launch(int n, int in_flight, unsigned short fp_port,
   }
 }
 
-double mib(std::uint64_t kib) { return static_cast<double>(kib) / 1024.0; }
+double mib(std::uint64_t kib) {
+  return static_cast<double>(kib) / 1024.0;
+}
 
 // K copies of one program sharing a port (SO_REUSEPORT), with their baselines.
 struct Tier {
@@ -229,15 +231,16 @@ struct Tier {
              " sockets, " + std::to_string(now.pipes) + " pipes)]";
     }
     std::printf("load: %s x%zu: RSS %.1f -> %.1f MiB with all open = %.2f KiB/connection; fds%s\n",
-                name.c_str(), pids.size(), mib(r0), mib(r1),
-                static_cast<double>(r1 - r0) / n, fds.c_str());
+                name.c_str(), pids.size(), mib(r0), mib(r1), static_cast<double>(r1 - r0) / n,
+                fds.c_str());
   }
 };
 
 }  // namespace
 
-TEST_CASE("load: 10,000 concurrent connections through forward proxy -> next proxy -> origin, "
-          "byte-exact, descriptors back to baseline") {
+TEST_CASE(
+    "load: 10,000 concurrent connections through forward proxy -> next proxy -> origin, "
+    "byte-exact, descriptors back to baseline") {
   const int n = connections_wanted();
   REQUIRE(n > 0);
   constexpr std::size_t kBytes = 8 * 1024;
@@ -251,9 +254,10 @@ TEST_CASE("load: 10,000 concurrent connections through forward proxy -> next pro
   // would; with the limit raised K is 1.
   const std::size_t k = (want - 4096 + (limit - 1024) - 1) / (limit - 1024);
   if (k > 1)
-    std::printf("load: descriptor limit %llu < %llu: %zu forward proxies and %zu next proxies "
-                "(SO_REUSEPORT)\n",
-                static_cast<unsigned long long>(limit), static_cast<unsigned long long>(want), k, k);
+    std::printf(
+        "load: descriptor limit %llu < %llu: %zu forward proxies and %zu next proxies "
+        "(SO_REUSEPORT)\n",
+        static_cast<unsigned long long>(limit), static_cast<unsigned long long>(want), k, k);
   ForkedOrigin origin;
   TempDir dir;
   Tier fps{"forward proxy"}, nps{"next proxy"};
@@ -262,7 +266,8 @@ TEST_CASE("load: 10,000 concurrent connections through forward proxy -> next pro
   // only when asked (their default, --accept shared, refuses a second binder).
   const std::vector<std::string> share_port{"--accept", "reuseport"};
   for (std::size_t i = 0; i < k; ++i) {
-    nps.nps.push_back(std::make_unique<NextProxy>(dir, share_port, np_port, "np" + std::to_string(i)));
+    nps.nps.push_back(
+        std::make_unique<NextProxy>(dir, share_port, np_port, "np" + std::to_string(i)));
     nps.add(nps.nps.back()->proc->pid());
     fps.fps.push_back(std::make_unique<ForwardProxy>(dir, loopback(np_port), share_port, fp_port,
                                                      "fp" + std::to_string(i)));
@@ -289,10 +294,12 @@ TEST_CASE("load: 10,000 concurrent connections through forward proxy -> next pro
     // does once its header is sent; the next proxy connects to the origin
     // after reading that header. Let every tier catch up (bounded) before
     // taking the peak, which must still hold all n at once.
-    wait_until([&] {
-      return fps.sockets_now() >= 2 * n && nps.sockets_now() >= 2 * n &&
-             proc_fd_count(origin.pid) - origin_fds.total() >= n;
-    }, 30s);
+    wait_until(
+        [&] {
+          return fps.sockets_now() >= 2 * n && nps.sockets_now() >= 2 * n &&
+                 proc_fd_count(origin.pid) - origin_fds.total() >= n;
+        },
+        30s);
     // All open at once: what each program holds now.
     fps.peak();
     nps.peak();
@@ -306,9 +313,10 @@ TEST_CASE("load: 10,000 concurrent connections through forward proxy -> next pro
   }
   const bool fps_back = fps.back_to_baseline(), nps_back = nps.back_to_baseline();
   const bool origin_back = fds_back_to(origin.pid, origin_fds, 10s);
-  std::printf("load: %d connections: all open after %.2f s, %zu bytes each way each verified "
-              "in %.2f s more\n",
-              n, open_s, kBytes, transfer_s);
+  std::printf(
+      "load: %d connections: all open after %.2f s, %zu bytes each way each verified "
+      "in %.2f s more\n",
+      n, open_s, kBytes, transfer_s);
   fps.report(n);
   nps.report(n);
   std::fflush(stdout);

@@ -57,11 +57,12 @@ inline std::string run_in_netns(const std::vector<std::vector<std::string>>& set
 // run_in_netns() where SYNs to 127.0.0.1:`port` are dropped (nftables).
 inline std::string run_in_blackhole_netns(unsigned short port, const std::function<void()>& body) {
   auto p = std::to_string(port);
-  return run_in_netns({{"nft", "add", "table", "ip", "divert_test"},
-                       {"nft", "add chain ip divert_test in { type filter hook input priority 0 ; }"},
-                       {"nft", "add", "rule", "ip", "divert_test", "in", "tcp", "dport", p, "tcp",
-                        "flags", "syn", "drop"}},
-                      body);
+  return run_in_netns(
+      {{"nft", "add", "table", "ip", "divert_test"},
+       {"nft", "add chain ip divert_test in { type filter hook input priority 0 ; }"},
+       {"nft", "add", "rule", "ip", "divert_test", "in", "tcp", "dport", p, "tcp", "flags", "syn",
+        "drop"}},
+      body);
 }
 
 // In CI the namespace must work (we run as root); elsewhere a failure skips.

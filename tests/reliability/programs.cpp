@@ -36,7 +36,8 @@ sockaddr_in addr4(const std::string& ip, unsigned short port) {
 
 Listener::Listener(int backlog) : fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
   auto a = addr4("127.0.0.1", 0);
-  if (::bind(fd.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd.fd, backlog) != 0)
+  if (::bind(fd.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::listen(fd.fd, backlog) != 0)
     throw std::runtime_error("Listener: bind/listen on 127.0.0.1 failed");
   socklen_t len = sizeof a;
   ::getsockname(fd.fd, reinterpret_cast<sockaddr*>(&a), &len);
@@ -189,8 +190,8 @@ int proxy_status(unsigned short fp_port, const std::string& request,
 }
 
 std::string get_request(unsigned short port, const std::string& host, const std::string& scheme) {
-  return "GET " + scheme + "://" + host + ":" + std::to_string(port) + "/x HTTP/1.1\r\nHost: " +
-         host + "\r\n\r\n";
+  return "GET " + scheme + "://" + host + ":" + std::to_string(port) +
+         "/x HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
 }
 std::string connect_request(unsigned short port) {
   return "CONNECT 127.0.0.1:" + std::to_string(port) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
@@ -213,9 +214,12 @@ FdCount proc_fds(int pid) {
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     std::error_code lec;
     auto target = std::filesystem::read_symlink(it->path(), lec).string();
-    if (target.rfind("socket:", 0) == 0) ++n.sockets;
-    else if (target.rfind("pipe:", 0) == 0) ++n.pipes;
-    else ++n.other;
+    if (target.rfind("socket:", 0) == 0)
+      ++n.sockets;
+    else if (target.rfind("pipe:", 0) == 0)
+      ++n.pipes;
+    else
+      ++n.other;
   }
   return n;
 }
@@ -266,8 +270,9 @@ std::pair<std::filesystem::path, std::filesystem::path> TestPki::issue(
   auto ext = dir_.write(name + ".ext", "subjectAltName=" + san + "\n");
   run({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj",
        "/CN=" + name, "-keyout", key.string(), "-out", csr.string()});
-  run({"x509", "-req", "-in", csr.string(), "-CA", ca_.string(), "-CAkey", (dir_ / "ca.key").string(),
-       "-CAcreateserial", "-days", "2", "-extfile", ext.string(), "-out", crt.string()});
+  run({"x509", "-req", "-in", csr.string(), "-CA", ca_.string(), "-CAkey",
+       (dir_ / "ca.key").string(), "-CAcreateserial", "-days", "2", "-extfile", ext.string(),
+       "-out", crt.string()});
   return {crt, key};
 }
 

@@ -65,31 +65,31 @@ TEST_CASE("system resolver: a lookup stuck on DNS does not hold up another one")
       setup.push_back({"ip", "-6", "addr", "add", ns.to_string() + "/128", "dev", "lo"});
   }
   auto why = test::run_in_netns(setup, [&] {
-        asio::io_context sockets_io;  // outlives its sockets
-        std::vector<asio::ip::udp::socket> silent;
-        for (auto& ns : servers) {
-          divert::error_code ec;
-          silent.emplace_back(sockets_io);
-          silent.back().open(ns.is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), ec);
-          if (!ec) silent.back().bind({ns, 53}, ec);
-        }
-        asio::io_context io;
-        auto resolver = net::system_resolver();
-        auto t0 = Clock::now();
-        auto since = [&] {
-          return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
-        };
-        resolver->async_resolve("divert-black-hole.invalid.", net::AddressFamily::ipv6,
-                                io.get_executor(),
-                                [&](divert::error_code, std::vector<asio::ip::address>) { stuck = since(); });
-        resolver->async_resolve("localhost", net::AddressFamily::ipv4, io.get_executor(),
-                                [&](divert::error_code ec, std::vector<asio::ip::address> v) {
-                                  fast = since();
-                                  fast_ec = ec;
-                                  fast_addrs = std::move(v);
-                                });
-        io.run_for(10s);
-      });
+    asio::io_context sockets_io;  // outlives its sockets
+    std::vector<asio::ip::udp::socket> silent;
+    for (auto& ns : servers) {
+      divert::error_code ec;
+      silent.emplace_back(sockets_io);
+      silent.back().open(ns.is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), ec);
+      if (!ec) silent.back().bind({ns, 53}, ec);
+    }
+    asio::io_context io;
+    auto resolver = net::system_resolver();
+    auto t0 = Clock::now();
+    auto since = [&] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+    };
+    resolver->async_resolve(
+        "divert-black-hole.invalid.", net::AddressFamily::ipv6, io.get_executor(),
+        [&](divert::error_code, std::vector<asio::ip::address>) { stuck = since(); });
+    resolver->async_resolve("localhost", net::AddressFamily::ipv4, io.get_executor(),
+                            [&](divert::error_code ec, std::vector<asio::ip::address> v) {
+                              fast = since();
+                              fast_ec = ec;
+                              fast_addrs = std::move(v);
+                            });
+    io.run_for(10s);
+  });
   ::unsetenv("RES_OPTIONS");
   DIVERT_REQUIRE_NETNS(why);
   REQUIRE(stuck);

@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-
 #include "programs.hpp"
 
 using namespace divert::test;
@@ -35,8 +34,9 @@ Outcome https_through_proxies(const std::filesystem::path& ca, unsigned short or
   // A silent origin never closes: the next proxy's relay (half-closed by the
   // forward proxy) ends at its idle timeout.
   NextProxy np(dir, {"--idle-timeout", "1s"});
-  ForwardProxy fp(dir, loopback(np.port),
-                  {"--ca-file", ca.string(), "--set", "tls_handshake_timeout=500ms", "--log", "warn"});
+  ForwardProxy fp(
+      dir, loopback(np.port),
+      {"--ca-file", ca.string(), "--set", "tls_handshake_timeout=500ms", "--log", "warn"});
   auto fp_fds = settled_fd_count(fp.proc->pid());
   auto np_fds = settled_fd_count(np.proc->pid());
   Outcome o;
@@ -93,7 +93,8 @@ void check_fault(const Outcome& o, int status, const std::string& counter,
   CHECK(statsd_value(o.fp_err, "escaper.task.total") == 1);
   CHECK(statsd_value(o.fp_err, "escaper.tcp.connect.success") == 1);  // the next proxy was reached
   CHECK(statsd_value(o.fp_err, "escaper.tls.handshake.error") == (counter == "error" ? 1u : 0u));
-  CHECK(statsd_value(o.fp_err, "escaper.tls.handshake.timeout") == (counter == "timeout" ? 1u : 0u));
+  CHECK(statsd_value(o.fp_err, "escaper.tls.handshake.timeout") ==
+        (counter == "timeout" ? 1u : 0u));
   CHECK(o.fp_err.find("TLS handshake with localhost:") != std::string::npos);
   CHECK(o.fp_err.find(log_text) != std::string::npos);
 }
@@ -144,7 +145,8 @@ TEST_CASE("https forward: a certificate valid for another name -> 502, TLS error
               "certificate verify failed");
 }
 
-TEST_CASE("https forward: a self-signed certificate not in the CA bundle -> 502, TLS error counted") {
+TEST_CASE(
+    "https forward: a self-signed certificate not in the CA bundle -> 502, TLS error counted") {
   auto pki = pki_or_skip();
   if (!pki) return;
   OpensslServer origin(*pki, pki->self_signed("localhost-self", "DNS:localhost"));

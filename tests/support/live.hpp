@@ -6,8 +6,8 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -24,14 +24,14 @@ bool in_ci();
 //   auto haproxy = DIVERT_REQUIRE_TOOL("haproxy"); if (!haproxy) return;
 // In CI a missing tool fails the test (CI installs it); elsewhere it is
 // skipped with a reason printed as a Catch2 warning.
-#define DIVERT_REQUIRE_TOOL(name)                                                           \
-  ([&]() -> std::optional<std::string> {                                                    \
-    auto p_ = ::divert::test::find_tool(name);                                              \
-    if (!p_) {                                                                              \
-      if (::divert::test::in_ci()) FAIL("required tool missing in CI: " << (name));        \
-      WARN("SKIPPED: " << (name) << " not installed (tests/run.sh installs it)");          \
-    }                                                                                       \
-    return p_;                                                                              \
+#define DIVERT_REQUIRE_TOOL(name)                                                   \
+  ([&]() -> std::optional<std::string> {                                            \
+    auto p_ = ::divert::test::find_tool(name);                                      \
+    if (!p_) {                                                                      \
+      if (::divert::test::in_ci()) FAIL("required tool missing in CI: " << (name)); \
+      WARN("SKIPPED: " << (name) << " not installed (tests/run.sh installs it)");   \
+    }                                                                               \
+    return p_;                                                                      \
   }())
 
 // A loopback TCP port that was free a moment ago (bound to port 0, then closed).

@@ -6,7 +6,8 @@
 
 TEST_CASE("task ids are UUID v7: version, variant, time prefix, unique") {
   auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch()).count();
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
     auto id = divert::make_task_id_v7();

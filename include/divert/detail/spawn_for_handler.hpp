@@ -4,12 +4,12 @@
 // coroutine's), with the handler's cancellation slot cancelling the coroutine.
 #pragma once
 
-#include "divert/asio/bind_cancellation_slot.hpp"
-#include "divert/asio/bind_executor.hpp"
-#include "divert/asio/co_spawn.hpp"
 #include <exception>
 #include <tuple>
 #include <utility>
+#include "divert/asio/bind_cancellation_slot.hpp"
+#include "divert/asio/bind_executor.hpp"
+#include "divert/asio/co_spawn.hpp"
 
 #include "divert/asio.hpp"
 

@@ -22,12 +22,6 @@
 // handlers concurrently (one thread, or a strand).
 #pragma once
 
-#include "divert/asio/as_tuple.hpp"
-#include "divert/asio/experimental/awaitable_operators.hpp"
-#include "divert/asio/ip/tcp.hpp"
-#include "divert/asio/steady_timer.hpp"
-#include "divert/asio/this_coro.hpp"
-#include "divert/asio/use_awaitable.hpp"
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -35,6 +29,12 @@
 #include <system_error>
 #include <utility>
 #include <vector>
+#include "divert/asio/as_tuple.hpp"
+#include "divert/asio/experimental/awaitable_operators.hpp"
+#include "divert/asio/ip/tcp.hpp"
+#include "divert/asio/steady_timer.hpp"
+#include "divert/asio/this_coro.hpp"
+#include "divert/asio/use_awaitable.hpp"
 
 #include "divert/asio.hpp"
 #include "divert/detail/spawn_for_handler.hpp"

@@ -67,6 +67,7 @@ int main() {
   }
   auto parsed = divert::ppv2::parse(wire.bytes());
   std::printf("divert %s: %zu next proxies, %zu-byte header, decoded %s\n", DIVERT_VERSION_STRING,
-              connector.config().proxy_addr.size(), wire.size(), parsed.complete() ? "ok" : "FAILED");
+              connector.config().proxy_addr.size(), wire.size(),
+              parsed.complete() ? "ok" : "FAILED");
   return parsed.complete() ? 0 : 1;
 }
