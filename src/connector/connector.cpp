@@ -50,7 +50,7 @@ struct DivertTcpConnector::State {
   // What a connect tells its caller besides the stream.
   struct ConnectReport {
     TaskId task_id;                          // sent in 0xE3 (given or generated)
-    std::optional<std::size_t> proxy_index;  // the next proxy reached (index in proxy_addr)
+    std::optional<std::size_t> proxy_index;  // reached, or last tried (index in proxy_addr)
   };
 
   // Picks, connects, sends the header (the decisions: connector::ConnectCore).
@@ -188,6 +188,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
     switch (next) {
       case ConnectAction::Kind::connect: {
         sock.reset();
+        report.proxy_index = i;  // the last tried, until done() names the one reached
         const UpstreamAddr& proxy = cfg.proxy_addr[i].addr;
         std::optional<net::ConnectResult> r;
         std::error_code cerr;
@@ -237,8 +238,8 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
       }
       case ConnectAction::Kind::done:
       default:
-        // The next proxy reached: the stream's, or the one that reported the
-        // upstream's failure.
+        // The next proxy reached (the stream's, or the one that reported the
+        // upstream's failure); on other failures the last one tried stays.
         if (i != ConnectAction::npos) report.proxy_index = i;
         if (error) {
           ec = error;
