@@ -76,7 +76,7 @@ struct RelayOptions {
   std::chrono::milliseconds idle_timeout{0};  // 0: no idle timeout
   bool allow_splice = true;                   // false forces the copy path (tests run both)
   RelayCounters* counters = nullptr;          // optional live counters; must outlive relay()
-  Metrics* metrics = nullptr;                 // optional: traffic.out/in bytes; must outlive
+  Metrics* metrics = nullptr;                 // optional: bytes in/out, relays_open; must outlive
   std::chrono::milliseconds tls_shutdown_timeout{1000};  // bound for the final close_notify
 };
 

@@ -1,5 +1,5 @@
 // RelaySession: what the copy path and the splice path share — byte counts,
-// the idle timeout, the first error and the result.
+// the relays_open gauge, the idle timeout, the first error and the result.
 #include "divert/relay.hpp"
 
 namespace divert::detail {
@@ -18,9 +18,22 @@ RelaySession::RelaySession(const asio::any_io_executor& ex, const RelayOptions& 
       idle_timer_(ex),
       idle_timeout_(options.idle_timeout),
       last_activity_(RelayClock::now()),
-      path_(path) {}
+      path_(path) {
+  if (metrics_) {
+    metrics_->relay_opened();
+    counted_open_ = true;
+  }
+}
 
-RelaySession::~RelaySession() = default;
+RelaySession::~RelaySession() {
+  release_relays_open();
+}
+
+void RelaySession::release_relays_open() noexcept {
+  if (!counted_open_) return;
+  counted_open_ = false;
+  metrics_->relay_closed();
+}
 
 void RelaySession::count(RelayDir d, std::size_t n) noexcept {
   if (n == 0) return;
@@ -66,6 +79,7 @@ bool RelaySession::finish() noexcept {
   if (--running_ > 0) return false;
   if (state_ == State::running) state_ = State::finished;
   idle_timer_.cancel();
+  release_relays_open();  // before the path reports its result
   return true;
 }
 

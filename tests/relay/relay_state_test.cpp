@@ -50,6 +50,40 @@ TEST_CASE("relay session: bytes go to the result, live counters and metrics", "[
   CHECK(s.closes == 0);  // closing at the end is the path's job
 }
 
+TEST_CASE("relay session: relays_open counts the session until both directions finish", "[relay]") {
+  asio::io_context io;
+  divert::Metrics metrics("relay-state-test");
+  divert::RelayOptions o;
+  o.metrics = &metrics;
+  SECTION("finished") {
+    FakeSession s(io, o);
+    CHECK(metrics.relays_open() == 1);
+    {
+      FakeSession other(io, o);
+      CHECK(metrics.relays_open() == 2);
+      other.finish();
+      CHECK(metrics.relays_open() == 2);
+    }  // destroyed with one direction running
+    CHECK(metrics.relays_open() == 1);
+    CHECK_FALSE(s.finish());
+    CHECK(metrics.relays_open() == 1);
+    CHECK(s.finish());
+    CHECK(metrics.relays_open() == 0);
+    s.finish();  // once only, also when a path calls finish() again
+    CHECK(metrics.relays_open() == 0);
+  }
+  SECTION("stopped by an error, then finished") {
+    FakeSession s(io, o);
+    s.fail(RelayDir::upload, asio::error::connection_reset);
+    CHECK(metrics.relays_open() == 1);  // the directions still wind down
+    s.finish();
+    s.finish();
+    CHECK(metrics.relays_open() == 0);
+  }
+  CHECK(metrics.relays_open() == 0);
+  CHECK(metrics.snapshot().relays_open == 0);
+}
+
 TEST_CASE("relay session: the first error wins, closes once and blames its direction", "[relay]") {
   asio::io_context io;
   FakeSession s(io, {});

@@ -763,6 +763,36 @@ TEST_CASE("relay: cancelling the awaiting coroutine ends a splice relay", "[rela
   CHECK_FALSE(t.b.is_open());
 }
 
+TEST_CASE("relay: relays_open counts a running relay on both paths until it completes",
+          "[relay][live]") {
+  for (bool splice : {true, false}) {
+    CAPTURE(splice);
+    Topology t;
+    divert::Metrics metrics("relay-test");
+    divert::RelayOptions opt;
+    opt.allow_splice = splice;
+    opt.metrics = &metrics;
+    std::optional<divert::RelayResult> result;
+    std::optional<std::uint64_t> open_at_completion;
+    divert::async_relay(std::move(t.a), std::move(t.b), opt, [&](divert::RelayResult r) {
+      open_at_completion = metrics.relays_open();
+      result = r;
+    });
+    t.io.run_for(50ms);  // no traffic: the relay waits on both sides
+    CHECK(metrics.relays_open() == 1);
+    CHECK(metrics.snapshot().relays_open == 1);
+    CHECK_FALSE(result);
+    t.client.close();  // both peers leave: both directions end
+    t.server.close();
+    t.io.run_for(1s);
+    REQUIRE(result);
+    CHECK(result->path == expected_path(splice));
+    REQUIRE(open_at_completion);
+    CHECK(*open_at_completion == 0);
+    CHECK(metrics.relays_open() == 0);
+  }
+}
+
 TEST_CASE("relay: small writes toward a full receiver arrive byte-exact (leftovers in a pipe)",
           "[relay][live]") {
   Topology t;

@@ -40,6 +40,8 @@ enum class RelayDir : std::uint8_t { upload, download };  // a -> b, b -> a
 // timeout, the first error and the result. A path derives from it, closes
 // its streams in close_streams() and calls finish() once per direction.
 // Owned by a shared_ptr (the idle timer holds a weak one). Not synchronised.
+// With RelayOptions::metrics, the relays_open gauge counts the session from
+// construction until both directions have finished (or its destruction).
 class DIVERT_EXPORT RelaySession : public std::enable_shared_from_this<RelaySession> {
  public:
   RelaySession(const asio::any_io_executor& ex, const RelayOptions& options, RelayPath path);
@@ -74,9 +76,11 @@ class DIVERT_EXPORT RelaySession : public std::enable_shared_from_this<RelaySess
     std::error_code error;
   };
   void end(std::error_code ec, Flow* blamed);
+  void release_relays_open() noexcept;  // once: Metrics::relay_closed()
 
   Flow flows_[2];
   Metrics* metrics_;
+  bool counted_open_ = false;  // relay_opened() called, relay_closed() not yet
   asio::steady_timer idle_timer_;
   std::chrono::milliseconds idle_timeout_;
   RelayClock::time_point last_activity_;
