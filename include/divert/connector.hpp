@@ -394,9 +394,9 @@ class DIVERT_EXPORT DivertTcpConnector {
   // probed on `ex` every health_check.interval, and one found down is left
   // out of selection as an ejected one is. While health_check is disabled
   // nothing is probed, but `ex` is kept: a reconfigure() enabling it starts
-  // the probes there. Calling it again before stop() changes nothing. The probes hold the connector's
-  // state: call stop() before destroying the execution context's run loop,
-  // or let it drain. Thread-safe.
+  // the probes there. Calling it again before stop() changes nothing. The
+  // probes hold the connector's state: call stop() before the execution
+  // context behind `ex` is destroyed. Thread-safe.
   void start_health_checks(asio::any_io_executor ex) const;
   // Stops the health checks (pending probes are cancelled; marks of `down`
   // are cleared so selection no longer skips those next proxies) and any
