@@ -15,6 +15,7 @@
 #include "common/cli.hpp"
 #include "common/destination_gate.hpp"
 #include "common/http_request.hpp"
+#include "common/metrics_http.hpp"
 #include "common/server.hpp"
 #include "divert/connector.hpp"
 #include "divert/ppv2/encoder.hpp"
@@ -546,6 +547,7 @@ int main(int argc, char** argv) {
               "that stops reading (default 300s, 0: never)");
   server_cli_options(cli);
   destination_cli_options(cli);
+  metrics_cli_option(cli);
   try {
     if (!cli.parse(argc, argv)) return 0;
     Config cfg;
@@ -584,7 +586,13 @@ int main(int argc, char** argv) {
     Server server(so, [&cfg](Accepted a) { return handle(std::move(a), cfg); });
     server.bind();
     cfg.destinations = make_destination_gate(cli, server.local_endpoint(), *cfg.connector);
+    auto metrics_http = start_metrics_http(
+        cli, [&cfg] { return format_prometheus(cfg.connector->metrics_snapshot()); });
     std::cerr << "divert-forward-proxy: listening on " << server.local_endpoint() << "\n";
+    if (metrics_http) {
+      std::cerr << "divert-forward-proxy: metrics on http://" << metrics_http->local_endpoint()
+                << "/metrics\n";
+    }
     server.run();
     std::cerr << format_statsd(cfg.connector->metrics().snapshot(), "divert");
     return 0;

@@ -9,6 +9,7 @@
 
 #include "common/cli.hpp"
 #include "common/log_rate_limit.hpp"
+#include "common/metrics_http.hpp"
 #include "common/server.hpp"
 #include "divert/config_value.hpp"
 #include "divert/receiver.hpp"
@@ -132,7 +133,8 @@ int main(int argc, char** argv) {
   Cli cli("divert-next-proxy",
           "The receiving side of divert: reads a PROXY v2 header (TLV 0xE0 = upstream) from a\n"
           "trusted peer, checks the upstream against the destination policy, connects and\n"
-          "relays. One JSON line per connection; StatsD metrics on stderr at exit.");
+          "relays. One JSON line per connection; StatsD metrics on stderr at exit\n"
+          "(and Prometheus metrics over HTTP with --metrics-listen).");
   cli.option("listen", "HOST:PORT", "address to listen on (default 127.0.0.1:3128)")
       .option("trust", "CIDR", "peers allowed to send headers (default 127.0.0.0/8 and ::1)", true)
       .option("allow-upstream", "CIDR",
@@ -151,6 +153,7 @@ int main(int argc, char** argv) {
       .option("untrusted-log-rate", "N",
               "log lines per second for untrusted peers; the rest are counted (default 10)");
   server_cli_options(cli);
+  metrics_cli_option(cli);
   try {
     if (!cli.parse(argc, argv)) return 0;
     ReceiverOptions o;
@@ -189,7 +192,13 @@ int main(int argc, char** argv) {
     });
     server.bind();
     receiver.guard_listen(server.local_endpoint());  // the loop guard
+    auto metrics_http = start_metrics_http(cli, [metrics] { return format_prometheus(*metrics); });
+    if (metrics_http) receiver.guard_listen(metrics_http->local_endpoint());  // no upstream either
     std::cerr << "divert-next-proxy: listening on " << server.local_endpoint() << "\n";
+    if (metrics_http) {
+      std::cerr << "divert-next-proxy: metrics on http://" << metrics_http->local_endpoint()
+                << "/metrics\n";
+    }
     server.run();
     log.flush();
     std::cerr << metrics->format_statsd("divert");

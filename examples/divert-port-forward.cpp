@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "common/cli.hpp"
+#include "common/metrics_http.hpp"
 #include "common/server.hpp"
 #include "divert/connector.hpp"
 
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
               "reach is closed before any byte is relayed)",
               true);
   server_cli_options(cli);
+  metrics_cli_option(cli);
   try {
     if (!cli.parse(argc, argv)) return 0;
     if (!cli.has("upstream")) throw usage_error("--upstream HOST:PORT is required");
@@ -71,7 +73,13 @@ int main(int argc, char** argv) {
       return handle(std::move(a), connector, upstream, server.keep_open());
     });
     server.bind();
+    auto metrics_http = start_metrics_http(
+        cli, [&connector] { return format_prometheus(connector.metrics_snapshot()); });
     std::cerr << "divert-port-forward: listening on " << server.local_endpoint() << "\n";
+    if (metrics_http) {
+      std::cerr << "divert-port-forward: metrics on http://" << metrics_http->local_endpoint()
+                << "/metrics\n";
+    }
     server.run();
     return 0;
   } catch (const usage_error& e) {

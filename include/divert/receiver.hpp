@@ -159,6 +159,17 @@ class DIVERT_EXPORT ReceiverMetrics {
   std::atomic<std::uint64_t> bytes_up_{0}, bytes_down_{0}, status_replies_{0};
 };
 
+// Prometheus text exposition format 0.0.4 (as format_prometheus(MetricsSnapshot)
+// in metrics.hpp: HELP and TYPE lines, names prefix + "_" + ...):
+//   <prefix>_receiver_connection_total{outcome="connected"|"health_check"|...}
+//   <prefix>_receiver_upstream_connect_error_total{kind="refused"|...|"other"}
+//   <prefix>_receiver_traffic_up_bytes_total, <prefix>_receiver_traffic_down_bytes_total
+//   <prefix>_receiver_status_reply_sent_total
+// Every outcome and kind is listed, zeros included. Throws std::invalid_argument
+// for a prefix that is not empty or [A-Za-z_:][A-Za-z0-9_:]*.
+DIVERT_EXPORT std::string format_prometheus(const ReceiverMetrics& metrics,
+                                            std::string_view prefix = "divert");
+
 struct ReceiverOptions {
   TrustList trust;                      // empty: every connection is untrusted
   net::DestinationPolicy destinations;  // the defaults, no rules (see destination_policy.hpp)

@@ -1,6 +1,7 @@
 #include <string>
 
 #include "divert/receiver.hpp"
+#include "metrics/prometheus_text.hpp"
 
 namespace divert {
 
@@ -65,6 +66,36 @@ std::string ReceiverMetrics::format_statsd(std::string_view prefix) const {
   line("receiver.traffic.down.bytes", "", bytes_down());
   line("receiver.status_reply.sent", "", status_replies());
   return out;
+}
+
+std::string format_prometheus(const ReceiverMetrics& m, std::string_view prefix) {
+  prometheus::check_prefix(prefix);
+  prometheus::Writer w;
+  const auto name = [&](std::string_view dotted) {
+    return prometheus::metric_name(prefix, dotted);
+  };
+  const std::string connections = name("receiver.connection_total");
+  w.family(connections, "counter", "Connections served, by outcome.");
+  for (std::size_t i = 0; i < kServeOutcomeCount; ++i) {
+    const auto o = static_cast<ServeOutcome>(i);
+    w.sample(connections, {{"outcome", std::string(to_string(o))}}, m.connections(o));
+  }
+  const std::string errors = name("receiver.upstream.connect_error_total");
+  w.family(errors, "counter", "Upstream connects that failed, by kind.");
+  for (std::size_t i = 0; i < ReceiverMetrics::kConnectErrorCount; ++i) {
+    w.sample(errors, {{"kind", std::string(kConnectErrorNames[i])}},
+             m.connect_errors(static_cast<ReceiverMetrics::ConnectError>(i)));
+  }
+  const auto counter = [&](std::string_view dotted, std::string_view help, std::uint64_t value) {
+    const std::string n = name(dotted);
+    w.family(n, "counter", help);
+    w.sample(n, {}, value);
+  };
+  counter("receiver.traffic.up.bytes_total", "Bytes relayed toward upstreams.", m.bytes_up());
+  counter("receiver.traffic.down.bytes_total", "Bytes relayed from upstreams.", m.bytes_down());
+  counter("receiver.status_reply.sent_total", "Upstream status replies written.",
+          m.status_replies());
+  return w.take();
 }
 
 }  // namespace divert

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <future>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -72,9 +73,10 @@ TEST_CASE("ServeOutcome names and status reply bytes", "[receiver]") {
   CHECK(upstream_status(ServeOutcome::failed) == S::other);
 }
 
-TEST_CASE("ReceiverMetrics: outcomes, connect errors by kind, bytes, StatsD lines",
-          "[receiver][metrics]") {
-  ReceiverMetrics m;
+namespace {
+// One connected connection (10 bytes up, 20 down, a status reply), one
+// refused, two health checks.
+void record_example(ReceiverMetrics& m) {
   ServeReport r;
   r.outcome = ServeOutcome::connected;
   r.bytes_up = 10;
@@ -87,6 +89,13 @@ TEST_CASE("ReceiverMetrics: outcomes, connect errors by kind, bytes, StatsD line
   r.outcome = ServeOutcome::health_check;
   m.record(r);
   m.record(r);
+}
+}  // namespace
+
+TEST_CASE("ReceiverMetrics: outcomes, connect errors by kind, bytes, StatsD lines",
+          "[receiver][metrics]") {
+  ReceiverMetrics m;
+  record_example(m);
   CHECK(m.connections(ServeOutcome::connected) == 1);
   CHECK(m.connections(ServeOutcome::health_check) == 2);
   CHECK(m.connect_errors(ReceiverMetrics::ConnectError::refused) == 1);
@@ -98,6 +107,43 @@ TEST_CASE("ReceiverMetrics: outcomes, connect errors by kind, bytes, StatsD line
   CHECK(s.find("divert.receiver.traffic.up.bytes:10|c\n") != std::string::npos);
   CHECK(s.find("divert.receiver.traffic.down.bytes:20|c\n") != std::string::npos);
   CHECK(s.find("divert.receiver.status_reply.sent:1|c\n") != std::string::npos);
+}
+
+TEST_CASE("ReceiverMetrics: Prometheus text exposition, exact", "[receiver][metrics]") {
+  ReceiverMetrics m;
+  record_example(m);
+  CHECK(format_prometheus(m) ==
+        "# HELP divert_receiver_connection_total Connections served, by outcome.\n"
+        "# TYPE divert_receiver_connection_total counter\n"
+        "divert_receiver_connection_total{outcome=\"connected\"} 1\n"
+        "divert_receiver_connection_total{outcome=\"health_check\"} 2\n"
+        "divert_receiver_connection_total{outcome=\"untrusted\"} 0\n"
+        "divert_receiver_connection_total{outcome=\"bad_header\"} 0\n"
+        "divert_receiver_connection_total{outcome=\"denied\"} 0\n"
+        "divert_receiver_connection_total{outcome=\"refused\"} 1\n"
+        "divert_receiver_connection_total{outcome=\"timed_out\"} 0\n"
+        "divert_receiver_connection_total{outcome=\"unreachable\"} 0\n"
+        "divert_receiver_connection_total{outcome=\"resolve_failed\"} 0\n"
+        "divert_receiver_connection_total{outcome=\"failed\"} 0\n"
+        "# HELP divert_receiver_upstream_connect_error_total Upstream connects that failed, by "
+        "kind.\n"
+        "# TYPE divert_receiver_upstream_connect_error_total counter\n"
+        "divert_receiver_upstream_connect_error_total{kind=\"refused\"} 1\n"
+        "divert_receiver_upstream_connect_error_total{kind=\"timed_out\"} 0\n"
+        "divert_receiver_upstream_connect_error_total{kind=\"unreachable\"} 0\n"
+        "divert_receiver_upstream_connect_error_total{kind=\"resolve_failed\"} 0\n"
+        "divert_receiver_upstream_connect_error_total{kind=\"other\"} 0\n"
+        "# HELP divert_receiver_traffic_up_bytes_total Bytes relayed toward upstreams.\n"
+        "# TYPE divert_receiver_traffic_up_bytes_total counter\n"
+        "divert_receiver_traffic_up_bytes_total 10\n"
+        "# HELP divert_receiver_traffic_down_bytes_total Bytes relayed from upstreams.\n"
+        "# TYPE divert_receiver_traffic_down_bytes_total counter\n"
+        "divert_receiver_traffic_down_bytes_total 20\n"
+        "# HELP divert_receiver_status_reply_sent_total Upstream status replies written.\n"
+        "# TYPE divert_receiver_status_reply_sent_total counter\n"
+        "divert_receiver_status_reply_sent_total 1\n");
+  CHECK(format_prometheus(m, "").rfind("# HELP receiver_connection_total ", 0) == 0);
+  CHECK_THROWS_AS(format_prometheus(m, "bad prefix"), std::invalid_argument);
 }
 
 namespace {
