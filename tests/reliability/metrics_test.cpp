@@ -4,12 +4,14 @@
 // run with Debian's /usr/bin/python3 (the python3 first on PATH may be another
 // interpreter without Debian's modules) — in check_prometheus.py: every family
 // typed, the histogram consistent, per-proxy series for both next proxies.
-// divert-next-proxy's own /metrics (ReceiverMetrics) is parsed the same way.
+// divert-next-proxy's own /metrics (ReceiverMetrics) is parsed the same way,
+// and its metrics address is no upstream (loop guard).
 #include <sys/socket.h>
 
 #include <string>
 #include <vector>
 
+#include "divert/ppv2/encoder.hpp"
 #include "programs.hpp"
 #include "support/catch.hpp"
 
@@ -150,4 +152,29 @@ TEST_CASE("--metrics-listen: /metrics parsed by prometheus_client, per-proxy ser
   INFO(np_parsed.out);
   INFO(np_scrape.body);
   CHECK(np_parsed.status == 0);
+}
+
+TEST_CASE("--metrics-listen: divert-next-proxy refuses its metrics address as an upstream",
+          "[metrics][live]") {
+  TempDir dir;
+  const auto metrics_port = free_port();
+  // Loopback upstreams allowed: only the loop guard can refuse this one.
+  NextProxy np(dir, {"--metrics-listen", loopback(metrics_port)});
+  divert::ppv2::HeaderSpec h;
+  h.src = *divert::ppv2::Endpoint::ip_literal("192.0.2.1", 40000);
+  h.dst = *divert::ppv2::Endpoint::ip_literal("192.0.2.2", 3128);
+  const std::string upstream = loopback(metrics_port);  // the spec holds views
+  h.upstream = upstream;
+  h.status_reply = true;
+  std::vector<std::uint8_t> out(divert::ppv2::encoded_size(h).size);
+  REQUIRE_FALSE(divert::ppv2::encode(h, out).ec);
+  const std::string header(out.begin(), out.end());
+  auto c = connect_to(np.port);
+  REQUIRE(c.fd >= 0);
+  REQUIRE(send_all(c.fd, header + "GET /metrics HTTP/1.1\r\n\r\n"));
+  const auto r = read_until_close(c.fd, 5s);
+  CHECK(r.closed);
+  REQUIRE(r.data.size() == 8);  // the status reply only: no metrics came back
+  CHECK(r.data.substr(0, 4) == "DVT1");
+  CHECK(static_cast<int>(r.data[4]) == 5);  // denied
 }
