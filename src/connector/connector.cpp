@@ -306,17 +306,18 @@ void DivertTcpConnector::start_connect(asio::any_io_executor ex, Task task,
     std::optional<tcp::socket> socket;
     DivertInfo info;
   };
-  auto run = [](std::shared_ptr<State> s, Task task) -> asio::awaitable<Outcome> {
+  auto run = [](std::shared_ptr<State> s, std::shared_ptr<Generation> g,
+                Task task) -> asio::awaitable<Outcome> {
     Outcome out;
     State::ConnectReport report;
-    auto g = s->current();  // this connect's configuration, to its end
     auto sock = co_await s->connect(g, std::move(task), nullptr, out.ec, report);
     out.info = report.info(*g, sock);
     out.socket.emplace(std::move(sock));
     co_return out;
   };
   auto slot = handler.cancellation_slot();
-  asio::co_spawn(ex, run(s_, std::move(task)),
+  // The configuration current now is this connect's, to its end.
+  asio::co_spawn(ex, run(s_, s_->current(), std::move(task)),
                  asio::bind_cancellation_slot(
                      slot, [h = std::move(handler), ex](std::exception_ptr e, Outcome out) mutable {
                        if (e) std::rethrow_exception(e);  // bad_alloc only
@@ -374,18 +375,18 @@ void DivertTcpConnector::start_https(asio::any_io_executor ex, Task task, std::s
     std::optional<TlsStream> stream;
     DivertInfo info;
   };
-  auto run = [](std::shared_ptr<State> s, Task task, std::string tls_name,
-                asio::ssl::context* ctx) -> asio::awaitable<Outcome> {
+  auto run = [](std::shared_ptr<State> s, std::shared_ptr<Generation> g, Task task,
+                std::string tls_name, asio::ssl::context* ctx) -> asio::awaitable<Outcome> {
     Outcome out;
     State::ConnectReport report;
-    auto g = s->current();  // this connect's configuration, to its end
     auto stream = co_await s->https(g, std::move(task), std::move(tls_name), *ctx, out.ec, report);
     out.info = report.info(*g, stream.next_layer());
     out.stream.emplace(std::move(stream));
     co_return out;
   };
   auto slot = handler.cancellation_slot();
-  asio::co_spawn(ex, run(s_, std::move(task), std::move(tls_name), &ctx),
+  // The configuration current now is this connect's, to its end.
+  asio::co_spawn(ex, run(s_, s_->current(), std::move(task), std::move(tls_name), &ctx),
                  asio::bind_cancellation_slot(slot, [h = std::move(handler), ex, c = &ctx](
                                                         std::exception_ptr e, Outcome out) mutable {
                    if (e) std::rethrow_exception(e);  // bad_alloc only
