@@ -1,0 +1,63 @@
+// health_check/health_checker.hpp — the active health checker (internal).
+//
+// Probes each target every `interval` (see divert/health_check.hpp for what a
+// probe is and when it succeeds); `fall` consecutive failures report
+// on_change(false), `rise` consecutive successes on_change(true). Targets
+// start up (no call until a transition).
+//
+// The pure parts are tested without sockets: RiseFallTracker (rise_fall.hpp)
+// and ProbeSchedule (schedule.hpp); probe.hpp is the one-probe I/O shell.
+//
+// Thread-safety: set_targets() and stop() may be called from any thread;
+// on_change is invoked on `ex` (serialised: never two at once).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "divert/asio/any_io_executor.hpp"
+
+#include "divert/health_check.hpp"
+#include "divert/metrics.hpp"
+#include "divert/net/options.hpp"
+#include "divert/net/resolver.hpp"
+#include "divert/upstream.hpp"
+
+namespace divert::health {
+
+struct Target {
+  UpstreamAddr addr;                       // the next proxy, as configured
+  std::function<void(bool up)> on_change;  // a transition (never repeated)
+};
+
+class HealthChecker {
+ public:
+  // `cfg` must have passed validate(); `connect` is the connector's (its
+  // tcp_connect.each_timeout is replaced by cfg.timeout); `resolver` is
+  // required iff a target is a domain. `metrics_or_null` is not used for
+  // counters (metrics.hpp is the connector's contract): reserved.
+  HealthChecker(asio::any_io_executor ex, HealthCheckConfig cfg, net::ConnectOptions connect,
+                std::shared_ptr<net::Resolver> resolver, Metrics* metrics_or_null);
+  // Stops (as stop()).
+  ~HealthChecker();
+  HealthChecker(const HealthChecker&) = delete;
+  HealthChecker& operator=(const HealthChecker&) = delete;
+
+  // Replaces the targets. A target whose canonical address (to_string()) was
+  // already there keeps its rise/fall state and schedule; new ones start up
+  // and are probed at once; removed ones are no longer probed (a probe in
+  // flight is cancelled, its result dropped). No-op after stop().
+  void set_targets(std::vector<Target> targets);
+
+  // Cancels every pending probe and timer; no on_change afterwards once it
+  // returns (when called on `ex`'s thread, or when nothing runs concurrently).
+  // Idempotent.
+  void stop();
+
+ private:
+  struct State;
+  std::shared_ptr<State> s_;
+};
+
+}  // namespace divert::health
