@@ -8,8 +8,11 @@
 // The pure parts are tested without sockets: RiseFallTracker (rise_fall.hpp)
 // and ProbeSchedule (schedule.hpp); probe.hpp is the one-probe I/O shell.
 //
-// Thread-safety: set_targets() and stop() may be called from any thread;
-// on_change is invoked on `ex` (serialised: never two at once).
+// Probes run on a strand of `ex` (a multi-threaded io_context is fine).
+// Thread-safety: set_targets() and stop() may be called from any thread,
+// concurrently. on_change is invoked on that strand, under the checker's lock
+// (never two at once, never after stop() has returned): it must not call
+// set_targets() or stop() itself (post them instead).
 #pragma once
 
 #include <functional>
@@ -19,6 +22,7 @@
 #include "divert/asio/any_io_executor.hpp"
 
 #include "divert/health_check.hpp"
+#include "divert/logger.hpp"
 #include "divert/metrics.hpp"
 #include "divert/net/options.hpp"
 #include "divert/net/resolver.hpp"
@@ -36,9 +40,11 @@ class HealthChecker {
   // `cfg` must have passed validate(); `connect` is the connector's (its
   // tcp_connect.each_timeout is replaced by cfg.timeout); `resolver` is
   // required iff a target is a domain. `metrics_or_null` is not used for
-  // counters (metrics.hpp is the connector's contract): reserved.
+  // counters (metrics.hpp is the connector's contract): reserved. `logger`
+  // gets each transition (warn: down, info: up) and each failed probe (debug).
   HealthChecker(asio::any_io_executor ex, HealthCheckConfig cfg, net::ConnectOptions connect,
-                std::shared_ptr<net::Resolver> resolver, Metrics* metrics_or_null);
+                std::shared_ptr<net::Resolver> resolver, Metrics* metrics_or_null,
+                Logger logger = {});
   // Stops (as stop()).
   ~HealthChecker();
   HealthChecker(const HealthChecker&) = delete;
@@ -50,9 +56,10 @@ class HealthChecker {
   // flight is cancelled, its result dropped). No-op after stop().
   void set_targets(std::vector<Target> targets);
 
-  // Cancels every pending probe and timer; no on_change afterwards once it
-  // returns (when called on `ex`'s thread, or when nothing runs concurrently).
-  // Idempotent.
+  // Cancels every pending probe and the timer (through the strand: sockets
+  // close as their probes complete, at once when called on the strand, else
+  // when the executor runs next); no on_change once it has returned.
+  // Idempotent; the destructor calls it.
   void stop();
 
  private:
