@@ -6,10 +6,12 @@
 // attempt for an IP literal), then a PROXY v2 header with the LOCAL command
 // (the PROXY spec's command for health checks; HAProxy's check-send-proxy
 // sends the same 16 bytes). A probe succeeds when the connection is accepted
-// and not reset within `timeout` (see src/health_check/probe.hpp for the
-// precise rule). `fall` consecutive failures mark a next proxy down, `rise`
-// consecutive successes mark it up again; a next proxy starts up. Down next
-// proxies are skipped by selection as passively ejected ones are; when every
+// and not reset within `timeout`: it passes as soon as the next proxy closes
+// cleanly (the divert Receiver does after a LOCAL header), or when `timeout`
+// has elapsed with the connection open (HAProxy accept-proxy keeps it); a
+// connect error or timeout, or a reset, fails it. The probe then closes. `fall` consecutive
+// failures mark a next proxy down, `rise` consecutive successes mark it up again; a next proxy
+// starts up. Down next proxies are skipped by selection as passively ejected ones are; when every
 // next proxy is down or ejected, all are tried.
 //
 // Builder key `health_check` (g3proxy's duration syntax, config_value.hpp):

@@ -1,4 +1,4 @@
-// One health probe (health_check/probe.hpp): connect, PROXY v2 LOCAL, watch.
+// One health probe (health_check/probe.hpp): connect, PROXY v2 LOCAL, watch, close.
 #include "health_check/probe.hpp"
 
 #include <variant>
@@ -20,7 +20,7 @@ using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 constexpr auto tuple_awaitable = divert::detail::as_tuple(asio::use_awaitable);
 
-// Connects to `target` and writes the LOCAL header, then half-closes.
+// Connects to `target` and writes the LOCAL header.
 asio::awaitable<ProbeResult> connect_and_send(const UpstreamAddr& target, const ProbeOptions& o,
                                               std::optional<tcp::socket>& out) {
   ProbeResult r;
@@ -42,7 +42,6 @@ asio::awaitable<ProbeResult> connect_and_send(const UpstreamAddr& target, const 
   r.stage = ProbeStage::write;
   static const auto header = local_header();
   auto [ec, n] = co_await asio::async_write(*out, asio::buffer(header), tuple_awaitable);
-  if (!ec) out->shutdown(tcp::socket::shutdown_send, ec);
   r.error = ec;
   if (!ec) r.stage = ProbeStage::watch;
   co_return r;

@@ -7,12 +7,17 @@
 //      each attempt bounded by `timeout` too. The connector's other
 //      ConnectOptions (bind address and interface, socket options) apply.
 //   2. write the 16-byte PROXY v2 LOCAL header (local_header()), the PROXY
-//      spec's command for health checks, then half-close (FIN): a probe never
-//      sends anything else.
-//   3. watch until the deadline: the peer's clean close (EOF) is success at
-//      once; bytes from the peer are read and dropped (a next proxy may
-//      answer); reaching the deadline with the connection still open, not
-//      reset, is success ("accepted and not reset within timeout").
+//      spec's command for health checks; a probe never sends anything else.
+//   3. watch until the deadline: the peer's clean close (EOF: the divert
+//      Receiver closes after a LOCAL header) is success at once; bytes from
+//      the peer are read and dropped (a next proxy may answer); reaching the
+//      deadline with the connection still open, not reset, is success
+//      ("accepted and not reset within timeout"). A peer that keeps the
+//      connection (HAProxy accept-proxy passes it on to its backend) thus
+//      takes the whole timeout to pass.
+//   4. close (FIN). The FIN comes last on purpose, not right after the header:
+//      a FIN arriving while HAProxy is still connecting its backend for the
+//      LOCAL connection is logged as a client abort (termination state "CC").
 // Failure: a connect error or timeout (nothing accepted the connection within
 // `timeout`), a failed write, or the connection reset (RST, ECONNRESET or
 // EPIPE) or any other read error before the deadline.

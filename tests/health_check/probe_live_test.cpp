@@ -61,16 +61,23 @@ struct Peer {
   std::vector<std::string> received;  // what each connection sent before its EOF
   std::vector<std::shared_ptr<tcp::socket>> held;
 
-  // Reads to EOF (the probe's half-close), records it, then closes.
+  // As the divert Receiver does after a LOCAL header: reads the 16 bytes,
+  // closes its side (FIN), then reads to the probe's FIN, recording every
+  // byte received.
   test::Listener::Serve read_then_close() {
     return [this](tcp::socket s) {
       auto sock = std::make_shared<tcp::socket>(std::move(s));
-      auto buf = std::make_shared<std::string>();
-      read_all(sock, buf, [this, sock, buf] {
-        std::lock_guard lock(m);
-        received.push_back(*buf);
-        sock->close();
-      });
+      auto buf = std::make_shared<std::string>(16, '\0');
+      asio::async_read(*sock, asio::buffer(*buf),
+                       [this, sock, buf](std::error_code ec, std::size_t n) {
+                         buf->resize(n);
+                         if (!ec) sock->shutdown(tcp::socket::shutdown_send, ec);
+                         read_all(sock, buf, [this, sock, buf] {
+                           std::lock_guard lock(m);
+                           received.push_back(*buf);
+                           sock->close();
+                         });
+                       });
     };
   }
   // Keeps the connection open, silent.
