@@ -59,33 +59,6 @@ struct Events {
   }
 };
 
-// A divert Receiver serving every connection of a Listener (its outcomes counted).
-struct ReceiverPeer {
-  test::IoThread io;
-  std::shared_ptr<ReceiverMetrics> metrics = std::make_shared<ReceiverMetrics>();
-  Receiver receiver{[this] {
-    ReceiverOptions o;
-    o.trust = TrustList::loopback();
-    o.metrics = metrics;
-    return o;
-  }()};
-  test::Listener listener;
-
-  explicit ReceiverPeer(const char* ip)
-      : listener(io, loopback(ip), [this](tcp::socket s) {
-          receiver.async_serve(std::move(s), [](ServeReport) {});
-        }) {
-    listener.start();
-  }
-  std::uint64_t count(ServeOutcome o) const { return metrics->connections(o); }
-  std::uint64_t total() const {
-    std::uint64_t n = 0;
-    for (std::size_t i = 0; i < kServeOutcomeCount; ++i)
-      n += metrics->connections(static_cast<ServeOutcome>(i));
-    return n;
-  }
-};
-
 HealthCheckConfig fast(std::chrono::milliseconds interval, std::chrono::milliseconds timeout,
                        std::uint32_t rise = 2, std::uint32_t fall = 3) {
   return {.enabled = true, .interval = interval, .timeout = timeout, .rise = rise, .fall = fall};
@@ -94,7 +67,7 @@ HealthCheckConfig fast(std::chrono::milliseconds interval, std::chrono::millisec
 }  // namespace
 
 TEST_CASE("HealthChecker: the divert Receiver reports every probe as a health check", "[live]") {
-  ReceiverPeer peer("127.0.0.1");
+  test::ReceiverPeer peer("127.0.0.1");
   test::IoThread checker_io;
   Events events;
   HealthChecker checker(checker_io.io().get_executor(), fast(50ms, 1000ms), {}, nullptr, nullptr);
@@ -186,7 +159,7 @@ TEST_CASE(
     "HealthChecker: a stopped next proxy is down within fall x interval + timeout, "
     "up again within rise x interval of its restart",
     "[live]") {
-  ReceiverPeer p1("127.0.0.2"), p2("127.0.0.3"), p3("127.0.0.4");
+  test::ReceiverPeer p1("127.0.0.2"), p2("127.0.0.3"), p3("127.0.0.4");
   const auto interval = 100ms, timeout = 200ms;
   const std::uint32_t rise = 2, fall = 3;
   test::IoThread checker_io;
@@ -227,7 +200,7 @@ TEST_CASE(
 
 TEST_CASE("HealthChecker: set_targets keeps a kept target's state; stop() ends the probes",
           "[live]") {
-  ReceiverPeer p1("127.0.0.2");
+  test::ReceiverPeer p1("127.0.0.2");
   const auto dead = "127.0.0.1:" + std::to_string(test::free_port());
   test::IoThread checker_io;
   Events events;

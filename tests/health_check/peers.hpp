@@ -12,6 +12,8 @@
 #include <optional>
 #include <thread>
 
+#include "divert/receiver.hpp"
+
 namespace divert::test {
 
 // An io_context run by one background thread until destruction.
@@ -79,6 +81,39 @@ class Listener {
   Serve serve_;
   std::optional<asio::ip::tcp::acceptor> acceptor_;
   std::atomic<int> accepted_{0};
+};
+
+// A divert Receiver (trusting loopback, loopback upstreams allowed) serving
+// every connection accepted on `ip`, any port; its outcomes counted.
+struct ReceiverPeer {
+  IoThread io;
+  std::shared_ptr<ReceiverMetrics> metrics = std::make_shared<ReceiverMetrics>();
+  Receiver receiver{[this] {
+    ReceiverOptions o;
+    o.trust = TrustList::loopback();
+    o.destinations.allow(net::Cidr::parse("127.0.0.0/8"));
+    o.metrics = metrics;
+    return o;
+  }()};
+  Listener listener;
+
+  explicit ReceiverPeer(const char* ip)
+      : listener(io, {asio::ip::make_address(ip), 0}, [this](asio::ip::tcp::socket s) {
+          receiver.async_serve(std::move(s), [](ServeReport) {});
+        }) {
+    listener.start();
+  }
+  std::uint64_t count(ServeOutcome o) const { return metrics->connections(o); }
+  std::uint64_t total() const {
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < kServeOutcomeCount; ++i)
+      n += metrics->connections(static_cast<ServeOutcome>(i));
+    return n;
+  }
+  std::string target() const {
+    return listener.endpoint().address().to_string() + ":" +
+           std::to_string(listener.endpoint().port());
+  }
 };
 
 }  // namespace divert::test
