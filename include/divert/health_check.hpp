@@ -29,7 +29,7 @@
 
 namespace divert {
 
-struct HealthCheckConfig {
+struct DIVERT_EXPORT HealthCheckConfig {
   bool enabled = false;                      // off by default
   std::chrono::milliseconds interval{5000};  // between two probes of one next proxy; > 0
   std::chrono::milliseconds timeout{2000};   // connect + header + watch, per probe; > 0

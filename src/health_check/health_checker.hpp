@@ -21,6 +21,7 @@
 
 #include "divert/asio/any_io_executor.hpp"
 
+#include "divert/export.hpp"
 #include "divert/health_check.hpp"
 #include "divert/logger.hpp"
 #include "divert/metrics.hpp"
@@ -35,9 +36,11 @@ struct Target {
   std::function<void(bool up)> on_change;  // a transition (never repeated)
 };
 
-class HealthChecker {
+// (DIVERT_EXPORT only so that the tests link against a shared build.)
+class DIVERT_EXPORT HealthChecker {
  public:
-  // `cfg` must have passed validate(); `connect` is the connector's (its
+  // `cfg` must have passed validate() (cfg.enabled is not looked at: the
+  // owner creates a checker only when enabled); `connect` is the connector's (its
   // tcp_connect.each_timeout is replaced by cfg.timeout); `resolver` is
   // required iff a target is a domain. `metrics_or_null` is not used for
   // counters (metrics.hpp is the connector's contract): reserved. `logger`
