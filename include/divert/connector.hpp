@@ -97,6 +97,7 @@
 #include "divert/detail/erased_handler.hpp"
 #include "divert/error.hpp"
 #include "divert/export.hpp"
+#include "divert/health_check.hpp"
 #include "divert/logger.hpp"
 #include "divert/metrics.hpp"
 #include "divert/net/options.hpp"
@@ -144,6 +145,8 @@ struct ConnectorConfig {
   // Ask each next proxy for the upstream status reply (TLV 0xE7; see
   // "Upstream status reply" above). Only for next proxies that speak it.
   bool next_proxy_status_reply = false;
+  // Active health checks (health_check.hpp); off by default.
+  HealthCheckConfig health_check;
 };
 
 // What a connector call tells the host besides the stream (the forms taking
@@ -494,6 +497,8 @@ class DIVERT_EXPORT DivertTcpConnector::Builder {
   Builder& next_proxy_status_reply(bool on);
   // TCP_QUICKACK off before connect (see net::ConnectOptions); default on.
   Builder& delay_handshake_ack(bool on);
+  // Active health checks (health_check.hpp); checked by build() with validate().
+  Builder& health_check(HealthCheckConfig c);
 
   // Names a resolver for set("resolver", NAME). "system" is always known.
   Builder& register_resolver(std::string name, std::shared_ptr<net::Resolver> r);
@@ -519,7 +524,8 @@ class DIVERT_EXPORT DivertTcpConnector::Builder {
   // (empty, over 15 bytes, no such interface); each_timeout <= 0; a speed limit
   // with shift above 12 or a zero limit; a bad extra_metrics_tags name or
   // value; max_header_size outside 16..65551; eject_duration <= 0 with
-  // ejection on; tls_handshake_timeout <= 0.
+  // ejection on; tls_handshake_timeout <= 0; a health_check field out of
+  // range (HealthCheckConfig::validate).
   DivertTcpConnector build() const;
 
   const ConnectorConfig& config() const noexcept { return cfg_; }
