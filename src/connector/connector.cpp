@@ -18,6 +18,7 @@
 #include "divert/connector.hpp"
 #include "divert/net/connect.hpp"
 #include "divert/net/socket_options.hpp"
+#include "health_check/health_checker.hpp"
 
 #if defined(DIVERT_WITH_TLS)
 #include <openssl/ssl.h>
@@ -80,6 +81,9 @@ struct DivertTcpConnector::State {
   }
   // Validates `cfg` (throws config_error, nothing changed) and makes it current.
   void reconfigure(ConnectorConfig cfg);
+  // start_health_checks() / stop().
+  void start_health_checks(asio::any_io_executor ex);
+  void stop();
 
   // What a connect tells its caller besides the stream.
   struct ConnectReport {
@@ -112,7 +116,18 @@ struct DivertTcpConnector::State {
 #endif
 
  private:
-  std::mutex reconfigure_mu_;  // one reconfigure at a time (held across the whole swap)
+  // Makes the health checks match generation `g` (`old`: the one it replaces,
+  // else null): none unless started and enabled; a new checker when its
+  // settings changed; else the same one with `g`'s next proxies as targets.
+  void update_health_checks(const Generation& g, const Generation* old);
+  // Stops the checker (no on_change afterwards) and marks `g`'s next proxies up.
+  void drop_health_checker(const Generation& g);
+
+  // Serialises reconfigure(), start_health_checks() and stop(); guards the
+  // two health-check members below.
+  std::mutex control_mu_;
+  std::optional<asio::any_io_executor> health_ex_;  // set while started
+  std::unique_ptr<health::HealthChecker> checker_;  // while started and enabled
   mutable std::mutex current_mu_;
   std::shared_ptr<Generation> current_;
 };
@@ -510,7 +525,7 @@ MetricsSnapshot DivertTcpConnector::metrics_snapshot() const {
 
 void DivertTcpConnector::State::reconfigure(ConnectorConfig cfg) {
   validate_connector_config(cfg);
-  std::lock_guard serial(reconfigure_mu_);
+  std::lock_guard serial(control_mu_);
   auto old = current();
   // The metrics object stays (hosts hold &metrics()): its tags cannot change.
   if (cfg.name != old->cfg.name)
@@ -522,16 +537,65 @@ void DivertTcpConnector::State::reconfigure(ConnectorConfig cfg) {
                        "cannot change on reconfigure (the metrics keep their tags): build a new "
                        "connector");
   auto next = std::make_shared<Generation>(std::move(cfg), old.get());  // may throw config_error
-  std::lock_guard lock(current_mu_);
-  current_ = std::move(next);
+  {
+    std::lock_guard lock(current_mu_);
+    current_ = next;
+  }
+  update_health_checks(*next, old.get());
+}
+
+void DivertTcpConnector::State::update_health_checks(const Generation& g, const Generation* old) {
+  const ConnectorConfig& cfg = g.cfg;
+  if (!health_ex_ || !cfg.health_check.enabled) {
+    drop_health_checker(g);
+    return;
+  }
+  // The checker holds its settings, connect options and resolver: a change
+  // of any of them needs a new one (its targets start up again).
+  if (old && (old->cfg.health_check != cfg.health_check || old->cfg.connect != cfg.connect ||
+              old->cfg.resolver != cfg.resolver))
+    drop_health_checker(g);
+  if (!checker_)
+    checker_ = std::make_unique<health::HealthChecker>(*health_ex_, cfg.health_check, cfg.connect,
+                                                       cfg.resolver, &metrics, cfg.shared_logger);
+  std::vector<health::Target> targets;
+  targets.reserve(cfg.proxy_addr.size());
+  for (std::size_t i = 0; i < cfg.proxy_addr.size(); ++i)
+    targets.push_back({cfg.proxy_addr[i].addr, [entry = g.health.entry(i)](bool up) {
+                         entry->down.store(!up, std::memory_order_relaxed);
+                       }});
+  checker_->set_targets(std::move(targets));  // kept addresses keep their rise/fall state
+}
+
+void DivertTcpConnector::State::drop_health_checker(const Generation& g) {
+  if (!checker_) return;
+  checker_->stop();
+  checker_.reset();
+  for (std::size_t i = 0; i < g.health.size(); ++i) g.health.entry(i)->down.store(false);
+}
+
+void DivertTcpConnector::State::start_health_checks(asio::any_io_executor ex) {
+  std::lock_guard serial(control_mu_);
+  if (health_ex_) return;
+  health_ex_ = std::move(ex);
+  update_health_checks(*current(), nullptr);
+}
+
+void DivertTcpConnector::State::stop() {
+  std::lock_guard serial(control_mu_);
+  health_ex_.reset();
+  drop_health_checker(*current());
 }
 
 void DivertTcpConnector::reconfigure(const Builder& builder) const {
   s_->reconfigure(builder.config());
 }
-
-void DivertTcpConnector::start_health_checks(asio::any_io_executor /*ex*/) const {}
-void DivertTcpConnector::stop() const {}
+void DivertTcpConnector::start_health_checks(asio::any_io_executor ex) const {
+  s_->start_health_checks(std::move(ex));
+}
+void DivertTcpConnector::stop() const {
+  s_->stop();
+}
 
 DivertTcpConnector DivertTcpConnector::Builder::build() const {
   validate_connector_config(cfg_);

@@ -25,7 +25,8 @@ Task make_task() {
               .upstream = UpstreamAddr::parse("origin.test:80", 0)};
 }
 
-// A loopback next proxy that accepts (and drops) every connection, counting them.
+// A loopback next proxy that accepts every connection (counting them) and
+// reads it to its end (so a health check's probe sees a clean close).
 struct Listener {
   tcp::acceptor acc;
   int accepted = 0;
@@ -38,6 +39,14 @@ struct Listener {
       auto [ec, s] = co_await acc.async_accept(tuple_awaitable);
       if (ec) co_return;
       ++accepted;
+      asio::co_spawn(acc.get_executor(), drain(std::move(s)), asio::detached);
+    }
+  }
+  static asio::awaitable<void> drain(tcp::socket s) {
+    char buf[512];
+    for (;;) {
+      auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), tuple_awaitable);
+      if (ec) co_return;
     }
   }
   std::string addr() const { return "127.0.0.1:" + std::to_string(acc.local_endpoint().port()); }
@@ -385,4 +394,69 @@ TEST_CASE("a domain next proxy follows its resolver's answer as it changes") {
   REQUIRE(snap.proxies.size() == 1);
   CHECK(snap.proxies[0].next_proxy == "np.test:" + port);
   CHECK(snap.proxies[0][ProxyCounter::establish] == 5);
+}
+
+TEST_CASE(
+    "health checks: a next proxy found down is skipped; reconfigure keeps it; stop() ends it") {
+  asio::io_context io;
+  Listener a(io), b(io);
+  const auto dead = "127.0.0.1:" + std::to_string(test::free_port());
+  const HealthCheckConfig hc{
+      .enabled = true, .interval = 100ms, .timeout = 300ms, .rise = 1, .fall = 1};
+  auto with = [&](std::vector<WeightedUpstreamAddr> proxies) {
+    return DivertTcpConnector::builder()
+        .proxy_addr(std::move(proxies))
+        .proxy_addr_pick_policy(PickPolicy::round_robin)
+        .proxy_failover(2)
+        .passive_ejection(0, 1s);  // only the health checks leave a next proxy out
+  };
+  const std::vector<WeightedUpstreamAddr> three = {{UpstreamAddr::parse(a.addr(), 0), 1.0},
+                                                   {UpstreamAddr::parse(dead, 0), 1.0},
+                                                   {UpstreamAddr::parse(b.addr(), 0), 1.0}};
+  auto c = with(three).build();
+  auto dead_up = [&] { return by_proxy(c.metrics_snapshot())[dead].up; };
+  auto dead_attempts = [&] { return by_proxy(c.metrics_snapshot())[dead][ProxyCounter::attempt]; };
+  auto until = [&](auto pred) {
+    return test::wait_until([&] {
+      io.restart();
+      io.run_for(10ms);
+      return pred();
+    });
+  };
+
+  // Started while health_check is off: nothing probed.
+  c.start_health_checks(io.get_executor());
+  io.run_for(300ms);
+  CHECK(dead_up());
+  CHECK(a.accepted == 0);
+
+  // A reconfigure turning it on starts the probes there: down within
+  // fall x interval + timeout (plus scheduling slack).
+  const auto on = std::chrono::steady_clock::now();
+  c.reconfigure(with(three).health_check(hc));
+  REQUIRE(until([&] { return !dead_up(); }));
+  CHECK(std::chrono::steady_clock::now() - on < 1s);
+  CHECK(by_proxy(c.metrics_snapshot())[a.addr()].up);
+  CHECK_FALSE(by_proxy(c.metrics_snapshot())[dead].ejected);  // down, not ejected
+  const auto tried = dead_attempts();
+  CHECK(connect_n(io, c, 12).failed == 0);
+  CHECK(dead_attempts() == tried);  // never picked while down
+
+  // Reconfigured with the same health_check settings: the mark stays at once.
+  c.reconfigure(with({{UpstreamAddr::parse(dead, 0), 2.0}, {UpstreamAddr::parse(b.addr(), 0), 1.0}})
+                    .health_check(hc));
+  CHECK_FALSE(dead_up());
+  CHECK(connect_n(io, c, 6).failed == 0);
+  CHECK(dead_attempts() == tried);
+
+  // stop(): no more probes, and the mark is lifted (selection tries it again).
+  c.stop();
+  CHECK(dead_up());
+  io.run_for(100ms);  // the accepts trailing the last connects and probes
+  const int a_probes = a.accepted, b_probes = b.accepted;
+  io.run_for(300ms);
+  CHECK(dead_up());
+  CHECK(a.accepted == a_probes);
+  CHECK(b.accepted == b_probes);
+  c.stop();  // idempotent
 }
