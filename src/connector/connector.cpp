@@ -426,9 +426,21 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
 
 #endif
 
-const ConnectorConfig& DivertTcpConnector::config() const noexcept {
+ConnectorConfig DivertTcpConnector::config() const {
   return s_->cfg;
 }
+SpeedLimitConfig DivertTcpConnector::speed_limit() const {
+  return s_->cfg.tcp_sock_speed_limit;
+}
+MetricsSnapshot DivertTcpConnector::metrics_snapshot() const {
+  return s_->metrics.snapshot();
+}
+void DivertTcpConnector::reconfigure(const Builder& builder) const {
+  validate_connector_config(builder.config());
+  throw config_error("reconfigure", "", "not implemented yet");
+}
+void DivertTcpConnector::start_health_checks(asio::any_io_executor /*ex*/) const {}
+void DivertTcpConnector::stop() const {}
 Metrics& DivertTcpConnector::metrics() const noexcept {
   return s_->metrics;
 }
