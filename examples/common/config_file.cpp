@@ -120,16 +120,6 @@ std::vector<YAML::Node> escaper_candidates(const YAML::Node& root, const std::st
   return {root};
 }
 
-// connector.reconfigure(builder) (the connector live API).
-// TODO(conf): call it directly once branch live-api is merged.
-template <class Connector, class Builder>
-void reconfigure(const Connector& c, const Builder& b) {
-  if constexpr (requires { c.reconfigure(b); })
-    c.reconfigure(b);
-  else
-    throw std::runtime_error("this build's connector cannot reconfigure in place");
-}
-
 }  // namespace
 
 config_file_error::config_file_error(std::string file, FileLocation where, const config_error& e)
@@ -329,7 +319,7 @@ std::string ConnectorReloader::reload() {
   const std::string what = settings_.has_file() ? settings_.file() : "the flags";
   try {
     auto next = settings_.read();
-    reconfigure(connector_, next.builder);
+    connector_.reconfigure(next.builder);
     std::string line = "reloaded " + what + ": " +
                        describe_changes(applied_, applied_file_ ? &*applied_file_ : nullptr,
                                         next.builder.config(), next.file ? &*next.file : nullptr);
