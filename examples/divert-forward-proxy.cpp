@@ -614,7 +614,7 @@ int main(int argc, char** argv) {
     cfg.set_gate(make_destination_gate(cli, bound, *cfg.connector));
     std::cerr << "divert-forward-proxy: listening on " << server.local_endpoint() << "\n";
     server.run();
-    std::cerr << format_statsd(cfg.connector->metrics().snapshot(), "divert");
+    std::cerr << format_statsd(cfg.connector->metrics_snapshot(), "divert");
     return 0;
   } catch (const usage_error& e) {
     std::cerr << "divert-forward-proxy: " << e.what() << "\ntry --help\n";

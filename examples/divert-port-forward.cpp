@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
     server.bind();
     std::cerr << "divert-port-forward: listening on " << server.local_endpoint() << "\n";
     server.run();
-    std::cerr << format_statsd(connector.metrics().snapshot(), "divert");  // metrics at exit
+    std::cerr << format_statsd(connector.metrics_snapshot(), "divert");  // metrics at exit
     return 0;
   } catch (const usage_error& e) {
     std::cerr << "divert-port-forward: " << e.what() << "\ntry --help\n";
