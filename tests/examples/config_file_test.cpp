@@ -379,3 +379,20 @@ TEST_CASE("describe_changes: next proxies added, removed, reweighted; other keys
         "next proxies 127.0.0.2:2 weight 1 -> 3, +127.0.0.4:4 (weight 1), -127.0.0.3:3; "
         "keys proxy_addr_pick_policy random -> serial");
 }
+
+TEST_CASE("the README's pasted g3 block loads and builds", "[config_file]") {
+  const auto readme = test::read_file(std::filesystem::path(DIVERT_TEST_SOURCE_DIR) / ".." /
+                                      "README.md");
+  const auto section = readme.find("### Configuration file");
+  REQUIRE(section != std::string::npos);
+  const auto begin = readme.find("```yaml\n", section);
+  REQUIRE(begin != std::string::npos);
+  const auto end = readme.find("```", begin + 8);
+  REQUIRE(end != std::string::npos);
+  auto e = parse_escaper_config(readme.substr(begin + 8, end - begin - 8), "README.md");
+  auto b = DivertTcpConnector::builder();
+  e.apply(b);
+  CHECK(b.config().proxy_addr.size() == 2);
+  CHECK(b.config().connect.tcp_connect.each_timeout == std::chrono::seconds(5));
+  CHECK_NOTHROW(b.build());
+}
