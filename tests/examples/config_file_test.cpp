@@ -381,8 +381,8 @@ TEST_CASE("describe_changes: next proxies added, removed, reweighted; other keys
 }
 
 TEST_CASE("the README's pasted g3 block loads and builds", "[config_file]") {
-  const auto readme = test::read_file(std::filesystem::path(DIVERT_TEST_SOURCE_DIR) / ".." /
-                                      "README.md");
+  const auto readme =
+      test::read_file(std::filesystem::path(DIVERT_TEST_SOURCE_DIR) / ".." / "README.md");
   const auto section = readme.find("### Configuration file");
   REQUIRE(section != std::string::npos);
   const auto begin = readme.find("```yaml\n", section);
