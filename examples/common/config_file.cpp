@@ -2,6 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -57,7 +60,7 @@ ConfigValue convert(const YAML::Node& node, const std::string& file, const std::
         const std::string sub = path.empty() ? norm : path + "." + norm;
         if (locations) locations->emplace(sub, key_where);  // errors point at the key
         if (!seen.insert(norm).second)
-          throw config_file_error(file, key_where, sub, key, "duplicate key");
+          throw config_file_error(file, key_where, sub, key, "duplicate key '" + key + "'");
         map.emplace_back(key, convert(it->second, file, sub, depth + 1, locations));
       }
       return ConfigValue(std::move(map));
@@ -72,7 +75,7 @@ YAML::Node load_document(std::string_view yaml, const std::string& file) {
   try {
     docs = YAML::LoadAll(std::string(yaml));
   } catch (const YAML::Exception& e) {
-    throw config_file_error(file, location_of(e.mark), "yaml", "", e.msg);
+    throw config_file_error(file, location_of(e.mark), "yaml", "", "YAML: " + e.msg);
   }
   if (docs.size() > 1)
     throw config_file_error(file, location_of(docs[1].Mark()), "yaml", "",
@@ -130,8 +133,10 @@ config_file_error::config_file_error(std::string file, FileLocation where, const
 
 config_file_error::config_file_error(std::string file, FileLocation where, std::string key,
                                      std::string value, const std::string& reason)
-    : config_file_error(std::move(file), where,
-                        config_error(std::move(key), std::move(value), reason)) {}
+    : config_error(std::move(key), std::move(value), reason),
+      file_(std::move(file)),
+      where_(where),
+      message_(prefix(file_, where_) + reason) {}
 
 ConfigValue yaml_to_config_value(std::string_view yaml, const std::string& file) {
   return convert(load_document(yaml, file), file, "", 0, nullptr);
@@ -180,8 +185,9 @@ EscaperConfig parse_escaper_config(std::string_view yaml, const std::string& fil
   }
   const auto where = location_of(root.Mark());
   if (chosen.empty() && !escaper.empty())
-    throw config_file_error(file, where, "escaper", std::string(escaper),
-                            "no escaper of this name here (found: " + seen + ")");
+    throw config_file_error(
+        file, where, "escaper", std::string(escaper),
+        "no escaper named '" + std::string(escaper) + "' here (found: " + seen + ")");
   if (chosen.empty())
     throw config_file_error(file, where, "type", "",
                             "no divert_tcp escaper here (found: " + seen + ")");
@@ -198,8 +204,10 @@ EscaperConfig parse_escaper_config(std::string_view yaml, const std::string& fil
     const auto here = out.locate(norm);
     if (norm == "type") {
       if (!value.is_scalar() || normalize_key(value.scalar()) != "divert_tcp")
-        throw config_file_error(file, here, key, value.to_string(),
-                                "this program runs a divert_tcp escaper (type: divert_tcp)");
+        throw config_file_error(
+            file, here,
+            config_error(key, value.to_string(),
+                         "this program runs a divert_tcp escaper (type: divert_tcp)"));
       continue;
     }
     if (norm == "name") out.name = value.is_scalar() ? value.scalar() : "";
@@ -209,8 +217,14 @@ EscaperConfig parse_escaper_config(std::string_view yaml, const std::string& fil
 }
 
 EscaperConfig load_escaper_config(const std::string& path, std::string_view escaper) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw config_file_error(path, {}, "config", path,
+                            "is a directory (give one YAML file, e.g. one of g3's escaper.d)");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw config_file_error(path, {}, "config", path, "cannot open the file");
+  if (!in)
+    throw config_file_error(path, {}, "config", path,
+                            std::string("cannot open the file: ") + std::strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw config_file_error(path, {}, "config", path, "cannot read the file");

@@ -53,7 +53,8 @@ struct FileLocation {
 class config_file_error : public config_error {
  public:
   config_file_error(std::string file, FileLocation where, const config_error& e);
-  // For errors of the file's shape (no escaper, a wrong type): `what` says it.
+  // For errors of the file's shape (YAML syntax, no escaper, several):
+  // what() is "FILE:LINE:COLUMN: " and `reason`.
   config_file_error(std::string file, FileLocation where, std::string key, std::string value,
                     const std::string& reason);
   const char* what() const noexcept override { return message_.c_str(); }

@@ -233,7 +233,7 @@ server:
   CHECK(built_from(parse_escaper_config(list, "g.yaml", "np2")).proxy_addr.at(0).addr.to_string() ==
         "127.0.0.6:3128");
   CHECK_THAT(file_error([&] { parse_escaper_config(list, "g.yaml", "nope"); }),
-             Catch::Matchers::Contains("no escaper of this name") &&
+             Catch::Matchers::Contains("no escaper named 'nope'") &&
                  Catch::Matchers::Contains("np (divert_tcp), np2 (divert_tcp)"));
   // A list file (g3's escaper.d) is read the same way.
   CHECK(parse_escaper_config("- name: a\n  type: direct_fixed\n- name: b\n  type: divert_tcp\n"
