@@ -9,10 +9,12 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <variant>
 
 #include "common/auth.hpp"
 #include "common/cli.hpp"
+#include "common/config_file.hpp"
 #include "common/destination_gate.hpp"
 #include "common/http_request.hpp"
 #include "common/metrics_http.hpp"
@@ -32,7 +34,19 @@ struct Config {
   std::unique_ptr<asio::ssl::context> tls;
   std::chrono::milliseconds head_timeout{30000};
   std::chrono::milliseconds response_timeout{60000};
-  DestinationGate destinations;  // refuses targets before connecting (403)
+  // Refuses targets before connecting (403). Replaced whole when a reload
+  // changes the next proxies (its loop guard covers them): take it with gate().
+  std::shared_ptr<const DestinationGate> destinations;
+  mutable std::mutex destinations_mutex;
+  std::shared_ptr<const DestinationGate> gate() const {
+    std::lock_guard lock(destinations_mutex);
+    return destinations;
+  }
+  void set_gate(DestinationGate g) {
+    auto next = std::make_shared<const DestinationGate>(std::move(g));
+    std::lock_guard lock(destinations_mutex);
+    destinations = std::move(next);
+  }
   // No byte this long: a kept-alive client between requests, a tunnel either
   // way, a response once it has started (0: never).
   std::chrono::milliseconds idle_timeout{300000};
@@ -227,7 +241,8 @@ asio::awaitable<bool> authenticate(ClientConn& c, const RequestHead& head,
 // Answers the client (403, or 502/504 for a name that does not resolve here)
 // and returns false when the target is refused.
 asio::awaitable<bool> admit(ClientConn& c, const Task& task) {
-  auto refused = co_await c.cfg.destinations.check(task.upstream);
+  const auto gate = c.cfg.gate();  // held while the check runs
+  auto refused = co_await gate->check(task.upstream);
   if (!refused) co_return true;
   c.cfg.connector->config().shared_logger.logf(LogLevel::info, "", "refused: {}", refused->reason);
   co_await reply(c.socket, refused->status, reason_for(refused->status));
@@ -548,14 +563,21 @@ int main(int argc, char** argv) {
   server_cli_options(cli);
   destination_cli_options(cli);
   metrics_cli_option(cli);
+  config_cli_options(cli);
   try {
     if (!cli.parse(argc, argv)) return 0;
     Config cfg;
-    auto b = DivertTcpConnector::builder();
-    b.name("divert-forward-proxy").resolver(net::system_resolver());
-    apply_connector_options(cli, b);
-    if (cli.has("log")) b.set("shared_logger", "stderr:" + cli.get("log"));
-    cfg.connector.emplace(b.build());
+    // Defaults, then the --config file, then the flags; again on each SIGHUP.
+    ConnectorSettings settings(
+        cli,
+        [](DivertTcpConnector::Builder& b) {
+          b.name("divert-forward-proxy").resolver(net::system_resolver());
+        },
+        [&cli](DivertTcpConnector::Builder& b) {
+          if (cli.has("log")) b.set("shared_logger", "stderr:" + cli.get("log"));
+        });
+    auto source = settings.read();
+    cfg.connector.emplace(source.builder.build());
     if (cli.has("response-timeout"))
       cfg.response_timeout = parse_duration("--response-timeout", cli.get("response-timeout"));
     if (cli.has("head-timeout"))
@@ -583,9 +605,15 @@ int main(int argc, char** argv) {
     so.name = "divert-forward-proxy";
     so.listen = parse_listen(cli.get("listen", "127.0.0.1:8080"));
     apply_server_options(cli, so);
+    tcp::endpoint bound;  // set once bound; a reload rebuilds the gate's loop guard with it
+    ConnectorReloader reloader(settings, *cfg.connector, source, [&](const ConnectorConfig& c) {
+      cfg.set_gate(make_destination_gate(cli, bound, c));
+    });
+    so.on_reload = [&] { std::cerr << "divert-forward-proxy: " << reloader.reload() << "\n"; };
     Server server(so, [&cfg](Accepted a) { return handle(std::move(a), cfg); });
     server.bind();
-    cfg.destinations = make_destination_gate(cli, server.local_endpoint(), *cfg.connector);
+    bound = server.local_endpoint();
+    cfg.set_gate(make_destination_gate(cli, bound, *cfg.connector));
     auto metrics_http = start_metrics_http(
         cli, [&cfg] { return format_prometheus(cfg.connector->metrics_snapshot()); });
     std::cerr << "divert-forward-proxy: listening on " << server.local_endpoint() << "\n";
@@ -594,7 +622,7 @@ int main(int argc, char** argv) {
                 << "/metrics\n";
     }
     server.run();
-    std::cerr << format_statsd(cfg.connector->metrics().snapshot(), "divert");
+    std::cerr << format_statsd(cfg.connector->metrics_snapshot(), "divert");
     return 0;
   } catch (const usage_error& e) {
     std::cerr << "divert-forward-proxy: " << e.what() << "\ntry --help\n";

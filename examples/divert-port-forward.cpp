@@ -1,5 +1,7 @@
 // divert-port-forward — diverts every accepted connection to one fixed
-// upstream through the next-proxy list (tcp connect), then relays.
+// upstream through the next-proxy list (tcp connect), then relays. --config
+// FILE reads a g3proxy divert_tcp escaper block; SIGHUP reads it again and
+// reconfigures in place. StatsD metrics on stderr at exit.
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -7,6 +9,7 @@
 
 #include "common/cli.hpp"
 #include "common/metrics_http.hpp"
+#include "common/config_file.hpp"
 #include "common/server.hpp"
 #include "divert/connector.hpp"
 
@@ -57,18 +60,23 @@ int main(int argc, char** argv) {
               true);
   server_cli_options(cli);
   metrics_cli_option(cli);
+  config_cli_options(cli);
   try {
     if (!cli.parse(argc, argv)) return 0;
     if (!cli.has("upstream")) throw usage_error("--upstream HOST:PORT is required");
     auto upstream = UpstreamAddr::parse(cli.get("upstream"), 0, "--upstream");
-    auto b = DivertTcpConnector::builder();
-    b.name("divert-port-forward").resolver(net::system_resolver());
-    apply_connector_options(cli, b);
-    auto connector = b.build();
+    // Defaults, then the --config file, then the flags; again on each SIGHUP.
+    ConnectorSettings settings(cli, [](DivertTcpConnector::Builder& b) {
+      b.name("divert-port-forward").resolver(net::system_resolver());
+    });
+    auto source = settings.read();
+    auto connector = source.builder.build();
+    ConnectorReloader reloader(settings, connector, source);
     ServerOptions so;
     so.name = "divert-port-forward";
     so.listen = parse_listen(cli.get("listen", "127.0.0.1:8081"));
     apply_server_options(cli, so);
+    so.on_reload = [&] { std::cerr << "divert-port-forward: " << reloader.reload() << "\n"; };
     Server server(so, [&](Accepted a) {
       return handle(std::move(a), connector, upstream, server.keep_open());
     });
@@ -81,6 +89,7 @@ int main(int argc, char** argv) {
                 << "/metrics\n";
     }
     server.run();
+    std::cerr << format_statsd(connector.metrics_snapshot(), "divert");  // metrics at exit
     return 0;
   } catch (const usage_error& e) {
     std::cerr << "divert-port-forward: " << e.what() << "\ntry --help\n";

@@ -9,6 +9,7 @@ DIVERT_PACKAGES=(
   libasio-dev libboost1.81-dev libfmt-dev catch2 libssl-dev libxxhash-dev libidn2-dev libhttp-parser-dev
   haproxy nginx-light curl openssl iproute2 nftables python3
   python3-prometheus-client
+  libyaml-cpp-dev
 )
 
 missing=()

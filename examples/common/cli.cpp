@@ -164,7 +164,8 @@ void apply_server_options(const Cli& cli, ServerOptions& so) {
     throw usage_error("--accept must be shared or reuseport, not \"" + mode + "\"");
 }
 
-void apply_connector_options(const Cli& cli, DivertTcpConnector::Builder& b) {
+void apply_connector_options(const Cli& cli, DivertTcpConnector::Builder& b,
+                             bool require_next_proxy) {
   std::vector<WeightedUpstreamAddr> proxies;
   for (auto& np : cli.all("next-proxy")) {
     auto comma = np.rfind(',');
@@ -176,8 +177,9 @@ void apply_connector_options(const Cli& cli, DivertTcpConnector::Builder& b) {
     }
     proxies.emplace_back(UpstreamAddr::parse(addr, kDefaultProxyPort, "--next-proxy"), w);
   }
-  if (proxies.empty()) throw usage_error("at least one --next-proxy is required");
-  b.proxy_addr(std::move(proxies));
+  if (proxies.empty() && require_next_proxy)
+    throw usage_error("at least one --next-proxy is required (or --config FILE)");
+  if (!proxies.empty()) b.proxy_addr(std::move(proxies));
   if (cli.has("pick-policy"))
     b.proxy_addr_pick_policy(parse_pick_policy(cli.get("pick-policy"), "--pick-policy"));
   for (auto& kv : cli.all("set")) {

@@ -66,6 +66,9 @@ void apply_server_options(const Cli& cli, ServerOptions& options);
 // Applies the options the diverting programs share to a connector builder:
 // --next-proxy ADDR[,WEIGHT] (repeatable, default port 3128, at least one),
 // --pick-policy NAME and --set KEY=VALUE (repeatable, g3proxy's divert_tcp syntax).
-void apply_connector_options(const Cli& cli, DivertTcpConnector::Builder& builder);
+// `require_next_proxy` false (a --config file gives proxy_addr): --next-proxy
+// is optional and, when given, replaces proxy_addr.
+void apply_connector_options(const Cli& cli, DivertTcpConnector::Builder& builder,
+                             bool require_next_proxy = true);
 
 }  // namespace divert::examples

@@ -45,6 +45,11 @@ Cli& destination_cli_options(Cli& cli) {
 
 DestinationGate make_destination_gate(const Cli& cli, const asio::ip::tcp::endpoint& listen,
                                       const DivertTcpConnector& connector) {
+  return make_destination_gate(cli, listen, connector.config());
+}
+
+DestinationGate make_destination_gate(const Cli& cli, const asio::ip::tcp::endpoint& listen,
+                                      const ConnectorConfig& connector) {
   DestinationGate gate;
   for (const auto& t : cli.all("allow")) gate.policy.allow(net::Cidr::parse(t, "--allow"));
   for (const auto& t : cli.all("deny")) gate.policy.deny(net::Cidr::parse(t, "--deny"));
@@ -53,7 +58,7 @@ DestinationGate make_destination_gate(const Cli& cli, const asio::ip::tcp::endpo
     if (gate.resolve_timeout.count() <= 0) throw usage_error("--resolve-timeout must be above 0");
   }
   gate.pass_unresolved = cli.has("pass-unresolved");
-  if (connector.config().resolver) gate.resolver = connector.config().resolver;
+  if (connector.resolver) gate.resolver = connector.resolver;
 
   // `port` on every address of this host: loopback, unspecified, interfaces.
   const auto interfaces = net::interface_addresses();
@@ -71,7 +76,7 @@ DestinationGate make_destination_gate(const Cli& cli, const asio::ip::tcp::endpo
   };
   asio::io_context io;
   asio::ip::tcp::resolver names(io);
-  for (const auto& np : connector.config().proxy_addr) {
+  for (const auto& np : connector.proxy_addr) {
     if (np.addr.is_ip()) {
       guard_next_proxy(np.addr.ip(), np.addr.port());
       continue;

@@ -55,5 +55,8 @@ Cli& destination_cli_options(Cli& cli);
 // or config_error naming a bad value.
 DestinationGate make_destination_gate(const Cli& cli, const asio::ip::tcp::endpoint& listen,
                                       const DivertTcpConnector& connector);
+// The same from a connector's configuration (a reload rebuilds the gate from the new one).
+DestinationGate make_destination_gate(const Cli& cli, const asio::ip::tcp::endpoint& listen,
+                                      const ConnectorConfig& connector);
 
 }  // namespace divert::examples

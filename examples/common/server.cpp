@@ -161,6 +161,22 @@ void Server::run() {
   signals.async_wait([this](divert::error_code ec, int) {
     if (!ec) stop();
   });
+  asio::signal_set reload_signal(signals_io);
+  std::function<void()> wait_reload = [&] {
+    reload_signal.async_wait([&](divert::error_code ec, int) {
+      if (ec) return;
+      try {
+        opts_.on_reload();
+      } catch (const std::exception& e) {
+        std::cerr << opts_.name << ": reload failed: " << e.what() << "\n";
+      }
+      wait_reload();
+    });
+  };
+  if (opts_.on_reload) {
+    reload_signal.add(SIGHUP);
+    wait_reload();
+  }
   std::thread signal_thread([&] { signals_io.run(); });
 
   std::vector<std::thread> threads;

@@ -3,7 +3,8 @@
 // socket, or one SO_REUSEPORT socket each: AcceptMode), a coroutine per
 // connection, and a clean stop on SIGINT/SIGTERM: stop accepting, let open
 // connections drain up to a deadline, then stop the workers (what is still
-// open closes when the Server is destroyed) and return from run().
+// open closes when the Server is destroyed) and return from run(). SIGHUP
+// calls ServerOptions::on_reload when one is set.
 #pragma once
 
 #include <asio.hpp>
@@ -68,6 +69,10 @@ struct ServerOptions {
   // clients retry. Bounds the descriptors a flood can take: a handler uses a
   // few per connection (client, upstream, the relay's pipes).
   std::size_t max_connections = 10'000;
+  // Called on each SIGHUP while run() runs, on the signal thread (one call at
+  // a time, never concurrently with itself); an exception it throws is
+  // printed and ignored. Empty: SIGHUP is left to its default action.
+  std::function<void()> on_reload;
 };
 
 class Server {

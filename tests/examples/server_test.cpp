@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <future>
 #include <thread>
 #include <vector>
@@ -232,4 +233,36 @@ TEST_CASE("max_connections: at the cap new connections wait in the backlog, then
   CHECK(after_one == 3);
   CHECK(after_one_settled == 3);
   CHECK(after_three == 5);
+}
+
+TEST_CASE("SIGHUP calls on_reload on each signal, an exception does not end it",
+          "[examples][server]") {
+  // A signal_set of the test's own, never waited on: SIGHUP stays caught (not
+  // the default action, which ends the process) before run() registers its own.
+  asio::io_context guard_io;
+  asio::signal_set guard(guard_io, SIGHUP);
+  std::atomic<int> reloads{0};
+  ServerOptions so;
+  so.listen = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+  so.on_reload = [&] {
+    if (++reloads == 1) throw std::runtime_error("bad file");
+  };
+  Server server(so, [](Accepted) -> asio::awaitable<void> { co_return; });
+  server.bind();
+  std::thread runner([&] { server.run(); });
+  // Raised until seen (a signal before run() registers is not run()'s), bounded.
+  auto raise_until = [&](int n) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (reloads.load() < n && std::chrono::steady_clock::now() < deadline) {
+      ::raise(SIGHUP);
+      for (int i = 0; i < 20 && reloads.load() < n; ++i) std::this_thread::sleep_for(5ms);
+    }
+    return reloads.load();
+  };
+  const int first = raise_until(1);
+  const int second = raise_until(2);  // re-armed after the first, which threw
+  server.stop();
+  runner.join();
+  CHECK(first >= 1);
+  CHECK(second >= 2);
 }
