@@ -188,7 +188,6 @@ TEST_CASE(
   auto haproxy = DIVERT_REQUIRE_TOOL("haproxy");
   if (!haproxy) return;
   test::TempDir dir;
-  auto fe = test::free_port();
   asio::io_context io;
   tcp::acceptor backend(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   std::vector<tcp::socket> backend_conns;
@@ -198,18 +197,8 @@ TEST_CASE(
         for (;;) backend_conns.push_back(co_await backend.async_accept(asio::use_awaitable));
       },
       asio::detached);
-  auto cfg = dir.write("h.cfg",
-                       "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n"
-                       "  timeout server 10s\n"
-                       "frontend fe\n  bind 127.0.0.1:" +
-                           std::to_string(fe) +
-                           " accept-proxy\n"
-                           "  default_backend be\n"
-                           "backend be\n  server s 127.0.0.1:" +
-                           std::to_string(backend.local_endpoint().port()) + "\n");
-  test::Process hp({*haproxy, "-db", "-f", cfg.string()}, dir / "out", dir / "err");
-  REQUIRE(test::wait_for_port("127.0.0.1", fe));
-  const std::string np = "127.0.0.1:" + std::to_string(fe);
+  test::HaproxyHop hop(*haproxy, dir, backend.local_endpoint().port(), "accept-proxy");
+  const std::string np = hop.address();
 
   auto on = status_reply_connector().proxy_addr(np).build();
   auto r = connect_once(io, on);
