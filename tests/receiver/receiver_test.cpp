@@ -172,6 +172,11 @@ struct Env {
     asio::io_context client_io;
     tcp::socket client{client_io};
     std::future<ServeReport> report;
+    // The report once the serve has completed (at most 10 s).
+    ServeReport result() {
+      REQUIRE(report.wait_for(10s) == std::future_status::ready);
+      return report.get();
+    }
   };
   std::unique_ptr<Served> serve(const Receiver& receiver, const Bytes& first) {
     auto s = std::make_unique<Served>();
@@ -205,6 +210,15 @@ std::string reply_bytes(ppv2::UpstreamStatus status) {
   return std::string(b.begin(), b.begin() + 6);  // the ms field varies
 }
 
+// The client's side to EOF is exactly one status reply with `status` (its
+// milliseconds field aside); returns the report.
+ServeReport result_after_reply(Env::Served& s, ppv2::UpstreamStatus status) {
+  const auto got = read_to_eof(s.client);
+  REQUIRE(got.size() == 8);
+  CHECK(got.substr(0, 6) == reply_bytes(status));
+  return s.result();
+}
+
 ReceiverOptions loopback_options() {
   ReceiverOptions o;
   o.trust = TrustList::loopback();
@@ -230,8 +244,7 @@ TEST_CASE("Receiver: connected — status reply before any upstream byte, extra 
   CHECK(read_n(s->client, 5) == "hello");  // the origin's bytes only after the reply
   s->client.shutdown(tcp::socket::shutdown_send);
   CHECK(read_to_eof(s->client).empty());
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  auto r = s->report.get();
+  auto r = s->result();
   CHECK(r.outcome == ServeOutcome::connected);
   CHECK_FALSE(r.error);
   CHECK(r.status_reply_requested);
@@ -253,8 +266,7 @@ TEST_CASE("Receiver: without 0xE7 no reply is written (HAProxy-compatible)", "[r
   CHECK(read_n(s->client, 5) == "hello");  // the first bytes are the origin's
   s->client.shutdown(tcp::socket::shutdown_send);
   read_to_eof(s->client);
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  auto r = s->report.get();
+  auto r = s->result();
   CHECK(r.outcome == ServeOutcome::connected);
   CHECK_FALSE(r.status_reply_sent);
 }
@@ -266,11 +278,7 @@ TEST_CASE("Receiver: refused upstream — status 1, closed after the reply", "[r
   closed_port.close();  // nothing listens there now: RST
   Receiver receiver(loopback_options());
   auto s = env.serve(receiver, header("127.0.0.1:" + std::to_string(port), true, "held"));
-  const auto got = read_to_eof(s->client);
-  REQUIRE(got.size() == 8);
-  CHECK(got.substr(0, 6) == reply_bytes(ppv2::UpstreamStatus::refused));
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  auto r = s->report.get();
+  auto r = result_after_reply(*s, ppv2::UpstreamStatus::refused);
   CHECK(r.outcome == ServeOutcome::refused);
   CHECK(r.error == asio::error::connection_refused);
   CHECK(r.status_reply_sent == ppv2::UpstreamStatus::refused);
@@ -299,11 +307,7 @@ TEST_CASE("Receiver: a name with one denied address is denied; no connect; statu
   auto expect_denied = [&](const Receiver& receiver, const std::string& name) {
     INFO(name);
     auto s = env.serve(receiver, header(name + ":" + port, true, "x"));
-    const auto got = read_to_eof(s->client);
-    REQUIRE(got.size() == 8);
-    CHECK(got.substr(0, 6) == reply_bytes(ppv2::UpstreamStatus::denied));
-    REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-    auto r = s->report.get();
+    auto r = result_after_reply(*s, ppv2::UpstreamStatus::denied);
     CHECK(r.outcome == ServeOutcome::denied);
     CHECK(r.error == errc::upstream_denied);
   };
@@ -326,11 +330,8 @@ TEST_CASE("Receiver: resolve failure — status 4", "[receiver][live]") {
   o.resolver = stub;
   Receiver receiver(std::move(o));
   auto s = env.serve(receiver, header("nowhere.test:80", true));
-  const auto got = read_to_eof(s->client);
-  REQUIRE(got.size() == 8);
-  CHECK(got.substr(0, 6) == reply_bytes(ppv2::UpstreamStatus::resolve_failed));
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  CHECK(s->report.get().outcome == ServeOutcome::resolve_failed);
+  CHECK(result_after_reply(*s, ppv2::UpstreamStatus::resolve_failed).outcome ==
+        ServeOutcome::resolve_failed);
 }
 
 TEST_CASE("Receiver: the loop guard holds even when an allow rule covers the listen address",
@@ -340,11 +341,7 @@ TEST_CASE("Receiver: the loop guard holds even when an allow rule covers the lis
   receiver.guard_listen(env.front.local_endpoint());
   const std::string self = "127.0.0.1:" + std::to_string(env.front.local_endpoint().port());
   auto s = env.serve(receiver, header(self, true));
-  const auto got = read_to_eof(s->client);
-  REQUIRE(got.size() == 8);
-  CHECK(got.substr(0, 6) == reply_bytes(ppv2::UpstreamStatus::denied));
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  auto r = s->report.get();
+  auto r = result_after_reply(*s, ppv2::UpstreamStatus::denied);
   CHECK(r.outcome == ServeOutcome::denied);
   REQUIRE(r.denial);
   CHECK(r.denial->verdict == net::DestinationVerdict::denied_loop_guard);
@@ -352,8 +349,7 @@ TEST_CASE("Receiver: the loop guard holds even when an allow rule covers the lis
   auto s2 = env.serve(
       receiver, header("0.0.0.0:" + std::to_string(env.front.local_endpoint().port()), false));
   CHECK(read_to_eof(s2->client).empty());
-  REQUIRE(s2->report.wait_for(10s) == std::future_status::ready);
-  CHECK(s2->report.get().outcome == ServeOutcome::denied);
+  CHECK(s2->result().outcome == ServeOutcome::denied);
 }
 
 TEST_CASE("Receiver: LOCAL is a health check, closed cleanly; untrusted peers are not read",
@@ -365,8 +361,7 @@ TEST_CASE("Receiver: LOCAL is a health check, closed cleanly; untrusted peers ar
   Receiver receiver(o);
   auto s = env.serve(receiver, local_header());
   CHECK(read_to_eof(s->client).empty());  // FIN, not RST: read_to_eof sees a clean EOF
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  auto r = s->report.get();
+  auto r = s->result();
   CHECK(r.outcome == ServeOutcome::health_check);
   CHECK_FALSE(r.error);
   CHECK(metrics->connections(ServeOutcome::health_check) == 1);
@@ -375,8 +370,7 @@ TEST_CASE("Receiver: LOCAL is a health check, closed cleanly; untrusted peers ar
   Receiver strict(o);
   auto u = env.serve(strict, header("127.0.0.1:" + std::to_string(env.origin_port()), true));
   CHECK(read_to_eof(u->client).empty());
-  REQUIRE(u->report.wait_for(10s) == std::future_status::ready);
-  auto ur = u->report.get();
+  auto ur = u->result();
   CHECK(ur.outcome == ServeOutcome::untrusted);
   CHECK(ur.error == errc::untrusted_source);
   CHECK_FALSE(ur.header_read);
@@ -390,11 +384,9 @@ TEST_CASE("Receiver: a bad header is reported as such and connects nowhere", "[r
   Receiver receiver(o);
   auto s = env.serve(receiver, Bytes{'G', 'E', 'T', ' ', '/'});
   CHECK(read_to_eof(s->client).empty());
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  CHECK(s->report.get().outcome == ServeOutcome::bad_header);
+  CHECK(s->result().outcome == ServeOutcome::bad_header);
   auto late = env.serve(receiver, {});  // sends nothing: header timeout
-  REQUIRE(late->report.wait_for(10s) == std::future_status::ready);
-  auto r = late->report.get();
+  auto r = late->result();
   CHECK(r.outcome == ServeOutcome::bad_header);
   CHECK(r.error == errc::header_timeout);
   CHECK(env.origin_accepts == 0);
