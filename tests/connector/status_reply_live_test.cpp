@@ -16,11 +16,11 @@ namespace test = divert::test;
 
 namespace {
 
-Task task_to(const std::string& upstream) {
+Task task_to(const std::string& upstream, std::string initial_data = "PING") {
   return Task{.client = tcp::endpoint(asio::ip::make_address("127.0.0.9"), 40000),
               .server = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 8080),
               .upstream = UpstreamAddr::parse(upstream, 0),
-              .initial_data = "PING"};
+              .initial_data = std::move(initial_data)};
 }
 
 std::string addr_of(const tcp::acceptor& acc) {
@@ -71,16 +71,17 @@ struct Outcome {
   std::chrono::steady_clock::duration took;
 };
 
-// One tcp_connect, running `io` until it completes (at most `limit`).
+// One tcp_connect (initial data "PING" unless given), running `io` until it
+// completes (at most `limit`).
 Outcome connect_once(asio::io_context& io, const DivertTcpConnector& connector,
-                     std::chrono::milliseconds limit = 10s) {
+                     std::chrono::milliseconds limit = 10s, std::string initial_data = "PING") {
   std::optional<Outcome> out;
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
         const auto t0 = std::chrono::steady_clock::now();
         std::error_code ec;
-        auto s = co_await connector.tcp_connect(task_to("origin.test:443"), ec);
+        auto s = co_await connector.tcp_connect(task_to("origin.test:443", initial_data), ec);
         out.emplace(Outcome{ec, std::move(s), std::chrono::steady_clock::now() - t0});
       },
       asio::detached);
@@ -167,19 +168,32 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("status reply: a bad reply fails over to the next candidate") {
-  asio::io_context io;
-  ScriptedNextProxy bad(io, "XXXXXXXX");
-  ScriptedNextProxy good(io, reply_text(ppv2::UpstreamStatus::connected), true);
-  auto connector = status_reply_connector()
-                       .proxy_addr({{addr_of(bad.acc), 1.0}, {addr_of(good.acc), 1.0}})
-                       .proxy_addr_pick_policy(PickPolicy::serial)
-                       .build();
-  auto r = connect_once(io, connector);
-  CHECK_FALSE(r.ec);
-  CHECK(r.stream.is_open());
-  CHECK(bad.accepted == 1);
-  CHECK(good.accepted == 1);
+TEST_CASE(
+    "status reply: a bad reply fails over to the next candidate, unless initial data went out "
+    "with the header") {
+  for (std::string initial_data : {std::string(), std::string("PING")}) {
+    INFO("initial data: " << initial_data);
+    asio::io_context io;
+    ScriptedNextProxy bad(io, "XXXXXXXX");
+    ScriptedNextProxy good(io, reply_text(ppv2::UpstreamStatus::connected), true);
+    auto connector = status_reply_connector()
+                         .proxy_addr({{addr_of(bad.acc), 1.0}, {addr_of(good.acc), 1.0}})
+                         .proxy_addr_pick_policy(PickPolicy::serial)
+                         .build();
+    auto r = connect_once(io, connector, 10s, initial_data);
+    CHECK(bad.accepted == 1);
+    CHECK(bad.extra == initial_data);
+    if (initial_data.empty()) {
+      CHECK_FALSE(r.ec);
+      CHECK(r.stream.is_open());
+      CHECK(good.accepted == 1);
+    } else {
+      // The bad next proxy may have forwarded "PING": not sent a second time.
+      CHECK(r.ec == errc::bad_status_reply);
+      CHECK_FALSE(r.stream.is_open());
+      CHECK(good.accepted == 0);
+    }
+  }
 }
 
 TEST_CASE(
