@@ -314,6 +314,23 @@ TEST_CASE("Receiver: a name with one denied address is denied; no connect; statu
   for (std::string name : {"partly.test", "allowed.test", "wholly.test", "127.0.0.1", "localhost",
                            "[::1]", "[::ffff:127.0.0.1]", "0.0.0.0", "127.1", "2130706433"})
     expect_denied(defaults, name);
+  // Other spellings of loopback and of this host (hostile review): mapped and
+  // long-form IPv6, hex, octal and zero-padded IPv4, names in other cases or
+  // with a trailing dot, a zone index. (Loopback only, as above.)
+  for (std::string name :
+       {"[::ffff:7f00:1]", "[0:0:0:0:0:ffff:127.0.0.1]", "[0::1]", "[::]", "[::ffff:0.0.0.0]",
+        "0x7f.0.0.1", "0x7f000001", "0177.0.0.1", "017700000001", "127.000.000.001", "LOCALHOST",
+        "localhost.", "LocalHost.", "a.b.localhost", "x.localhost."})
+    expect_denied(defaults, name);
+  // A zone index is no valid 0xE0 at all: the header is refused, no reply.
+  for (std::string name : {"[::1%25lo]", "[::1%lo]"}) {
+    INFO(name);
+    auto s = env.serve(defaults, header(name + ":" + port, true, "x"));
+    CHECK(read_to_eof(s->client).empty());
+    auto r = s->result();
+    CHECK(r.outcome == ServeOutcome::bad_header);
+    CHECK(r.error == ppv2::errc::bad_upstream);
+  }
   expect_denied(ruled, "partly.test");
   expect_denied(ruled, "127.0.0.9");
   CHECK(env.origin_accepts == 0);
