@@ -27,12 +27,14 @@ std::string addr_of(const tcp::acceptor& acc) {
   return "127.0.0.1:" + std::to_string(acc.local_endpoint().port());
 }
 
-// A next proxy that reads one header and answers with `answer` (in one write),
-// then closes unless `hold` (the stream stays open until the io_context ends).
+// A next proxy that reads one header and answers with `answer` (in one write,
+// or one byte every `drip`), then closes unless `hold` (the stream stays open
+// until the io_context ends).
 struct ScriptedNextProxy {
   tcp::acceptor acc;
   std::string answer;
   bool hold = false;
+  std::chrono::milliseconds drip{0};
   int accepted = 0;
   std::optional<std::uint8_t> e7;  // the 0xE7 value received
   std::string extra;               // bytes received after the header
@@ -54,7 +56,16 @@ struct ScriptedNextProxy {
       e7 = t.status_reply;
       auto x = got.extra();
       extra.assign(reinterpret_cast<const char*>(x.data()), x.size());
-      co_await asio::async_write(s, asio::buffer(answer), asio::use_awaitable);
+      if (drip.count() == 0) {
+        co_await asio::async_write(s, asio::buffer(answer), asio::use_awaitable);
+      } else {
+        asio::steady_timer t(s.get_executor());
+        for (char c : answer) {
+          t.expires_after(drip);
+          co_await t.async_wait(asio::use_awaitable);
+          co_await asio::async_write(s, asio::buffer(&c, 1), asio::use_awaitable);
+        }
+      }
       if (hold) held.push_back(std::move(s));
     }
   }
@@ -145,6 +156,36 @@ TEST_CASE(
   asio::read(r.stream, asio::buffer(got));
   CHECK(got == "HELLO");
   CHECK(connector.metrics().value(MetricsCounter::connection_establish) == 1);
+}
+
+TEST_CASE(
+    "status reply: a reply dripped byte by byte is read whole within the timeout, and not past "
+    "it",
+    "[hostile]") {
+  for (auto drip : {100ms, 250ms}) {  // 8 bytes: 0.8 s, then 2 s, against 1.5 s
+    INFO("one byte every " << drip.count() << " ms");
+    asio::io_context io;
+    ScriptedNextProxy np(io, reply_text(ppv2::UpstreamStatus::connected) + "HI", true);
+    np.drip = drip;
+    auto connector = status_reply_connector().proxy_addr(addr_of(np.acc)).build();
+    auto r = connect_once(io, connector);
+    if (drip == 100ms) {
+      REQUIRE_FALSE(r.ec);
+      std::string got(2, '\0');
+      std::optional<std::error_code> read;
+      asio::async_read(r.stream, asio::buffer(got),
+                       [&](std::error_code ec, std::size_t) { read = ec; });
+      const auto deadline = std::chrono::steady_clock::now() + 5s;  // the drip runs on `io`
+      while (!read && std::chrono::steady_clock::now() < deadline) io.run_one_for(100ms);
+      REQUIRE(read);
+      CHECK_FALSE(*read);
+      CHECK(got == "HI");  // the bytes after the reply are the host's
+    } else {
+      CHECK(r.ec == errc::bad_status_reply);  // the deadline is for the whole reply
+      CHECK(r.took < 2s);
+      CHECK(connector.metrics().value(MetricsCounter::tcp_connect_timeout) == 1);
+    }
+  }
 }
 
 TEST_CASE(

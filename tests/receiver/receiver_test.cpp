@@ -259,6 +259,25 @@ TEST_CASE("Receiver: connected — status reply before any upstream byte, extra 
   CHECK(metrics->connections(ServeOutcome::connected) == 1);
 }
 
+TEST_CASE(
+    "Receiver: a client that half-closes right after its header still gets the reply and the "
+    "origin's bytes",
+    "[receiver][live][hostile]") {
+  Env env;
+  Receiver receiver(loopback_options());
+  auto s =
+      env.serve(receiver, header("127.0.0.1:" + std::to_string(env.origin_port()), true, "ping"));
+  s->client.shutdown(tcp::socket::shutdown_send);  // FIN before the upstream is even connected
+  const auto got = read_to_eof(s->client);         // the origin closes once it sees the FIN
+  REQUIRE(got.size() == 8 + 5);
+  CHECK(got.substr(0, 6) == reply_bytes(ppv2::UpstreamStatus::connected));
+  CHECK(got.substr(8) == "hello");
+  auto r = s->result();
+  CHECK(r.outcome == ServeOutcome::connected);
+  CHECK(r.bytes_up == 4);
+  CHECK(env.origin_got == "ping");
+}
+
 TEST_CASE("Receiver: without 0xE7 no reply is written (HAProxy-compatible)", "[receiver][live]") {
   Env env;
   Receiver receiver(loopback_options());
