@@ -19,6 +19,10 @@
 //
 // Failover: when a next proxy cannot be connected, the next candidate in the
 // policy's failover order is tried, up to `proxy_failover` more (default 1).
+// Task::initial_data reaches at most one next proxy whole, with one exception:
+// a header write that fails part-way (the next proxy resets while data larger
+// than the socket's send buffer is being written) fails over and sends it
+// whole again, so the first next proxy may have had, and forwarded, a prefix.
 // Passive ejection: a next proxy with `eject_after_failures` consecutive
 // failures (default 3) is skipped for `eject_duration` (default 10 s), unless
 // every next proxy is ejected (then all are tried as if none were).
@@ -54,7 +58,12 @@
 // not). A reply that is not one (wrong magic or reserved byte, the next proxy
 // closing early, nothing within the timeout) is errc::bad_status_reply, a
 // failure of that next proxy: counted as a connect error (a timeout when
-// silent), fed to passive ejection, and the next candidate is tried. No
+// silent), fed to passive ejection, and the next candidate is tried — only
+// when Task::initial_data is empty: that data went out with the header and
+// may already be at the upstream (a next proxy ignoring 0xE7 forwards it at
+// once; a divert receiver after its reply, which may come after the timeout),
+// so with initial data a bad reply ends the connect (bad_status_reply, the
+// other candidates not tried) rather than send it to the upstream twice. No
 // byte of a bad reply reaches the host. Turn it on only for next proxies that
 // speak it: one that ignores 0xE7 (HAProxy accept-proxy) never answers, and
 // every connect then fails with bad_status_reply after the timeout.

@@ -237,6 +237,12 @@ void ConnectCore::try_next(TimePoint now, Actions& out) {
 // C3
 void ConnectCore::next_proxy_failed(std::error_code ec, MetricsCounter counter,
                                     std::string_view what, TimePoint now, Actions& out) {
+  record_failure(ec, counter, what, now, out);
+  try_next(now, out);
+}
+
+void ConnectCore::record_failure(std::error_code ec, MetricsCounter counter, std::string_view what,
+                                 TimePoint now, Actions& out) {
   last_error_ = ec;
   connect_metric(counter, out);
   const auto& name = cfg_.proxy_addr[proxy_].addr;
@@ -245,7 +251,22 @@ void ConnectCore::next_proxy_failed(std::error_code ec, MetricsCounter counter,
   if (f.ejected)
     log(LogLevel::warn, out, "next proxy {} ejected for {} ms after {} consecutive failures",
         name.to_string(), cfg_.eject_duration.count(), f.consecutive);
-  try_next(now, out);
+}
+
+// C6
+void ConnectCore::bad_status_reply(MetricsCounter counter, std::string_view what, TimePoint now,
+                                   Actions& out) {
+  const auto ec = make_error_code(errc::bad_status_reply);
+  if (initial_data_size_ == 0) {
+    next_proxy_failed(ec, counter, what, now, out);
+    return;
+  }
+  record_failure(ec, counter, what, now, out);
+  log(LogLevel::warn, out,
+      "other next proxies not tried: the {} bytes of initial data went out with the header and may "
+      "have reached the upstream",
+      initial_data_size_);
+  finish(ec, ConnectAction::npos, out);
 }
 
 void ConnectCore::succeed(Actions& out) {
@@ -338,8 +359,7 @@ const ConnectCore::Actions& ConnectCore::on_status_reply(
   if (!current(proxy, Phase::reading_reply)) return out;
   const auto reply = ppv2::parse_status_reply(bytes);
   if (!reply) {
-    next_proxy_failed(make_error_code(errc::bad_status_reply), MetricsCounter::tcp_connect_error,
-                      "bad status reply (not DVT1)", now, out);
+    bad_status_reply(MetricsCounter::tcp_connect_error, "bad status reply (not DVT1)", now, out);
     return out;
   }
   if (reply->status == ppv2::UpstreamStatus::connected) {
@@ -363,8 +383,7 @@ const ConnectCore::Actions& ConnectCore::on_status_reply_failed(std::size_t prox
   Actions& out = fresh();
   if (!current(proxy, Phase::reading_reply)) return out;
   if (cancelled(ec, out)) return out;
-  next_proxy_failed(make_error_code(errc::bad_status_reply), MetricsCounter::tcp_connect_error,
-                    "no status reply: " + ec.message(), now, out);
+  bad_status_reply(MetricsCounter::tcp_connect_error, "no status reply: " + ec.message(), now, out);
   return out;
 }
 
@@ -372,10 +391,10 @@ const ConnectCore::Actions& ConnectCore::on_status_reply_timed_out(std::size_t p
                                                                    TimePoint now) {
   Actions& out = fresh();
   if (!current(proxy, Phase::reading_reply)) return out;
-  next_proxy_failed(make_error_code(errc::bad_status_reply), MetricsCounter::tcp_connect_timeout,
-                    fmt::format("no status reply within {} ms (does it answer TLV 0xE7?)",
-                                cfg_.connect.tcp_connect.each_timeout.count()),
-                    now, out);
+  bad_status_reply(MetricsCounter::tcp_connect_timeout,
+                   fmt::format("no status reply within {} ms (does it answer TLV 0xE7?)",
+                               cfg_.connect.tcp_connect.each_timeout.count()),
+                   now, out);
   return out;
 }
 

@@ -35,7 +35,12 @@
 //     the 8-byte reply is read under tcp_connect.each_timeout. A reply that
 //     is not one (wrong magic or reserved byte, early close, read error,
 //     silence until the deadline) is errc::bad_status_reply and a next-proxy
-//     failure (C3: ejection, failover). Status 0 hands the stream back. Any
+//     failure (C3: ejection, failover). But when the task has initial data
+//     it ends the connect with that error: the data went out with the header
+//     and may already be at the upstream (a receiver that ignores 0xE7
+//     forwards it at once; a divert receiver after its reply, which can
+//     arrive after the deadline), so another next proxy would deliver it a
+//     second time. Status 0 hands the stream back. Any
 //     other status is the upstream's failure, reported as
 //     ppv2::to_error_code(status) (divert::errc::upstream_*): the next proxy
 //     worked (its failure count is reset, its establish counted, not
@@ -249,6 +254,12 @@ class DIVERT_EXPORT ConnectCore {
   void try_next(TimePoint now, Actions& out);
   void next_proxy_failed(std::error_code ec, MetricsCounter counter, std::string_view what,
                          TimePoint now, Actions& out);
+  // next_proxy_failed without the failover: metrics, log, passive ejection.
+  void record_failure(std::error_code ec, MetricsCounter counter, std::string_view what,
+                      TimePoint now, Actions& out);
+  // C6: a bad or missing status reply: as next_proxy_failed, but with initial
+  // data the connect ends here (no failover, see C6).
+  void bad_status_reply(MetricsCounter counter, std::string_view what, TimePoint now, Actions& out);
   bool cancelled(std::error_code ec, Actions& out);
   void succeed(Actions& out);
   void finish(std::error_code ec, std::size_t proxy, Actions& out);

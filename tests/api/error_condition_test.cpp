@@ -48,6 +48,23 @@ std::error_code connect_error(asio::io_context& io, const DivertTcpConnector& c)
   return {};
 }
 
+// Runs `io`, emitting a terminal cancellation on `sig` after 200 ms, until
+// `result` is set (REQUIREd within 10 s); returns open_fd_count() just before
+// the cancellation.
+int cancel_after_200ms(asio::io_context& io, asio::cancellation_signal& sig,
+                       const std::optional<std::error_code>& result) {
+  asio::steady_timer t(io, 200ms);
+  int during = -1;
+  t.async_wait([&](std::error_code) {
+    during = open_fd_count();
+    sig.emit(asio::cancellation_type::terminal);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!result && std::chrono::steady_clock::now() < deadline) io.run_one_for(100ms);
+  REQUIRE(result);
+  return during;
+}
+
 }  // namespace
 
 TEST_CASE("next proxy refused, timed out, all ejected: next_proxy_failed (and timeout)") {
@@ -112,15 +129,7 @@ TEST_CASE("a bound cancellation slot cancels a connect and every socket opened i
         result = ec;
         stream_open = s.is_open();
       }));
-  asio::steady_timer t(io, 200ms);
-  int during = -1;
-  t.async_wait([&](std::error_code) {
-    during = open_fd_count();
-    sig.emit(asio::cancellation_type::terminal);
-  });
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!result && std::chrono::steady_clock::now() < deadline) io.run_one_for(100ms);
-  REQUIRE(result);
+  const int during = cancel_after_200ms(io, sig, result);
   CHECK(*result == asio::error::operation_aborted);
   CHECK_FALSE(stream_open);
   CHECK(during > before);  // a socket was open toward the black hole
@@ -172,15 +181,7 @@ TEST_CASE("async_happy_eyeballs_connect: a bound cancellation slot closes every 
         result = ec;
         CHECK_FALSE(s.is_open());
       }));
-  asio::steady_timer t(io, 200ms);
-  int during = -1;
-  t.async_wait([&](std::error_code) {
-    during = open_fd_count();
-    sig.emit(asio::cancellation_type::terminal);
-  });
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!result && std::chrono::steady_clock::now() < deadline) io.run_one_for(100ms);
-  REQUIRE(result);
+  const int during = cancel_after_200ms(io, sig, result);
   CHECK(*result == asio::error::operation_aborted);
   CHECK(during > before);
   io.poll();

@@ -329,12 +329,15 @@ TEST_CASE("events for another proxy or after done are ignored") {
 
 namespace {
 
-// A connect with next_proxy_status_reply on, up to the read of proxy 0's reply.
+// A connect with next_proxy_status_reply on, up to the read of proxy 0's reply;
+// the task's initial data is `initial_data`.
 struct ReplyFixture : Fixture {
   ConnectCore c;
   std::vector<ConnectAction> all;  // every action so far
-  explicit ReplyFixture(std::size_t n = 2)
-      : Fixture(n), c((cfg.next_proxy_status_reply = true, core())) {
+  explicit ReplyFixture(std::size_t n = 2, std::string initial_data = "PING")
+      : Fixture(n),
+        c((task.initial_data = std::move(initial_data), cfg.next_proxy_status_reply = true,
+           core())) {
     cfg.connect.tcp_connect.each_timeout = 3000ms;
     take(start(c, at(0ms)));
     take(c.on_connected(0, asio::ip::make_address("127.0.0.1"), at(1ms)));
@@ -423,46 +426,84 @@ TEST_CASE("C6: an upstream status is the upstream's failure: its code, no failov
   }
 }
 
+// Each way a reply can fail to be one, on `f`'s proxy 0: the actions it led
+// to, what was counted, and the log line's text.
+struct BadReply {
+  const char* name;
+  MetricsCounter counted;
+  std::string log;
+};
+const Actions& bad_reply(ReplyFixture& f, int which, BadReply& what) {
+  switch (which) {
+    case 0: {
+      auto bytes = reply_bytes(0);
+      bytes[0] = 'X';
+      what = {"wrong magic", MetricsCounter::tcp_connect_error, "bad status reply (not DVT1)"};
+      return f.reply(bytes);
+    }
+    case 1: {
+      auto bytes = reply_bytes(0);
+      bytes[5] = 1;
+      what = {"reserved byte not 0", MetricsCounter::tcp_connect_error,
+              "bad status reply (not DVT1)"};
+      return f.reply(bytes);
+    }
+    case 2:
+      what = {"closed before 8 bytes", MetricsCounter::tcp_connect_error,
+              "no status reply: " + std::error_code(asio::error::eof).message()};
+      return f.take(f.c.on_status_reply_failed(0, asio::error::eof, at(10ms)));
+    default:
+      what = {"silent until the deadline", MetricsCounter::tcp_connect_timeout,
+              "no status reply within 3000 ms"};
+      return f.take(f.c.on_status_reply_timed_out(0, at(3002ms)));
+  }
+}
+
+TEST_CASE(
+    "C6: with initial data a bad reply ends the connect: the next proxy may have forwarded the "
+    "data, so no other one is tried (no duplicate at the upstream)") {
+  for (int which = 0; which < 4; ++which) {
+    ReplyFixture f;  // initial data "PING"
+    f.cfg.eject_after_failures = 1;
+    BadReply what;
+    const auto& a = bad_reply(f, which, what);
+    INFO(what.name);
+    CHECK_FALSE(Fixture::connect_of(a));  // no second copy of "PING" anywhere
+    auto d = Fixture::done_of(a);
+    CHECK(d.error == errc::bad_status_reply);
+    CHECK(d.error == condition::next_proxy_failed);
+    CHECK(d.proxy == ConnectAction::npos);
+    CHECK(count(a, what.counted) == 1);  // still the next proxy's failure
+    CHECK(count(f.all, MetricsCounter::tcp_connect_establish) == 0);
+    CHECK(f.health->ejected(0, at(3003ms)));
+    REQUIRE(logs(a).size() >= 2);
+    CHECK_THAT(logs(a).at(0), Catch::Contains(what.log));
+    CHECK_THAT(logs(a).back(), Catch::Contains("not tried"));
+  }
+}
+
 TEST_CASE(
     "C6: a reply that is not one is bad_status_reply, the next proxy's failure: counted, ejection, "
-    "failover") {
-  ReplyFixture f;
-  f.cfg.eject_after_failures = 1;
-  const Actions* a = nullptr;
-  MetricsCounter counted = MetricsCounter::tcp_connect_error;
-  SECTION("wrong magic") {
-    auto bytes = reply_bytes(0);
-    bytes[0] = 'X';
-    a = &f.reply(bytes);
-    CHECK_THAT(logs(*a).at(0), Catch::Contains("bad status reply (not DVT1)"));
+    "failover (no initial data)") {
+  for (int which = 0; which < 4; ++which) {
+    ReplyFixture f(2, "");
+    f.cfg.eject_after_failures = 1;
+    BadReply what;
+    const auto& a = bad_reply(f, which, what);
+    INFO(what.name);
+    CHECK_THAT(logs(a).at(0), Catch::Contains(what.log));
+    CHECK(Fixture::connect_of(a) == std::optional<std::size_t>(1));
+    CHECK(count(a, what.counted) == 1);
+    CHECK(count(f.all, MetricsCounter::tcp_connect_establish) == 0);
+    CHECK(f.health->ejected(0, at(3003ms)));
+    // The last candidate fails the same way: the error is bad_status_reply.
+    f.take(f.c.on_connected(1, asio::ip::make_address("127.0.0.2"), at(3004ms)));
+    f.take(f.c.on_header_written(1, at(3005ms)));
+    auto d = Fixture::done_of(f.take(f.c.on_status_reply_failed(1, asio::error::eof, at(3006ms))));
+    CHECK(d.error == errc::bad_status_reply);
+    CHECK(d.error == condition::next_proxy_failed);
+    CHECK(d.proxy == ConnectAction::npos);
   }
-  SECTION("reserved byte not 0") {
-    auto bytes = reply_bytes(0);
-    bytes[5] = 1;
-    a = &f.reply(bytes);
-    CHECK_THAT(logs(*a).at(0), Catch::Contains("bad status reply (not DVT1)"));
-  }
-  SECTION("closed before 8 bytes") {
-    a = &f.take(f.c.on_status_reply_failed(0, asio::error::eof, at(10ms)));
-    CHECK_THAT(logs(*a).at(0),
-               Catch::Contains("no status reply: " + std::error_code(asio::error::eof).message()));
-  }
-  SECTION("silent until the deadline") {
-    a = &f.take(f.c.on_status_reply_timed_out(0, at(3002ms)));
-    counted = MetricsCounter::tcp_connect_timeout;
-    CHECK_THAT(logs(*a).at(0), Catch::Contains("no status reply within 3000 ms"));
-  }
-  CHECK(Fixture::connect_of(*a) == std::optional<std::size_t>(1));
-  CHECK(count(*a, counted) == 1);
-  CHECK(count(f.all, MetricsCounter::tcp_connect_establish) == 0);
-  CHECK(f.health->ejected(0, at(3003ms)));
-  // The last candidate fails the same way: the error is bad_status_reply.
-  f.take(f.c.on_connected(1, asio::ip::make_address("127.0.0.2"), at(3004ms)));
-  f.take(f.c.on_header_written(1, at(3005ms)));
-  auto d = Fixture::done_of(f.take(f.c.on_status_reply_failed(1, asio::error::eof, at(3006ms))));
-  CHECK(d.error == errc::bad_status_reply);
-  CHECK(d.error == condition::next_proxy_failed);
-  CHECK(d.proxy == ConnectAction::npos);
 }
 
 TEST_CASE("C5: cancellation while waiting for the status reply counts no failure") {

@@ -16,23 +16,25 @@ namespace test = divert::test;
 
 namespace {
 
-Task task_to(const std::string& upstream) {
+Task task_to(const std::string& upstream, std::string initial_data = "PING") {
   return Task{.client = tcp::endpoint(asio::ip::make_address("127.0.0.9"), 40000),
               .server = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 8080),
               .upstream = UpstreamAddr::parse(upstream, 0),
-              .initial_data = "PING"};
+              .initial_data = std::move(initial_data)};
 }
 
 std::string addr_of(const tcp::acceptor& acc) {
   return "127.0.0.1:" + std::to_string(acc.local_endpoint().port());
 }
 
-// A next proxy that reads one header and answers with `answer` (in one write),
-// then closes unless `hold` (the stream stays open until the io_context ends).
+// A next proxy that reads one header and answers with `answer` (in one write,
+// or one byte every `drip`), then closes unless `hold` (the stream stays open
+// until the io_context ends).
 struct ScriptedNextProxy {
   tcp::acceptor acc;
   std::string answer;
   bool hold = false;
+  std::chrono::milliseconds drip{0};
   int accepted = 0;
   std::optional<std::uint8_t> e7;  // the 0xE7 value received
   std::string extra;               // bytes received after the header
@@ -54,7 +56,16 @@ struct ScriptedNextProxy {
       e7 = t.status_reply;
       auto x = got.extra();
       extra.assign(reinterpret_cast<const char*>(x.data()), x.size());
-      co_await asio::async_write(s, asio::buffer(answer), asio::use_awaitable);
+      if (drip.count() == 0) {
+        co_await asio::async_write(s, asio::buffer(answer), asio::use_awaitable);
+      } else {
+        asio::steady_timer t(s.get_executor());
+        for (char c : answer) {
+          t.expires_after(drip);
+          co_await t.async_wait(asio::use_awaitable);
+          co_await asio::async_write(s, asio::buffer(&c, 1), asio::use_awaitable);
+        }
+      }
       if (hold) held.push_back(std::move(s));
     }
   }
@@ -71,16 +82,17 @@ struct Outcome {
   std::chrono::steady_clock::duration took;
 };
 
-// One tcp_connect, running `io` until it completes (at most `limit`).
+// One tcp_connect (initial data "PING" unless given), running `io` until it
+// completes (at most `limit`).
 Outcome connect_once(asio::io_context& io, const DivertTcpConnector& connector,
-                     std::chrono::milliseconds limit = 10s) {
+                     std::chrono::milliseconds limit = 10s, std::string initial_data = "PING") {
   std::optional<Outcome> out;
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
         const auto t0 = std::chrono::steady_clock::now();
         std::error_code ec;
-        auto s = co_await connector.tcp_connect(task_to("origin.test:443"), ec);
+        auto s = co_await connector.tcp_connect(task_to("origin.test:443", initial_data), ec);
         out.emplace(Outcome{ec, std::move(s), std::chrono::steady_clock::now() - t0});
       },
       asio::detached);
@@ -147,6 +159,36 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "status reply: a reply dripped byte by byte is read whole within the timeout, and not past "
+    "it",
+    "[hostile]") {
+  for (auto drip : {100ms, 250ms}) {  // 8 bytes: 0.8 s, then 2 s, against 1.5 s
+    INFO("one byte every " << drip.count() << " ms");
+    asio::io_context io;
+    ScriptedNextProxy np(io, reply_text(ppv2::UpstreamStatus::connected) + "HI", true);
+    np.drip = drip;
+    auto connector = status_reply_connector().proxy_addr(addr_of(np.acc)).build();
+    auto r = connect_once(io, connector);
+    if (drip == 100ms) {
+      REQUIRE_FALSE(r.ec);
+      std::string got(2, '\0');
+      std::optional<std::error_code> read;
+      asio::async_read(r.stream, asio::buffer(got),
+                       [&](std::error_code ec, std::size_t) { read = ec; });
+      const auto deadline = std::chrono::steady_clock::now() + 5s;  // the drip runs on `io`
+      while (!read && std::chrono::steady_clock::now() < deadline) io.run_one_for(100ms);
+      REQUIRE(read);
+      CHECK_FALSE(*read);
+      CHECK(got == "HI");  // the bytes after the reply are the host's
+    } else {
+      CHECK(r.ec == errc::bad_status_reply);  // the deadline is for the whole reply
+      CHECK(r.took < 2s);
+      CHECK(connector.metrics().value(MetricsCounter::tcp_connect_timeout) == 1);
+    }
+  }
+}
+
+TEST_CASE(
     "status reply: a wrong magic or an early close is bad_status_reply at once, nothing handed "
     "back") {
   for (std::string answer : {std::string("HTTP/1.1 200 OK\r\n\r\n"), std::string("DVT"),
@@ -167,19 +209,32 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("status reply: a bad reply fails over to the next candidate") {
-  asio::io_context io;
-  ScriptedNextProxy bad(io, "XXXXXXXX");
-  ScriptedNextProxy good(io, reply_text(ppv2::UpstreamStatus::connected), true);
-  auto connector = status_reply_connector()
-                       .proxy_addr({{addr_of(bad.acc), 1.0}, {addr_of(good.acc), 1.0}})
-                       .proxy_addr_pick_policy(PickPolicy::serial)
-                       .build();
-  auto r = connect_once(io, connector);
-  CHECK_FALSE(r.ec);
-  CHECK(r.stream.is_open());
-  CHECK(bad.accepted == 1);
-  CHECK(good.accepted == 1);
+TEST_CASE(
+    "status reply: a bad reply fails over to the next candidate, unless initial data went out "
+    "with the header") {
+  for (std::string initial_data : {std::string(), std::string("PING")}) {
+    INFO("initial data: " << initial_data);
+    asio::io_context io;
+    ScriptedNextProxy bad(io, "XXXXXXXX");
+    ScriptedNextProxy good(io, reply_text(ppv2::UpstreamStatus::connected), true);
+    auto connector = status_reply_connector()
+                         .proxy_addr({{addr_of(bad.acc), 1.0}, {addr_of(good.acc), 1.0}})
+                         .proxy_addr_pick_policy(PickPolicy::serial)
+                         .build();
+    auto r = connect_once(io, connector, 10s, initial_data);
+    CHECK(bad.accepted == 1);
+    CHECK(bad.extra == initial_data);
+    if (initial_data.empty()) {
+      CHECK_FALSE(r.ec);
+      CHECK(r.stream.is_open());
+      CHECK(good.accepted == 1);
+    } else {
+      // The bad next proxy may have forwarded "PING": not sent a second time.
+      CHECK(r.ec == errc::bad_status_reply);
+      CHECK_FALSE(r.stream.is_open());
+      CHECK(good.accepted == 0);
+    }
+  }
 }
 
 TEST_CASE(
@@ -188,7 +243,6 @@ TEST_CASE(
   auto haproxy = DIVERT_REQUIRE_TOOL("haproxy");
   if (!haproxy) return;
   test::TempDir dir;
-  auto fe = test::free_port();
   asio::io_context io;
   tcp::acceptor backend(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   std::vector<tcp::socket> backend_conns;
@@ -198,18 +252,8 @@ TEST_CASE(
         for (;;) backend_conns.push_back(co_await backend.async_accept(asio::use_awaitable));
       },
       asio::detached);
-  auto cfg = dir.write("h.cfg",
-                       "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n"
-                       "  timeout server 10s\n"
-                       "frontend fe\n  bind 127.0.0.1:" +
-                           std::to_string(fe) +
-                           " accept-proxy\n"
-                           "  default_backend be\n"
-                           "backend be\n  server s 127.0.0.1:" +
-                           std::to_string(backend.local_endpoint().port()) + "\n");
-  test::Process hp({*haproxy, "-db", "-f", cfg.string()}, dir / "out", dir / "err");
-  REQUIRE(test::wait_for_port("127.0.0.1", fe));
-  const std::string np = "127.0.0.1:" + std::to_string(fe);
+  test::HaproxyHop hop(*haproxy, dir, backend.local_endpoint().port(), "accept-proxy");
+  const std::string np = hop.address();
 
   auto on = status_reply_connector().proxy_addr(np).build();
   auto r = connect_once(io, on);

@@ -12,6 +12,7 @@
 #include <asio/use_future.hpp>
 #include <asio/write.hpp>
 #include <chrono>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <thread>
@@ -190,6 +191,110 @@ TEST_CASE("read_proxy_header: throwing form") {
   p.io.run_for(5s);
   REQUIRE(caught);
   CHECK(*caught == errc::truncated);
+}
+
+// Hostile senders against the reader's sans-I/O half and its deadline.
+namespace {
+
+// One read of `bytes` into `r` (what async_read_some would have given).
+std::optional<std::error_code> feed(detail::HeaderReader& r, std::span<const std::uint8_t> bytes) {
+  auto room = r.prepare();
+  REQUIRE(bytes.size() <= room.size());
+  std::memcpy(room.data(), bytes.data(), bytes.size());
+  return r.commit(bytes.size(), {});
+}
+
+}  // namespace
+
+TEST_CASE("HeaderReader: a header split at every place, or byte by byte, reads the same",
+          "[read-header][hostile]") {
+  const Bytes h = divert_header();
+  Bytes all = h;
+  for (char c : std::string("payload")) all.push_back(static_cast<std::uint8_t>(c));
+  const std::span<const std::uint8_t> bytes(all);
+  for (std::size_t cut = 1; cut < all.size(); ++cut) {
+    INFO("split after byte " << cut);
+    detail::HeaderReader r({});
+    auto first = feed(r, bytes.first(cut));
+    if (cut < h.size()) {
+      REQUIRE_FALSE(first);  // read more
+      REQUIRE(feed(r, bytes.subspan(cut)) == std::optional<std::error_code>(std::error_code()));
+    } else {
+      REQUIRE(first == std::optional<std::error_code>(std::error_code()));
+    }
+    auto got = r.take();
+    CHECK(got.header_size() == h.size());
+    CHECK(got.divert().upstream_text == std::optional<std::string_view>("example.com:443"));
+    const std::size_t read = cut < h.size() ? all.size() : cut;
+    CHECK(std::string(got.extra().begin(), got.extra().end()) ==
+          std::string(all.begin() + h.size(), all.begin() + read));
+  }
+  detail::HeaderReader r({});
+  for (std::size_t i = 0; i + 1 < h.size(); ++i) REQUIRE_FALSE(feed(r, bytes.subspan(i, 1)));
+  REQUIRE(feed(r, bytes.subspan(h.size() - 1, 1)) ==
+          std::optional<std::error_code>(std::error_code()));
+  CHECK(r.take().extra().empty());
+}
+
+TEST_CASE("HeaderReader: a huge declared length is refused from the 16 fixed bytes alone",
+          "[read-header][hostile]") {
+  Bytes h = divert_header();
+  h[14] = 0xFF;  // length 65535: 65551 bytes, far over max_size (4096)
+  h[15] = 0xFF;
+  detail::HeaderReader r({});
+  REQUIRE_FALSE(feed(r, std::span(h).first(15)));
+  CHECK(feed(r, std::span(h).subspan(15, 1)) ==
+        std::optional<std::error_code>(make_error_code(errc::header_too_large)));
+}
+
+TEST_CASE("HeaderReader: a TLV whose length runs past the header is an error, not a wait",
+          "[read-header][hostile]") {
+  HeaderSpec s;
+  s.src = ep("192.0.2.1", 40000);
+  s.dst = ep("192.0.2.2", 3128);
+  s.upstream = "example.com:443";
+  Bytes h = encode_ok(s);
+  // The first TLV (0xE0) starts after the 16 fixed bytes and 12 address bytes.
+  REQUIRE(h[28] == tlv::divert_upstream);
+  h[29] = 0xFF;  // its length: 65280 + the real one
+  detail::HeaderReader r({});
+  auto done = feed(r, h);
+  REQUIRE(done);
+  CHECK(*done);
+}
+
+TEST_CASE(
+    "read_proxy_header: a sender dripping one byte every 50 ms meets the whole-header "
+    "deadline",
+    "[read-header][hostile]") {
+  Pair p;
+  const Bytes h = divert_header();
+  ReceivedHeader got;
+  std::optional<std::error_code> result;
+  asio::co_spawn(
+      p.io,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(p.io);
+        for (std::size_t i = 0; i < h.size() && !result; ++i) {
+          co_await asio::async_write(p.client, asio::buffer(&h[i], 1), asio::use_awaitable);
+          t.expires_after(50ms);
+          co_await t.async_wait(asio::use_awaitable);
+        }
+      },
+      asio::detached);
+  const auto t0 = std::chrono::steady_clock::now();
+  asio::co_spawn(
+      p.io,
+      [&]() -> asio::awaitable<void> {
+        result = co_await read_proxy_header(p.server, got, {.timeout = 300ms});
+      },
+      asio::detached);
+  while (!result && std::chrono::steady_clock::now() - t0 < 10s) p.io.run_one_for(100ms);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(result);
+  CHECK(*result == divert::errc::header_timeout);  // each byte is in time; the whole is not
+  CHECK(took >= 290ms);
+  CHECK(took < 2s);
 }
 
 // async_read_proxy_header(): the completion-token forms, the typed divert view,

@@ -218,6 +218,11 @@ struct Env {
     asio::io_context client_io;
     tcp::socket client{client_io};
     std::future<ServeReport> report;
+    // The report once the serve has completed (at most 10 s).
+    ServeReport result() {
+      REQUIRE(report.wait_for(10s) == std::future_status::ready);
+      return report.get();
+    }
   };
   std::unique_ptr<Served> serve(const Receiver& receiver, const Bytes& first) {
     auto s = std::make_unique<Served>();
@@ -251,6 +256,15 @@ std::string reply_bytes(ppv2::UpstreamStatus status) {
   return std::string(b.begin(), b.begin() + 6);  // the ms field varies
 }
 
+// The client's side to EOF is exactly one status reply with `status` (its
+// milliseconds field aside); returns the report.
+ServeReport result_after_reply(Env::Served& s, ppv2::UpstreamStatus status) {
+  const auto got = read_to_eof(s.client);
+  REQUIRE(got.size() == 8);
+  CHECK(got.substr(0, 6) == reply_bytes(status));
+  return s.result();
+}
+
 ReceiverOptions loopback_options() {
   ReceiverOptions o;
   o.trust = TrustList::loopback();
@@ -276,8 +290,7 @@ TEST_CASE("Receiver: connected — status reply before any upstream byte, extra 
   CHECK(read_n(s->client, 5) == "hello");  // the origin's bytes only after the reply
   s->client.shutdown(tcp::socket::shutdown_send);
   CHECK(read_to_eof(s->client).empty());
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  auto r = s->report.get();
+  auto r = s->result();
   CHECK(r.outcome == ServeOutcome::connected);
   CHECK_FALSE(r.error);
   CHECK(r.status_reply_requested);
@@ -292,6 +305,25 @@ TEST_CASE("Receiver: connected — status reply before any upstream byte, extra 
   CHECK(metrics->connections(ServeOutcome::connected) == 1);
 }
 
+TEST_CASE(
+    "Receiver: a client that half-closes right after its header still gets the reply and the "
+    "origin's bytes",
+    "[receiver][live][hostile]") {
+  Env env;
+  Receiver receiver(loopback_options());
+  auto s =
+      env.serve(receiver, header("127.0.0.1:" + std::to_string(env.origin_port()), true, "ping"));
+  s->client.shutdown(tcp::socket::shutdown_send);  // FIN before the upstream is even connected
+  const auto got = read_to_eof(s->client);         // the origin closes once it sees the FIN
+  REQUIRE(got.size() == 8 + 5);
+  CHECK(got.substr(0, 6) == reply_bytes(ppv2::UpstreamStatus::connected));
+  CHECK(got.substr(8) == "hello");
+  auto r = s->result();
+  CHECK(r.outcome == ServeOutcome::connected);
+  CHECK(r.bytes_up == 4);
+  CHECK(env.origin_got == "ping");
+}
+
 TEST_CASE("Receiver: without 0xE7 no reply is written (HAProxy-compatible)", "[receiver][live]") {
   Env env;
   Receiver receiver(loopback_options());
@@ -299,8 +331,7 @@ TEST_CASE("Receiver: without 0xE7 no reply is written (HAProxy-compatible)", "[r
   CHECK(read_n(s->client, 5) == "hello");  // the first bytes are the origin's
   s->client.shutdown(tcp::socket::shutdown_send);
   read_to_eof(s->client);
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  auto r = s->report.get();
+  auto r = s->result();
   CHECK(r.outcome == ServeOutcome::connected);
   CHECK_FALSE(r.status_reply_sent);
 }
@@ -312,11 +343,7 @@ TEST_CASE("Receiver: refused upstream — status 1, closed after the reply", "[r
   closed_port.close();  // nothing listens there now: RST
   Receiver receiver(loopback_options());
   auto s = env.serve(receiver, header("127.0.0.1:" + std::to_string(port), true, "held"));
-  const auto got = read_to_eof(s->client);
-  REQUIRE(got.size() == 8);
-  CHECK(got.substr(0, 6) == reply_bytes(ppv2::UpstreamStatus::refused));
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  auto r = s->report.get();
+  auto r = result_after_reply(*s, ppv2::UpstreamStatus::refused);
   CHECK(r.outcome == ServeOutcome::refused);
   CHECK(r.error == asio::error::connection_refused);
   CHECK(r.status_reply_sent == ppv2::UpstreamStatus::refused);
@@ -345,17 +372,30 @@ TEST_CASE("Receiver: a name with one denied address is denied; no connect; statu
   auto expect_denied = [&](const Receiver& receiver, const std::string& name) {
     INFO(name);
     auto s = env.serve(receiver, header(name + ":" + port, true, "x"));
-    const auto got = read_to_eof(s->client);
-    REQUIRE(got.size() == 8);
-    CHECK(got.substr(0, 6) == reply_bytes(ppv2::UpstreamStatus::denied));
-    REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-    auto r = s->report.get();
+    auto r = result_after_reply(*s, ppv2::UpstreamStatus::denied);
     CHECK(r.outcome == ServeOutcome::denied);
     CHECK(r.error == errc::upstream_denied);
   };
   for (std::string name : {"partly.test", "allowed.test", "wholly.test", "127.0.0.1", "localhost",
                            "[::1]", "[::ffff:127.0.0.1]", "0.0.0.0", "127.1", "2130706433"})
     expect_denied(defaults, name);
+  // Other spellings of loopback and of this host (hostile review): mapped and
+  // long-form IPv6, hex, octal and zero-padded IPv4, names in other cases or
+  // with a trailing dot, a zone index. (Loopback only, as above.)
+  for (std::string name :
+       {"[::ffff:7f00:1]", "[0:0:0:0:0:ffff:127.0.0.1]", "[0::1]", "[::]", "[::ffff:0.0.0.0]",
+        "0x7f.0.0.1", "0x7f000001", "0177.0.0.1", "017700000001", "127.000.000.001", "LOCALHOST",
+        "localhost.", "LocalHost.", "a.b.localhost", "x.localhost."})
+    expect_denied(defaults, name);
+  // A zone index is no valid 0xE0 at all: the header is refused, no reply.
+  for (std::string name : {"[::1%25lo]", "[::1%lo]"}) {
+    INFO(name);
+    auto s = env.serve(defaults, header(name + ":" + port, true, "x"));
+    CHECK(read_to_eof(s->client).empty());
+    auto r = s->result();
+    CHECK(r.outcome == ServeOutcome::bad_header);
+    CHECK(r.error == ppv2::errc::bad_upstream);
+  }
   expect_denied(ruled, "partly.test");
   expect_denied(ruled, "127.0.0.9");
   CHECK(env.origin_accepts == 0);
@@ -372,11 +412,8 @@ TEST_CASE("Receiver: resolve failure — status 4", "[receiver][live]") {
   o.resolver = stub;
   Receiver receiver(std::move(o));
   auto s = env.serve(receiver, header("nowhere.test:80", true));
-  const auto got = read_to_eof(s->client);
-  REQUIRE(got.size() == 8);
-  CHECK(got.substr(0, 6) == reply_bytes(ppv2::UpstreamStatus::resolve_failed));
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  CHECK(s->report.get().outcome == ServeOutcome::resolve_failed);
+  CHECK(result_after_reply(*s, ppv2::UpstreamStatus::resolve_failed).outcome ==
+        ServeOutcome::resolve_failed);
 }
 
 TEST_CASE("Receiver: the loop guard holds even when an allow rule covers the listen address",
@@ -386,11 +423,7 @@ TEST_CASE("Receiver: the loop guard holds even when an allow rule covers the lis
   receiver.guard_listen(env.front.local_endpoint());
   const std::string self = "127.0.0.1:" + std::to_string(env.front.local_endpoint().port());
   auto s = env.serve(receiver, header(self, true));
-  const auto got = read_to_eof(s->client);
-  REQUIRE(got.size() == 8);
-  CHECK(got.substr(0, 6) == reply_bytes(ppv2::UpstreamStatus::denied));
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  auto r = s->report.get();
+  auto r = result_after_reply(*s, ppv2::UpstreamStatus::denied);
   CHECK(r.outcome == ServeOutcome::denied);
   REQUIRE(r.denial);
   CHECK(r.denial->verdict == net::DestinationVerdict::denied_loop_guard);
@@ -398,8 +431,7 @@ TEST_CASE("Receiver: the loop guard holds even when an allow rule covers the lis
   auto s2 = env.serve(
       receiver, header("0.0.0.0:" + std::to_string(env.front.local_endpoint().port()), false));
   CHECK(read_to_eof(s2->client).empty());
-  REQUIRE(s2->report.wait_for(10s) == std::future_status::ready);
-  CHECK(s2->report.get().outcome == ServeOutcome::denied);
+  CHECK(s2->result().outcome == ServeOutcome::denied);
 }
 
 TEST_CASE("Receiver: LOCAL is a health check, closed cleanly; untrusted peers are not read",
@@ -411,8 +443,7 @@ TEST_CASE("Receiver: LOCAL is a health check, closed cleanly; untrusted peers ar
   Receiver receiver(o);
   auto s = env.serve(receiver, local_header());
   CHECK(read_to_eof(s->client).empty());  // FIN, not RST: read_to_eof sees a clean EOF
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  auto r = s->report.get();
+  auto r = s->result();
   CHECK(r.outcome == ServeOutcome::health_check);
   CHECK_FALSE(r.error);
   CHECK(metrics->connections(ServeOutcome::health_check) == 1);
@@ -421,8 +452,7 @@ TEST_CASE("Receiver: LOCAL is a health check, closed cleanly; untrusted peers ar
   Receiver strict(o);
   auto u = env.serve(strict, header("127.0.0.1:" + std::to_string(env.origin_port()), true));
   CHECK(read_to_eof(u->client).empty());
-  REQUIRE(u->report.wait_for(10s) == std::future_status::ready);
-  auto ur = u->report.get();
+  auto ur = u->result();
   CHECK(ur.outcome == ServeOutcome::untrusted);
   CHECK(ur.error == errc::untrusted_source);
   CHECK_FALSE(ur.header_read);
@@ -436,11 +466,9 @@ TEST_CASE("Receiver: a bad header is reported as such and connects nowhere", "[r
   Receiver receiver(o);
   auto s = env.serve(receiver, Bytes{'G', 'E', 'T', ' ', '/'});
   CHECK(read_to_eof(s->client).empty());
-  REQUIRE(s->report.wait_for(10s) == std::future_status::ready);
-  CHECK(s->report.get().outcome == ServeOutcome::bad_header);
+  CHECK(s->result().outcome == ServeOutcome::bad_header);
   auto late = env.serve(receiver, {});  // sends nothing: header timeout
-  REQUIRE(late->report.wait_for(10s) == std::future_status::ready);
-  auto r = late->report.get();
+  auto r = late->result();
   CHECK(r.outcome == ServeOutcome::bad_header);
   CHECK(r.error == errc::header_timeout);
   CHECK(env.origin_accepts == 0);

@@ -196,6 +196,9 @@ std::string get_request(unsigned short port, const std::string& host, const std:
 std::string connect_request(unsigned short port) {
   return "CONNECT 127.0.0.1:" + std::to_string(port) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 }
+std::string http_connect(const std::string& authority) {
+  return "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n";
+}
 
 std::uint64_t statsd_value(const std::string& text, const std::string& name) {
   std::smatch m;

@@ -137,6 +137,8 @@ int proxy_status(unsigned short fp_port, const std::string& request,
 std::string get_request(unsigned short port, const std::string& host = "127.0.0.1",
                         const std::string& scheme = "http");
 std::string connect_request(unsigned short port);
+// "CONNECT <authority>", Host: <authority> (e.g. "[::1]:80", "name.test:443").
+std::string http_connect(const std::string& authority);
 
 // A metric from the forward proxy's final StatsD lines ("divert.<name>:<n>|c");
 // ~0 when absent.

@@ -36,9 +36,6 @@ std::string http_get(const std::string& authority) {
   return "GET http://" + authority + "/x HTTP/1.1\r\nHost: " + authority +
          "\r\nConnection: close\r\n\r\n";
 }
-std::string http_connect(const std::string& authority) {
-  return "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n";
-}
 
 std::string base64(const std::string& in) {
   static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -39,10 +39,6 @@ AcceptingPeer echo_origin() {
   });
 }
 
-std::string connect_to_host(const std::string& hostport) {
-  return "CONNECT " + hostport + " HTTP/1.1\r\nHost: " + hostport + "\r\n\r\n";
-}
-
 // One tcp_connect of the library connector (key on) through `np_port`; nullopt
 // when it did not complete within 10 s (no Catch2 macro: also runs on a netns
 // thread).
@@ -85,7 +81,7 @@ TEST_CASE("forward proxy with the status reply: 403 denied, 502 refused, 200 con
 
   SECTION("denied by the next proxy's policy: 403, no 200 first") {
     std::string resp;
-    CHECK(proxy_status(fp.port, connect_to_host("127.0.0.9:" + std::to_string(origin.port())), 5s,
+    CHECK(proxy_status(fp.port, http_connect("127.0.0.9:" + std::to_string(origin.port())), 5s,
                        nullptr, &resp) == 403);
     CHECK(resp.find("200") == std::string::npos);
     CHECK(origin.accepted() == 0);

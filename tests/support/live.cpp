@@ -176,6 +176,24 @@ Process::~Process() {
   if (pid_ > 0) stop();
 }
 
+HaproxyHop::HaproxyHop(const std::string& haproxy, const TempDir& dir, unsigned short backend_port,
+                       const std::string& bind_options, const std::string& frontend_lines)
+    : port_(free_port()) {
+  const auto cfg =
+      dir.write("haproxy.cfg",
+                "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n"
+                "  timeout server 10s\n"
+                "frontend fe\n  bind 127.0.0.1:" +
+                    std::to_string(port_) + " " + bind_options + "\n" + frontend_lines +
+                    "  default_backend be\n"
+                    "backend be\n  server s 127.0.0.1:" +
+                    std::to_string(backend_port) + "\n");
+  process_.emplace(std::vector<std::string>{haproxy, "-db", "-f", cfg.string()},
+                   dir / "haproxy.out", dir / "haproxy.err");
+  if (!wait_for_port("127.0.0.1", port_))
+    FAIL("haproxy did not listen on " << address() << ": " << read_file(dir / "haproxy.err"));
+}
+
 bool wait_for_port(const std::string& host, unsigned short port,
                    std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

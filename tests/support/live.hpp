@@ -74,6 +74,24 @@ class Process {
   int status_ = 0;
 };
 
+// HAProxy in tcp mode as a hop on loopback: a frontend on 127.0.0.1:port()
+// (a free port) with `bind_options` (e.g. "accept-proxy") and
+// `frontend_lines` (each ending in '\n'), forwarding to 127.0.0.1:backend_port
+// (timeouts: connect 2 s, client and server 10 s). The constructor returns
+// once the frontend accepts connections (FAILs after 5 s); the process is
+// stopped on destruction. `haproxy` is the binary (DIVERT_REQUIRE_TOOL).
+class HaproxyHop {
+ public:
+  HaproxyHop(const std::string& haproxy, const TempDir& dir, unsigned short backend_port,
+             const std::string& bind_options, const std::string& frontend_lines = "");
+  unsigned short port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  unsigned short port_;
+  std::optional<Process> process_;
+};
+
 // Polls until a TCP connect to host:port succeeds or `timeout` passes.
 bool wait_for_port(const std::string& host, unsigned short port,
                    std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
