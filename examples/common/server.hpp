@@ -68,6 +68,10 @@ struct ServerOptions {
   // clients retry. Bounds the descriptors a flood can take: a handler uses a
   // few per connection (client, upstream, the relay's pipes).
   std::size_t max_connections = 10'000;
+  // TCP Fast Open on the listening sockets (divert::net::enable_fast_open):
+  // the pending Fast Open queue's length, 0: off. Takes effect only where
+  // net.ipv4.tcp_fastopen has bit 1 (value 2) set.
+  int fast_open_queue = 0;
 };
 
 class Server {

@@ -243,6 +243,10 @@ B& B::delay_handshake_ack(bool on) {
   cfg_.connect.delay_handshake_ack = on;
   return *this;
 }
+B& B::tcp_fast_open(bool on) {
+  cfg_.connect.tcp_fast_open = on;
+  return *this;
+}
 B& B::register_resolver(std::string name, std::shared_ptr<net::Resolver> r) {
   resolvers_[normalize_key(name)] = std::move(r);
   return *this;
@@ -444,6 +448,8 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
     cfg_.next_proxy_status_reply = parse_bool(key, scalar());
   } else if (key == "delay_handshake_ack") {
     cfg_.connect.delay_handshake_ack = parse_bool(key, scalar());
+  } else if (key == "tcp_fast_open") {
+    cfg_.connect.tcp_fast_open = parse_bool(key, scalar());
   } else {
     throw config_error(
         key, v.to_string(),
@@ -452,7 +458,7 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
         "tcp_keepalive, bind_ipv4, bind_ipv6, bind_interface, extra_metrics_tags, "
         "shared_logger, name, proxy_failover, eject_after_failures, eject_duration, "
         "tls_handshake_timeout, tls_verify_peer, max_header_size, header_crc32c, "
-        "next_proxy_status_reply, delay_handshake_ack)");
+        "next_proxy_status_reply, delay_handshake_ack, tcp_fast_open)");
   }
   return *this;
 }
