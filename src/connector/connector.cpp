@@ -51,6 +51,7 @@ struct DivertTcpConnector::State {
   struct ConnectReport {
     TaskId task_id;                          // sent in 0xE3 (given or generated)
     std::optional<std::size_t> proxy_index;  // reached, or last tried (index in proxy_addr)
+    tcp::endpoint peer;                      // the next proxy's endpoint connected to
   };
 
   // Picks, connects, sends the header (the decisions: connector::ConnectCore).
@@ -73,8 +74,8 @@ struct DivertTcpConnector::State {
     DivertInfo i;
     i.task_id = report.task_id;
     if (report.proxy_index) i.next_proxy = cfg.proxy_addr[*report.proxy_index].addr;
-    std::error_code ignored;
-    if (s.is_open()) i.next_proxy_endpoint = s.remote_endpoint(ignored);
+    // From the connect (no getpeername(2) per connection).
+    if (s.is_open()) i.next_proxy_endpoint = report.peer;
     return i;
   }
 };
@@ -222,6 +223,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
         } else {
           sock.emplace(std::move(*r->socket));
           syn_bytes = r->syn_bytes;
+          report.peer = r->peer;
           actions = &core.on_connected(i, r->peer.address(), Clock::now());
         }
         break;
