@@ -33,9 +33,10 @@
 #            the client's request: the client speaks first), "option
 #            splice-auto" (kernel splicing where it pays), "tfo" on the
 #            server line, and "tune.pipesize" (the one tune.* the manual ties
-#            to throughput: larger pipes, fewer splice() calls); the shared
-#            next hop: "tfo" on its bind, splice-auto and tcp-smart-connect
-#            (it serves both sides alike). Not set: tune.bufsize (the manual
+#            to throughput: larger pipes, fewer splice() calls), "maxpipes"
+#            256 (the default, maxconn/4, would need more descriptors than
+#            the limit allows); the shared next hop: "tfo" on its bind,
+#            splice-auto and tcp-smart-connect (it serves both sides alike). Not set: tune.bufsize (the manual
 #            advises against changing it), tune.maxpollevents (bandwidth for
 #            latency), tune.rcvbuf/sndbuf ("should normally never be set"),
 #            retry-on (HTTP mode only). Fast Open needs net.ipv4.tcp_fastopen
@@ -140,8 +141,11 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 # the next hop: raise the limit as far as allowed (a container may cap it).
 ulimit -Hn 200000 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if (($(ulimit -n) < 2 * IDLE_CONNS + 300)); then
-  IDLE_CONNS=$((($(ulimit -n) - 300) / 2))
+# HAProxy also counts two per pipe (the best profile splices; MAXPIPES is its
+# "maxpipes", as many as divert's per-thread pipe pool keeps at most).
+MAXPIPES=256
+if (($(ulimit -n) < 2 * IDLE_CONNS + 2 * MAXPIPES + 300)); then
+  IDLE_CONNS=$((($(ulimit -n) - 2 * MAXPIPES - 300) / 2))
   echo "chain_bench: open-file limit $(ulimit -n): (d) uses $IDLE_CONNS connections" >&2
 fi
 
@@ -190,7 +194,8 @@ PROFILE=default
 profile_lines() {  # side|next  global|defaults|frontend|backend|bind|server
   [[ $PROFILE = best ]] || return 0
   case $1-$2 in
-    side-global) echo "tune.pipesize 262144" ;;
+    side-global) echo "tune.pipesize 262144"$'\n'"  maxpipes $MAXPIPES" ;;
+    next-global) echo "maxpipes $MAXPIPES" ;;
     *-defaults) echo "option splice-auto" ;;
     side-frontend) echo "option tcp-smart-accept" ;;
     *-backend) echo "option tcp-smart-connect" ;;
