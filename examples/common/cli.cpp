@@ -147,7 +147,9 @@ Cli& server_cli_options(Cli& cli) {
               "shared (default: one listening socket) or reuseport (one per thread)")
       .option(
           "max-connections", "N",
-          "open connections at most; more wait in the listen backlog (default 10000, 0: no cap)");
+          "open connections at most; more wait in the listen backlog (default 10000, 0: no cap)")
+      .flag("tfo",
+            "TCP Fast Open on the listener (needs net.ipv4.tcp_fastopen with bit 1, e.g. 3)");
 }
 
 void apply_server_options(const Cli& cli, ServerOptions& so) {
@@ -162,6 +164,7 @@ void apply_server_options(const Cli& cli, ServerOptions& so) {
     so.accept = AcceptMode::reuseport;
   else
     throw usage_error("--accept must be shared or reuseport, not \"" + mode + "\"");
+  if (cli.has("tfo")) so.fast_open_queue = 4096;  // as the listen backlog (SOMAXCONN)
 }
 
 void apply_connector_options(const Cli& cli, DivertTcpConnector::Builder& b,

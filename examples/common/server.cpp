@@ -8,6 +8,8 @@
 #include <iostream>
 #include <thread>
 
+#include "divert/net/socket_options.hpp"
+
 namespace divert::examples {
 
 struct Server::Worker {
@@ -72,6 +74,8 @@ void Server::bind() {
     check("cannot listen on");
     a.listen(asio::socket_base::max_listen_connections, ec);
     check("cannot listen on");
+    if (opts_.fast_open_queue > 0) ec = net::enable_fast_open(a, opts_.fast_open_queue);
+    check("cannot enable TCP Fast Open on");
     // Asio skips EPOLL_CTL_DEL when it closes a descriptor it opened itself
     // (close() ends the registration), but in shared mode a duplicate keeps
     // this socket open: re-adopted with assign(), the acceptor is marked as

@@ -73,6 +73,10 @@ struct ServerOptions {
   // a time, never concurrently with itself); an exception it throws is
   // printed and ignored. Empty: SIGHUP is left to its default action.
   std::function<void()> on_reload;
+  // TCP Fast Open on the listening sockets (divert::net::enable_fast_open):
+  // the pending Fast Open queue's length, 0: off. Takes effect only where
+  // net.ipv4.tcp_fastopen has bit 1 (value 2) set.
+  int fast_open_queue = 0;
 };
 
 class Server {

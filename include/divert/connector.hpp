@@ -522,6 +522,11 @@ class DIVERT_EXPORT DivertTcpConnector::Builder {
   Builder& delay_handshake_ack(bool on);
   // Active health checks (health_check.hpp); checked by build() with validate().
   Builder& health_check(HealthCheckConfig c);
+  // Key `tcp_fast_open` (bool): TCP Fast Open to the next proxy, the PROXY
+  // header and initial data in the SYN once a cookie is cached (see
+  // net::ConnectOptions::tcp_fast_open: silent fallback where the kernel or
+  // the next proxy refuses). Default off until measured.
+  Builder& tcp_fast_open(bool on);
 
   // Names a resolver for set("resolver", NAME). "system" is always known.
   Builder& register_resolver(std::string name, std::shared_ptr<net::Resolver> r);

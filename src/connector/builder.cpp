@@ -284,6 +284,10 @@ B& B::health_check(HealthCheckConfig c) {
   cfg_.health_check = c;
   return *this;
 }
+B& B::tcp_fast_open(bool on) {
+  cfg_.connect.tcp_fast_open = on;
+  return *this;
+}
 B& B::register_resolver(std::string name, std::shared_ptr<net::Resolver> r) {
   resolvers_[normalize_key(name)] = std::move(r);
   return *this;
@@ -487,6 +491,8 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
     cfg_.connect.delay_handshake_ack = parse_bool(key, scalar());
   } else if (key == "health_check") {
     cfg_.health_check = parse_health_check(key, v, cfg_.health_check);
+  } else if (key == "tcp_fast_open") {
+    cfg_.connect.tcp_fast_open = parse_bool(key, scalar());
   } else {
     throw config_error(
         key, v.to_string(),
@@ -495,7 +501,7 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
         "tcp_keepalive, bind_ipv4, bind_ipv6, bind_interface, extra_metrics_tags, "
         "shared_logger, name, proxy_failover, eject_after_failures, eject_duration, "
         "tls_handshake_timeout, tls_verify_peer, max_header_size, header_crc32c, "
-        "next_proxy_status_reply, delay_handshake_ack, health_check)");
+        "next_proxy_status_reply, delay_handshake_ack, health_check, tcp_fast_open)");
   }
   return *this;
 }

@@ -89,13 +89,14 @@ struct DivertTcpConnector::State {
   struct ConnectReport {
     TaskId task_id;                          // sent in 0xE3 (given or generated)
     std::optional<std::size_t> proxy_index;  // reached, or last tried (index in proxy_addr)
+    tcp::endpoint peer;                      // the next proxy's endpoint connected to
     // The host's view of it (`g`: the connect's generation).
     DivertInfo info(const Generation& g, const tcp::socket& s) const {
       DivertInfo i;
       i.task_id = task_id;
       if (proxy_index) i.next_proxy = g.cfg.proxy_addr[*proxy_index].addr;
-      std::error_code ignored;
-      if (s.is_open()) i.next_proxy_endpoint = s.remote_endpoint(ignored);
+      // From the connect (no getpeername(2) per connection).
+      if (s.is_open()) i.next_proxy_endpoint = peer;
       return i;
     }
   };
@@ -159,11 +160,19 @@ error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs) {
 }
 
 // Writes the header and the initial data in one write (writev, one segment
-// when it fits) so a receiver never sees a split header.
+// when it fits) so a receiver never sees a split header. The first
+// `syn_bytes` of them already went with the SYN (TCP Fast Open).
 asio::awaitable<std::error_code> write_header(tcp::socket& s, std::span<const std::uint8_t> header,
-                                              const std::string& initial_data) {
+                                              const std::string& initial_data,
+                                              std::size_t syn_bytes) {
   std::array<asio::const_buffer, 2> bufs{asio::buffer(header.data(), header.size()),
                                          asio::buffer(initial_data)};
+  for (auto& b : bufs) {
+    const std::size_t k = std::min(syn_bytes, b.size());
+    b += k;
+    syn_bytes -= k;
+  }
+  if (asio::buffer_size(bufs) == 0) co_return std::error_code();
   // A fresh connection's send buffer is empty: the write nearly always goes
   // out in one sendmsg() here, without an operation object or a trip through
   // the scheduler. Whatever it leaves (or EAGAIN) goes to async_write.
@@ -220,6 +229,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
   connector::ConnectCore core(cfg, g->selector, g->health);
   const auto* actions = &core.start({task, tls_name, report.task_id}, Clock::now());
   std::optional<tcp::socket> sock;
+  std::size_t syn_bytes = 0;  // of the header and initial data, sent with the SYN
   for (;;) {
     // The one I/O action (or done) of this step; the others are applied here.
     ConnectAction::Kind next = ConnectAction::Kind::done;
@@ -254,13 +264,16 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
         std::optional<net::ConnectResult> r;
         std::error_code cerr;
         const char* option = nullptr;
+        // TCP Fast Open (tcp_fast_open): the header and initial data for the SYN.
+        const net::SynData syn{asio::buffer(core.header().data(), core.header().size()),
+                               asio::buffer(task.initial_data)};
         try {
           if (proxy.is_ip())
             r.emplace(co_await net::connect_with_retry(tcp::endpoint(proxy.ip(), proxy.port()),
-                                                       cfg.connect));
+                                                       cfg.connect, syn));
           else
             r.emplace(co_await net::happy_eyeballs_connect(proxy.host(), proxy.port(), cfg.connect,
-                                                           cfg.resolver));
+                                                           cfg.resolver, syn));
           cerr = r->error;
           option = r->option;
         } catch (const std::system_error& e) {
@@ -270,12 +283,14 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
           actions = &core.on_connect_failed(i, cerr, option, Clock::now());
         } else {
           sock.emplace(std::move(*r->socket));
+          syn_bytes = r->syn_bytes;
+          report.peer = r->peer;
           actions = &core.on_connected(i, r->peer.address(), Clock::now());
         }
         break;
       }
       case ConnectAction::Kind::write_header: {
-        auto wec = co_await write_header(*sock, core.header(), task.initial_data);
+        auto wec = co_await write_header(*sock, core.header(), task.initial_data, syn_bytes);
         if (wec) {
           actions = &core.on_header_write_failed(i, wec, Clock::now());
           break;

@@ -20,6 +20,8 @@
 #include "divert/asio/this_coro.hpp"
 #include "divert/asio/use_awaitable.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -45,18 +47,63 @@ error_code socket_error(int fd) {
   return err ? error_code(err, asio::error::get_system_category()) : error_code();
 }
 
+// TCP Fast Open for the next connect(2) on `fd` (TCP_FASTOPEN_CONNECT:
+// connect(2) then returns at once without sending anything, and the first
+// write sends the SYN, with data when the kernel holds a cookie for the
+// peer). False where the kernel refuses it (net.ipv4.tcp_fastopen without
+// bit 0: EOPNOTSUPP; a platform without the option): a plain connect then.
+bool fast_open_connect(int fd) {
+#ifdef TCP_FASTOPEN_CONNECT
+  int one = 1;
+  return ::setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one) == 0;
+#else
+  (void)fd;
+  return false;
+#endif
+}
+
+// The first write on a socket whose connect(2) Fast Open deferred: sends the
+// SYN carrying as much of `syn` as the kernel puts in it (all of a PROXY
+// header and a few client bytes: up to about one MSS), or a plain SYN with a
+// cookie request when no cookie is cached (EINPROGRESS, 0 bytes taken). The
+// handshake then goes on as for any non-blocking connect. Returns the bytes
+// taken; a real failure (no route, ...) is set in `ec`.
+std::size_t send_syn(int fd, const SynData& syn, error_code& ec) {
+  iovec iov[2] = {{const_cast<void*>(syn.first.data()), syn.first.size()},
+                  {const_cast<void*>(syn.second.data()), syn.second.size()}};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n >= 0) return static_cast<std::size_t>(n);
+  if (errno != EINPROGRESS && errno != EAGAIN && errno != EWOULDBLOCK)
+    ec.assign(errno, asio::error::get_system_category());
+  return 0;
+}
+
 // connect(2) on `s` made non-blocking, then a zero-timeout poll: a peer on
 // this host (loopback, a local address) has finished the handshake by the
 // time connect(2) returns. True when the attempt is over (`ec` says how),
 // false while it is still in progress. POLLOUT alone means established (a
 // socket in SYN_SENT is not writable); SO_ERROR is read only when poll
-// reports an error or hangup.
-bool connect_at_once(tcp::socket& s, const tcp::endpoint& endpoint, error_code& ec) {
+// reports an error or hangup. With `syn` (non-empty; ConnectOptions::
+// tcp_fast_open) the SYN goes out with send_syn() and `syn_bytes` is what it
+// took: the attempt still completes only once the handshake has, so connect
+// errors and timeouts are reported as without Fast Open.
+bool connect_at_once(tcp::socket& s, const tcp::endpoint& endpoint, error_code& ec,
+                     const SynData* syn = nullptr, std::size_t* syn_bytes = nullptr) {
   s.native_non_blocking(true, ec);
   if (ec) return true;
   const int fd = s.native_handle();
-  if (::connect(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) == 0) return true;
-  if (errno != EINPROGRESS && errno != EINTR) {
+  const bool fast_open = syn && syn->size() > 0 && fast_open_connect(fd);
+  if (::connect(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) == 0) {
+    if (!fast_open) return true;
+    *syn_bytes = send_syn(fd, *syn, ec);  // deferred by Fast Open: the SYN leaves here
+    if (ec) return true;
+  } else if (errno != EINPROGRESS && errno != EINTR) {
     ec.assign(errno, asio::error::get_system_category());
     return true;
   }
@@ -101,7 +148,7 @@ struct CompletionImpl final : Completion {
 class Race : public std::enable_shared_from_this<Race> {
  public:
   Race(asio::any_io_executor ex, std::string host, std::optional<asio::ip::address> literal,
-       std::uint16_t port, ConnectOptions options, std::shared_ptr<Resolver> resolver,
+       std::uint16_t port, ConnectOptions options, std::shared_ptr<Resolver> resolver, SynData syn,
        std::unique_ptr<Completion> completion)
       : ex_(ex),
         timer_(ex),
@@ -110,6 +157,7 @@ class Race : public std::enable_shared_from_this<Race> {
         port_(port),
         options_(std::move(options)),
         resolver_(std::move(resolver)),
+        syn_(options_.tcp_fast_open ? syn : SynData{}),
         planner_(options_, next_seed()),
         completion_(std::move(completion)) {}
 
@@ -245,7 +293,9 @@ class Race : public std::enable_shared_from_this<Race> {
     auto self = shared_from_this();
     auto& slot = attempts_[i];
     error_code ec;
-    if (connect_at_once(slot.socket, slot.endpoint, ec)) {
+    // Only the first attempt carries the SYN data (see ConnectOptions::tcp_fast_open).
+    const SynData* syn = i == 0 ? &syn_ : nullptr;
+    if (connect_at_once(slot.socket, slot.endpoint, ec, syn, &slot.syn_bytes)) {
       ++immediate_;
       asio::post(ex_, [self, i, ec] { self->on_connect(i, ec, Finish::immediate); });
       return;
@@ -306,9 +356,10 @@ class Race : public std::enable_shared_from_this<Race> {
     ConnectResult r{error, nullptr, std::nullopt, {}};
     if (attempt != PlannerAction::npos && attempt < attempts_.size()) {
       r.peer = attempts_[attempt].endpoint;
-      if (!error)
+      if (!error) {
         r.socket.emplace(std::move(attempts_[attempt].socket));
-      else
+        r.syn_bytes = attempts_[attempt].syn_bytes;
+      } else
         r.option = attempts_[attempt].option;
     }
     for (std::size_t i = 0; i < attempts_.size(); ++i) close(i);  // every loser, now
@@ -325,6 +376,7 @@ class Race : public std::enable_shared_from_this<Race> {
   std::uint16_t port_;
   ConnectOptions options_;
   std::shared_ptr<Resolver> resolver_;
+  SynData syn_;  // empty unless options_.tcp_fast_open
   HappyEyeballsPlanner planner_;
   std::unique_ptr<Completion> completion_;
   std::optional<Pending> pending_;
@@ -335,6 +387,7 @@ class Race : public std::enable_shared_from_this<Race> {
     tcp::socket socket;
     tcp::endpoint endpoint;
     const char* option = nullptr;  // socket option that failed, if any
+    std::size_t syn_bytes = 0;     // of syn_, taken with this attempt's SYN
   };
   // Reserved up front for the most attempts the planner can start, so that a
   // socket never moves while it is connecting.
@@ -349,15 +402,17 @@ class Race : public std::enable_shared_from_this<Race> {
 // use_awaitable, the awaiting coroutine's executor.
 template <class Token>
 auto async_race(std::string host, std::optional<asio::ip::address> literal, std::uint16_t port,
-                ConnectOptions options, std::shared_ptr<Resolver> resolver, Token&& token) {
+                ConnectOptions options, std::shared_ptr<Resolver> resolver, SynData syn,
+                Token&& token) {
   return asio::async_initiate<Token, void(ConnectResult)>(
       [](auto handler, std::string host, std::optional<asio::ip::address> literal,
-         std::uint16_t port, ConnectOptions options, std::shared_ptr<Resolver> resolver) {
+         std::uint16_t port, ConnectOptions options, std::shared_ptr<Resolver> resolver,
+         SynData syn) {
         using H = std::decay_t<decltype(handler)>;
         asio::any_io_executor ex = asio::get_associated_executor(handler);
         auto slot = asio::get_associated_cancellation_slot(handler);
         auto race = std::make_shared<Race>(
-            ex, std::move(host), literal, port, std::move(options), std::move(resolver),
+            ex, std::move(host), literal, port, std::move(options), std::move(resolver), syn,
             std::make_unique<CompletionImpl<H>>(std::move(handler), ex));
         if (slot.is_connected()) {
           race->set_slot(slot);
@@ -367,17 +422,18 @@ auto async_race(std::string host, std::optional<asio::ip::address> literal, std:
         }
         race->start();
       },
-      token, std::move(host), literal, port, std::move(options), std::move(resolver));
+      token, std::move(host), literal, port, std::move(options), std::move(resolver), syn);
 }
 
 }  // namespace
 
 asio::awaitable<ConnectResult> happy_eyeballs_connect(std::string host, std::uint16_t port,
                                                       ConnectOptions options,
-                                                      std::shared_ptr<Resolver> resolver) {
+                                                      std::shared_ptr<Resolver> resolver,
+                                                      SynData syn) {
   // Not a coroutine itself: returns the operation's awaitable directly.
   return async_race(std::move(host), std::nullopt, port, std::move(options), std::move(resolver),
-                    asio::use_awaitable);
+                    syn, asio::use_awaitable);
 }
 
 void start_happy_eyeballs(asio::any_io_executor ex, std::string host, std::uint16_t port,
@@ -385,7 +441,7 @@ void start_happy_eyeballs(asio::any_io_executor ex, std::string host, std::uint1
                           detail::ErasedHandler<divert::error_code, tcp::socket> handler) {
   auto slot = handler.cancellation_slot();
   async_race(
-      std::move(host), std::nullopt, port, std::move(options), std::move(resolver),
+      std::move(host), std::nullopt, port, std::move(options), std::move(resolver), SynData{},
       asio::bind_cancellation_slot(
           slot, asio::bind_executor(ex, [h = std::move(handler), ex](ConnectResult r) mutable {
             h(r.error, r.socket ? std::move(*r.socket) : tcp::socket(ex));
@@ -402,7 +458,7 @@ namespace {
 // closes here, unconnected, and the race makes that try instead.
 std::optional<ConnectResult> try_loopback_now(const asio::any_io_executor& ex,
                                               const tcp::endpoint& endpoint,
-                                              const ConnectOptions& options) {
+                                              const ConnectOptions& options, const SynData& syn) {
   ConnectResult r;
   r.peer = endpoint;
   tcp::socket s(ex);
@@ -416,7 +472,8 @@ std::optional<ConnectResult> try_loopback_now(const asio::any_io_executor& ex,
     r.option = o.option;
     return r;
   }
-  if (!connect_at_once(s, endpoint, r.error)) return std::nullopt;
+  const SynData* fast_open = options.tcp_fast_open ? &syn : nullptr;
+  if (!connect_at_once(s, endpoint, r.error, fast_open, &r.syn_bytes)) return std::nullopt;
   if (r.error) return r;
   r.socket.emplace(std::move(s));
   return r;
@@ -432,20 +489,22 @@ bool final_try(const ConnectResult& r, std::size_t t, std::size_t tries) {
 
 }  // namespace
 
-asio::awaitable<ConnectResult> connect_with_retry(tcp::endpoint endpoint, ConnectOptions options) {
+asio::awaitable<ConnectResult> connect_with_retry(tcp::endpoint endpoint, ConnectOptions options,
+                                                  SynData syn) {
   auto cs = co_await asio::this_coro::cancellation_state;
   const asio::ip::address address = endpoint.address();
   const std::size_t tries = options.tcp_connect.max_retry + 1;
   std::size_t t = 0;
   if (address.is_loopback()) {
-    if (auto r = try_loopback_now(co_await asio::this_coro::executor, endpoint, options)) {
+    if (auto r = try_loopback_now(co_await asio::this_coro::executor, endpoint, options, syn)) {
       if (final_try(*r, t, tries)) co_return std::move(*r);
       ++t;
     }
   }
   for (;; ++t) {
+    // Only the first try carries the SYN data (see ConnectOptions::tcp_fast_open).
     ConnectResult r = co_await async_race(std::string(), address, endpoint.port(), options, nullptr,
-                                          asio::use_awaitable);
+                                          t == 0 ? syn : SynData{}, asio::use_awaitable);
     if (final_try(r, t, tries)) co_return r;
     if (cs.cancelled() != asio::cancellation_type::none) {
       r.error = asio::error::operation_aborted;

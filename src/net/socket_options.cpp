@@ -123,6 +123,16 @@ void resume_quick_ack(asio::ip::tcp::socket& socket) noexcept {
 #endif
 }
 
+error_code enable_fast_open(asio::ip::tcp::acceptor& acceptor, int queue_len) {
+  if (queue_len <= 0) return std::make_error_code(std::errc::invalid_argument);
+#ifdef TCP_FASTOPEN
+  return set_int(acceptor.native_handle(), IPPROTO_TCP, TCP_FASTOPEN, queue_len);
+#else
+  (void)acceptor;
+  return std::make_error_code(std::errc::not_supported);
+#endif
+}
+
 SocketOptionResult open_configured_socket(asio::ip::tcp::socket& socket, AddressFamily family,
                                           const ConnectOptions& options) {
   error_code ec;

@@ -174,6 +174,12 @@ TEST_CASE("string keys map onto the typed configuration") {
   CHECK_FALSE(b.config().next_proxy_status_reply);
   CHECK_THROWS_AS(b.set("next_proxy_status_reply", "sometimes"), config_error);
   CHECK_FALSE(net::ConnectOptions{}.delay_handshake_ack);  // the net layer's default
+  CHECK_FALSE(c.connect.tcp_fast_open);                    // off by default until measured
+  b.set("tcp_fast_open", "true");
+  CHECK(b.config().connect.tcp_fast_open);
+  b.tcp_fast_open(false);
+  CHECK_FALSE(b.config().connect.tcp_fast_open);
+  CHECK_THROWS_AS(b.set("tcp-fast-open", "often"), config_error);
   auto conn = b.build();
   CHECK(conn.config().proxy_addr.size() == 3);
 }

@@ -9,9 +9,11 @@
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
+#include <cstdio>
 #include <set>
 
 #include "divert/connector.hpp"
+#include "divert/net/socket_options.hpp"
 #include "divert/ppv2/read_header.hpp"
 #include "support/live.hpp"
 
@@ -101,6 +103,19 @@ struct RecordingNextProxy {
     for (int i = 0; i < n; ++i) got.push_back(co_await receive_one(acc, payload_len));
   }
 };
+
+// A backend behind a next proxy: accepts `n` connections and records the
+// first bytes (at least 4, at most 64) of each.
+asio::awaitable<void> record_payloads(tcp::acceptor& backend, int n,
+                                      std::vector<std::string>& out) {
+  for (int i = 0; i < n; ++i) {
+    auto s = co_await backend.async_accept(asio::use_awaitable);
+    std::string buf(64, '\0');
+    auto [ec, n_read] = co_await asio::async_read(s, asio::buffer(buf), asio::transfer_at_least(4),
+                                                  tuple_awaitable);
+    out.push_back(buf.substr(0, n_read));
+  }
+}
 
 }  // namespace
 
@@ -373,18 +388,7 @@ TEST_CASE("HAProxy (accept-proxy) as the next hop accepts every header the conne
                        .header_crc32c(true)
                        .build();
   std::vector<std::string> payloads;
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        for (int i = 0; i < 4; ++i) {
-          auto s = co_await backend.async_accept(asio::use_awaitable);
-          std::string buf(64, '\0');
-          auto [ec, n] = co_await asio::async_read(s, asio::buffer(buf), asio::transfer_at_least(4),
-                                                   tuple_awaitable);
-          payloads.push_back(buf.substr(0, n));
-        }
-      },
-      asio::detached);
+  asio::co_spawn(io, record_payloads(backend, 4, payloads), asio::detached);
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
@@ -844,4 +848,145 @@ TEST_CASE("a failed header write counts one error and no establish") {
   CHECK(m[MetricsCounter::tcp_connect_establish] == 0);
   CHECK(m[MetricsCounter::tcp_connect_success] == 0);
   CHECK(m[MetricsCounter::connection_establish] == 0);
+}
+
+namespace {
+// TCP_INFO's tcpi_options of a connected socket (TCPI_OPT_SYN_DATA: the data
+// in its SYN was acknowledged: TCP Fast Open worked).
+unsigned tcp_options(tcp::socket& s) {
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  REQUIRE(::getsockopt(s.native_handle(), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0);
+  return ti.tcpi_options;
+}
+
+// net.ipv4.tcp_fastopen with the client and server bits (3) for a test's
+// duration, the old value restored after. Changing it needs root (CI runs as
+// root); ok() is false with the reason in why() otherwise.
+class FastOpenSysctl {
+ public:
+  FastOpenSysctl() {
+    old_ = read();
+    if (old_ < 0) {
+      why_ = "cannot read " + std::string(kPath);
+      return;
+    }
+    if ((old_ & 3) == 3) return;
+    if (!write(old_ | 3) || read() != (old_ | 3)) {
+      why_ = "cannot set net.ipv4.tcp_fastopen to " + std::to_string(old_ | 3) + " (not root?)";
+      return;
+    }
+    changed_ = true;
+  }
+  ~FastOpenSysctl() {
+    if (changed_) write(old_);
+  }
+  bool ok() const { return why_.empty(); }
+  const std::string& why() const { return why_; }
+
+ private:
+  static constexpr const char* kPath = "/proc/sys/net/ipv4/tcp_fastopen";
+  static int read() {
+    auto text = test::read_file(kPath);
+    return text.empty() ? -1 : std::stoi(text);
+  }
+  static bool write(int v) {
+    std::FILE* f = std::fopen(kPath, "w");
+    if (!f) return false;
+    const bool ok = std::fprintf(f, "%d\n", v) > 0;
+    return std::fclose(f) == 0 && ok;
+  }
+  int old_ = -1;
+  bool changed_ = false;
+  std::string why_;
+};
+}  // namespace
+
+TEST_CASE(
+    "tcp_fast_open: header and initial data ride in the SYN; HAProxy without tfo still works") {
+  auto haproxy = DIVERT_REQUIRE_TOOL("haproxy");
+  if (!haproxy) return;
+  FastOpenSysctl sysctl;
+  if (!sysctl.ok()) {
+    if (test::in_ci()) FAIL("TCP Fast Open needed in CI: " << sysctl.why());
+    WARN("SKIPPED: " << sysctl.why());
+    return;
+  }
+  // An address of this test's own: the kernel's Fast Open cookies are kept
+  // per next-proxy address.
+  const std::string ip = "127.0.0.47";
+  asio::io_context io;
+
+  // 1. A next proxy with Fast Open (the library's listener option): the
+  // first connect learns a cookie, the second sends header and data in its SYN.
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address(ip), 0));
+  REQUIRE_FALSE(net::enable_fast_open(acc, 16));
+  auto connector = DivertTcpConnector::builder()
+                       .proxy_addr(ip + ":" + std::to_string(acc.local_endpoint().port()))
+                       .tcp_fast_open(true)
+                       .build();
+  std::vector<Received> got;
+  std::vector<unsigned> options;
+  std::vector<tcp::socket> keep;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 2; ++i) got.push_back(co_await receive_one(acc, 4));
+      },
+      asio::detached);
+  // Two tcp_connects with initial data; the sockets are kept open and their
+  // tcpi_options recorded.
+  auto connect_twice = [&](const DivertTcpConnector& c) -> asio::awaitable<void> {
+    for (int i = 0; i < 2; ++i) {
+      auto t = make_task("example.com:443");
+      t.initial_data = "PING";
+      keep.push_back(co_await c.tcp_connect(t));
+      options.push_back(tcp_options(keep.back()));
+    }
+  };
+  asio::co_spawn(io, connect_twice(connector), asio::detached);
+  for (int i = 0; i < 100 && (got.size() < 2 || options.size() < 2); ++i) io.run_for(50ms);
+  REQUIRE(got.size() == 2);
+  REQUIRE(options.size() == 2);
+  for (auto& r : got) {
+    CHECK(r.src == "127.0.0.9:40000");
+    CHECK(r.upstream == "example.com:443");
+    CHECK(r.payload == "PING");
+  }
+  CHECK((options[1] & TCPI_OPT_SYN_DATA) != 0);  // the second one's header was in its SYN
+  keep.clear();
+  acc.close();
+
+  // 2. HAProxy without `tfo` on the same address: the cookie is offered, the
+  // data in the SYN ignored, and the kernel sends it again after the handshake.
+  test::TempDir dir;
+  auto fe = test::free_port(ip);
+  tcp::acceptor backend(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto cfg = dir.write("h.cfg",
+                       "global\n  log stdout format raw local0\n"
+                       "defaults\n  mode tcp\n  log global\n  timeout connect 2s\n"
+                       "  timeout client 5s\n  timeout server 5s\n"
+                       "frontend fe\n  bind " +
+                           ip + ":" + std::to_string(fe) +
+                           " accept-proxy\n  log-format \"src=%[src]:%[src_port]\"\n"
+                           "  default_backend be\n"
+                           "backend be\n  server s 127.0.0.1:" +
+                           std::to_string(backend.local_endpoint().port()) + "\n");
+  test::Process hp({*haproxy, "-db", "-f", cfg.string()}, dir / "out", dir / "err");
+  REQUIRE(test::wait_for_port(ip, fe));
+  auto to_haproxy = DivertTcpConnector::builder()
+                        .proxy_addr(ip + ":" + std::to_string(fe))
+                        .tcp_fast_open(true)
+                        .build();
+  std::vector<std::string> payloads;
+  options.clear();
+  io.restart();  // part 1 ran out of work
+  asio::co_spawn(io, record_payloads(backend, 2, payloads), asio::detached);
+  asio::co_spawn(io, connect_twice(to_haproxy), asio::detached);
+  for (int i = 0; i < 100 && (payloads.size() < 2 || options.size() < 2); ++i) io.run_for(50ms);
+  CHECK(payloads == std::vector<std::string>(2, "PING"));
+  REQUIRE(options.size() == 2);
+  for (auto o : options) CHECK((o & TCPI_OPT_SYN_DATA) == 0);
+  hp.stop();
+  CHECK_THAT(test::read_file(dir / "out"), Catch::Contains("src=127.0.0.9:40000"));
 }

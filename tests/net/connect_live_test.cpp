@@ -152,6 +152,15 @@ class ScopedNetns {
   bool ok() const { return entered_ && why_.empty(); }
   const std::string& why() const { return why_; }
 
+  // Writes `value` to /proc/sys/<path> in this namespace only (e.g.
+  // "net/ipv4/tcp_fastopen"): the namespace's own copy of a per-namespace
+  // setting, gone with it.
+  bool sysctl(const std::string& path, const std::string& value) {
+    return run_command(
+               {ip_, "netns", "exec", name_, "sh", "-c", "echo " + value + " > /proc/sys/" + path})
+               .status == 0;
+  }
+
   // Drops every TCP packet to addr:port arriving in this namespace.
   bool drop(const std::string& addr, unsigned short port) {
     const bool v6 = addr.find(':') != std::string::npos;
@@ -464,6 +473,113 @@ TEST_CASE("delay_handshake_ack: the handshake's last ACK waits for the first wri
       CHECK(get_int(cfd, IPPROTO_TCP, TCP_QUICKACK) == 1);
     }
   }
+}
+
+namespace {
+// TCP_INFO's tcpi_options of a connected socket.
+unsigned tcp_options(int fd) {
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0);
+  return ti.tcpi_options;
+}
+}  // namespace
+
+TEST_CASE("tcp_fast_open: once a cookie is cached, the SYN carries the data") {
+  // A namespace of its own: its own net.ipv4.tcp_fastopen (set to 3 there:
+  // client and server) and an empty cookie cache, so the first connection
+  // to an address is known to have none.
+  ScopedNetns ns;
+  REQUIRE_NETNS(ns);
+  REQUIRE(ns.sysctl("net/ipv4/tcp_fastopen", "3"));
+  const std::string header = "HEADER:", data = "first client bytes";
+  const SynData syn{asio::buffer(header), asio::buffer(data)};
+  const std::size_t total = header.size() + data.size();
+  for (const char* host : {"127.0.0.1", "::1"}) {
+    CAPTURE(host);
+    asio::io_context io;
+    Listener l(io, host);  // never accepts on its own: accepted below
+    REQUIRE_FALSE(enable_fast_open(l.acceptor, 16));
+    const tcp::endpoint ep(addr(host), l.port());
+    // One connect and what the listener sees of it: the bytes the caller
+    // writes after it (what syn_bytes says is left) arrive whole, and
+    // TCPI_OPT_SYN_DATA on both ends says whether they rode in the SYN.
+    auto check = [&](ConnectResult r, std::size_t want_syn_bytes) {
+      REQUIRE_FALSE(r.error);
+      CHECK(r.syn_bytes == want_syn_bytes);
+      const int cfd = r.socket->native_handle();
+      const std::string all = header + data;
+      const auto rest = all.substr(r.syn_bytes);
+      if (!rest.empty())
+        REQUIRE(::send(cfd, rest.data(), rest.size(), MSG_NOSIGNAL) == ssize_t(rest.size()));
+      const bool in_syn = want_syn_bytes > 0;
+      CHECK(((tcp_options(cfd) & TCPI_OPT_SYN_DATA) != 0) == in_syn);
+      pollfd p{l.acceptor.native_handle(), POLLIN, 0};
+      REQUIRE(::poll(&p, 1, 2000) == 1);
+      tcp::socket accepted = l.acceptor.accept();
+      CHECK(((tcp_options(accepted.native_handle()) & TCPI_OPT_SYN_DATA) != 0) == in_syn);
+      std::string got;
+      while (got.size() < total) {
+        p = {accepted.native_handle(), POLLIN, 0};
+        REQUIRE(::poll(&p, 1, 2000) == 1);
+        char buf[64];
+        auto n = ::recv(accepted.native_handle(), buf, sizeof buf, MSG_DONTWAIT);
+        REQUIRE(n > 0);
+        got.append(buf, static_cast<std::size_t>(n));
+      }
+      CHECK(got == all);
+    };
+    ConnectOptions o;
+    o.tcp_fast_open = true;
+    // No cookie yet: a plain handshake (the SYN asks for one), nothing taken.
+    check(run_connect(io, connect_with_retry(ep, o, syn)), 0);
+    // The cookie is cached now: header and data go in the SYN, on both paths
+    // (the loopback shortcut of connect_with_retry and the race).
+    check(run_connect(io, connect_with_retry(ep, o, syn)), total);
+    check(run_connect(io, happy_eyeballs_connect(host, l.port(), o, nullptr, syn)), total);
+    // Nothing to send: a plain connect.
+    check(run_connect(io, connect_with_retry(ep, o)), 0);
+    // The option off: never in the SYN, cookie or not.
+    check(run_connect(io, connect_with_retry(ep, ConnectOptions{}, syn)), 0);
+  }
+}
+
+TEST_CASE(
+    "tcp_fast_open: a next proxy that takes no data in the SYN still gets it after the handshake") {
+  ScopedNetns ns;
+  REQUIRE_NETNS(ns);
+  REQUIRE(ns.sysctl("net/ipv4/tcp_fastopen", "3"));
+  const std::string header = "HEADER:", data = "first client bytes";
+  const SynData syn{asio::buffer(header), asio::buffer(data)};
+  asio::io_context io;
+  ConnectOptions o;
+  o.tcp_fast_open = true;
+  unsigned short port = 0;
+  {  // a listener with Fast Open: the client learns a cookie for 127.0.0.1
+    Listener l(io, "127.0.0.1");
+    REQUIRE_FALSE(enable_fast_open(l.acceptor, 16));
+    port = l.port();
+    auto r = run_connect(io, connect_with_retry(tcp::endpoint(addr("127.0.0.1"), port), o, syn));
+    REQUIRE_FALSE(r.error);
+  }
+  // The same address without Fast Open: the cookie is sent, the data in the
+  // SYN ignored and sent again by the kernel after the handshake.
+  Listener plain(io, "127.0.0.1", port);
+  auto r = run_connect(io, connect_with_retry(tcp::endpoint(addr("127.0.0.1"), port), o, syn));
+  REQUIRE_FALSE(r.error);
+  const int cfd = r.socket->native_handle();
+  CHECK(r.syn_bytes == header.size() + data.size());  // taken by the kernel with the SYN
+  tcp::socket accepted = plain.acceptor.accept();
+  std::string got;
+  for (int i = 0; i < 50 && got.size() < header.size() + data.size(); ++i) {
+    pollfd p{accepted.native_handle(), POLLIN, 0};
+    if (::poll(&p, 1, 100) != 1) continue;
+    char buf[64];
+    auto n = ::recv(accepted.native_handle(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+  }
+  CHECK(got == header + data);
+  CHECK((tcp_options(cfd) & TCPI_OPT_SYN_DATA) == 0);  // not acknowledged in the SYN-ACK
 }
 
 TEST_CASE("a socket option the OS refuses is reported with its key") {

@@ -14,6 +14,7 @@
 // mutex, so a multi-threaded io_context is fine.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -40,6 +41,23 @@ struct ConnectResult {
   // default-constructible, as co_spawn requires).
   std::optional<asio::ip::tcp::socket> socket;
   asio::ip::tcp::endpoint peer;  // the endpoint connected to (or last tried)
+  // How many leading bytes of the SynData the socket has already taken with
+  // its SYN (TCP Fast Open, ConnectOptions::tcp_fast_open): the caller writes
+  // only the rest. 0 without Fast Open, when no cookie was cached, and when a
+  // later attempt than the first won.
+  std::size_t syn_bytes = 0;
+};
+
+// Bytes for the SYN of a connect's first attempt when
+// ConnectOptions::tcp_fast_open is on (ignored when it is off): e.g. a PROXY
+// header and the first client bytes, in this order. The buffers must stay
+// valid until the connect completes; the connect never writes more than
+// ConnectResult::syn_bytes of them. (Two named buffers rather than an
+// array: GCC 12 cannot copy an array into a coroutine frame.)
+struct SynData {
+  asio::const_buffer first;   // e.g. the PROXY header
+  asio::const_buffer second;  // e.g. the initial data
+  std::size_t size() const noexcept { return first.size() + second.size(); }
 };
 
 // Connects to `host`:`port` with RFC 8305 happy eyeballs (see
@@ -48,9 +66,10 @@ struct ConnectResult {
 // resolved per family with `resolver` (required for a domain; nullptr gives
 // errc::resolve_failed). `options` must have passed validate(). Exactly one
 // socket wins; every loser is closed synchronously when the winner is known.
+// `syn` (optional): see SynData.
 DIVERT_EXPORT asio::awaitable<ConnectResult> happy_eyeballs_connect(
     std::string host, std::uint16_t port, ConnectOptions options,
-    std::shared_ptr<Resolver> resolver);
+    std::shared_ptr<Resolver> resolver, SynData syn = {});
 
 // happy_eyeballs_connect as an Asio initiating function: completion
 // void(divert::error_code, asio::ip::tcp::socket) (the socket open and
@@ -93,7 +112,9 @@ auto async_happy_eyeballs_connect(std::string host, std::uint16_t port, ConnectO
 // bounded by tcp_connect.each_timeout; the next try starts at once after a
 // failure. A family not allowed by the options gives
 // address_family_not_supported; a socket option failure is not retried.
+// `syn` (optional): see SynData; only the first try carries it.
 DIVERT_EXPORT asio::awaitable<ConnectResult> connect_with_retry(asio::ip::tcp::endpoint endpoint,
-                                                                ConnectOptions options);
+                                                                ConnectOptions options,
+                                                                SynData syn = {});
 
 }  // namespace divert::net

@@ -143,6 +143,23 @@ struct DIVERT_EXPORT ConnectOptions {
   // (without this option it does not), and a peer that waits for an ACK
   // before its next small write (Nagle) would wait for the ACK timer.
   bool delay_handshake_ack{false};
+  // TCP Fast Open toward the next proxy (Linux: TCP_FASTOPEN_CONNECT). The
+  // bytes a caller hands to the connect (connect.hpp's SynData: the
+  // connector's PROXY header and the task's initial data) ride in the SYN of
+  // the first attempt once the kernel holds a Fast Open cookie for that
+  // address (learnt on an earlier connection to a next proxy that grants
+  // one), so the next proxy's accept(2) returns with them already there and
+  // the connect costs no separate write. Falls back silently to a plain
+  // handshake (the caller writes the bytes after it) where the kernel does
+  // not allow it (net.ipv4.tcp_fastopen without bit 0, a platform without
+  // TCP_FASTOPEN_CONNECT), where no cookie is cached yet, and where the next
+  // proxy does not take data in a SYN (the kernel resends it after the
+  // handshake). Connect errors and timeouts stay connect errors. Only the
+  // first attempt of a connect carries the bytes (later tries and happy
+  // eyeballs' other attempts send a plain SYN); a first attempt abandoned
+  // after its SYN reached the next proxy (it timed out or lost the race) may
+  // have delivered them there once. Off by default until measured.
+  bool tcp_fast_open{false};
 
   // Throws divert::config_error(key, value, reason) on: both no_ipv4 and
   // no_ipv6; no_ipv4 with query Ipv4Only; no_ipv6 with query Ipv6Only; a bind

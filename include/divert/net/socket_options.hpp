@@ -44,6 +44,18 @@ DIVERT_EXPORT SocketOptionResult open_configured_socket(asio::ip::tcp::socket& s
 // failure (a socket already reset) only leaves ACKs delayed. One setsockopt(2).
 DIVERT_EXPORT void resume_quick_ack(asio::ip::tcp::socket& socket) noexcept;
 
+// TCP Fast Open on a listening socket (the receiving side; Linux
+// TCP_FASTOPEN): connections whose SYN carries a valid cookie and data are
+// accepted with that data already readable, one round trip sooner; clients
+// without a cookie get one in the SYN-ACK. `queue_len` (> 0) bounds the
+// Fast Open requests not yet accepted (past it, SYNs are handled as plain
+// ones). Call it on an open acceptor, before or after listen(). The kernel
+// takes data in a SYN only with bit 1 (value 2) of net.ipv4.tcp_fastopen
+// set (e.g. 3); without it the option is accepted and has no effect. Errors:
+// invalid_argument for queue_len <= 0, operation_not_supported where the
+// platform has no TCP_FASTOPEN, else setsockopt(2)'s error.
+DIVERT_EXPORT error_code enable_fast_open(asio::ip::tcp::acceptor& acceptor, int queue_len);
+
 // The family of an address, IPv4-mapped IPv6 counted as IPv6.
 inline AddressFamily family_of(const asio::ip::address& a) noexcept {
   return a.is_v4() ? AddressFamily::ipv4 : AddressFamily::ipv6;
