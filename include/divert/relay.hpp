@@ -88,7 +88,7 @@ struct RelayResult {
   // What ended the relay: empty when both directions reached EOF; else
   // errc::idle_timeout, operation_aborted (cancelled) or the first direction
   // error (e.g. connection_reset).
-  std::error_code error;
+  error_code error;
   RelayPath path = RelayPath::copy;
 
   bool ok() const noexcept { return !error; }

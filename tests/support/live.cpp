@@ -99,7 +99,7 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
-  std::error_code ec;
+  divert::error_code ec;
   fs::remove_all(path_, ec);
 }
 

@@ -57,8 +57,8 @@ class DIVERT_EXPORT RelaySession : public std::enable_shared_from_this<RelaySess
   bool stopped() const noexcept { return state_ == State::stopped; }
   // The first error ends the relay: it is recorded (as `d`'s error too) and
   // both streams close. Errors after that (or after finish()) are ignored.
-  void fail(RelayDir d, std::error_code ec);
-  void stop(std::error_code ec);                           // idem, no direction to blame
+  void fail(RelayDir d, error_code ec);
+  void stop(error_code ec);                                // idem, no direction to blame
   void cancel() { stop(asio::error::operation_aborted); }  // the awaiting operation was cancelled
   bool finish() noexcept;  // one direction ended; true when both have (the idle timer stops)
   RelayResult result() const;
@@ -71,16 +71,16 @@ class DIVERT_EXPORT RelaySession : public std::enable_shared_from_this<RelaySess
     std::atomic<std::uint64_t>* live;  // RelayOptions::counters, or null
     MetricsCounter metric;
     std::uint64_t bytes = 0;
-    std::error_code error;
+    error_code error;
   };
-  void end(std::error_code ec, Flow* blamed);
+  void end(error_code ec, Flow* blamed);
 
   Flow flows_[2];
   Metrics* metrics_;
   asio::steady_timer idle_timer_;
   std::chrono::milliseconds idle_timeout_;
   RelayClock::time_point last_activity_;
-  std::error_code first_error_;
+  error_code first_error_;
   int running_ = 2;
   State state_ = State::running;
   RelayPath path_;
@@ -116,7 +116,7 @@ concept TlsLikeStream = requires(S& s) {
   s.async_shutdown(asio::use_awaitable);
 };
 
-inline bool is_eof(const std::error_code& ec) noexcept {
+inline bool is_eof(const error_code& ec) noexcept {
   if (ec == asio::error::eof) return true;
 #if defined(DIVERT_WITH_TLS)
   if (ec == asio::ssl::error::stream_truncated) return true;
@@ -135,7 +135,7 @@ class CopyRelay final : public RelaySession {
         up(ex, o.speed_limit, RelayDir::upload),
         down(ex, o.speed_limit, RelayDir::download) {}
   void close_streams() noexcept override {
-    std::error_code ec;
+    error_code ec;
     a.lowest_layer().close(ec);
     b.lowest_layer().close(ec);
     up.timer.cancel();
@@ -183,7 +183,7 @@ asio::awaitable<bool> copy_direction(From& from, To& to, RelaySession& s, RelayD
         s.fail(dir, rec);
       } else if constexpr (!TlsLikeStream<To>) {
         // Half-close. Toward TLS it waits: ssl::stream's shutdown also reads.
-        std::error_code ec;
+        error_code ec;
         to.lowest_layer().shutdown(asio::socket_base::shutdown_send, ec);
       }
       break;
