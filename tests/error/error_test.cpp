@@ -1,5 +1,6 @@
 #include <asio/error.hpp>
 
+#include "divert/asio.hpp"
 #include "divert/error.hpp"
 #include "divert/version.hpp"
 #include "support/catch.hpp"

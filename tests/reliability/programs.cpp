@@ -209,10 +209,10 @@ std::uint64_t statsd_value(const std::string& text, const std::string& name) {
 
 FdCount proc_fds(int pid) {
   FdCount n;
-  divert::error_code ec;
+  std::error_code ec;
   for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    divert::error_code lec;
+    std::error_code lec;
     auto target = std::filesystem::read_symlink(it->path(), lec).string();
     if (target.rfind("socket:", 0) == 0)
       ++n.sockets;

@@ -99,7 +99,7 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
-  divert::error_code ec;
+  std::error_code ec;
   fs::remove_all(path_, ec);
 }
 
