@@ -53,8 +53,9 @@
 #include <cstdint>
 #include <system_error>
 
-#include "divert/asio/all.hpp"
+#include "divert/asio/awaitable.hpp"
 
+#include "divert/asio.hpp"
 #include "divert/error.hpp"
 #include "divert/export.hpp"
 #include "divert/metrics.hpp"
