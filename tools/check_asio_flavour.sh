@@ -14,8 +14,13 @@
 #     (divert/asio.hpp aliases it to ::asio or ::boost::asio)
 # Every shim named by an include must exist under include/divert/asio/.
 # --fix rewrites the include lines and writes the missing shims (review the
-# diff). Not checked here, by hand: an error_code holding an Asio result is
-# divert::error_code (std::error_code only where no Asio code is compared).
+# diff).
+#   std::error_code / std::system_error in a file that uses Asio's error enums
+#     (asio::error::eof, asio::ssl::error::...): never; write error_code /
+#     system_error (divert::, the Asio's own types: std:: or boost::system::,
+#     divert/asio.hpp). A line that must stay std (the std::error_category API,
+#     divert's own codes) says why in a comment starting `// std:`, on it or
+#     just above.
 # Exits non-zero when something is wrong (after --fix: when something is left).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,6 +75,14 @@ for f in "${files[@]}"; do
     grep . && bad=1
   grep -nE '(^|[^[:alnum:]_])::asio::' "$f" | sed "s@^@$f:@; s@\$@   <- ::asio names standalone Asio only; write asio:: inside namespace divert@" |
     grep . && bad=1
+  # Asio's error enums (not comment lines, not get_*_category()) -> no std:: error types
+  if grep -vE '^[[:space:]]*//' "$f" | grep -E 'asio::(ssl::)?error::' | grep -qvE 'error::get_'; then
+    awk -v f="$f" '/std::(error_code|system_error)/ && !/^[[:space:]]*\/\// && !/\/\/ std:/ &&
+                   prev !~ /\/\/ std:/ {
+        print f ":" NR ":" $0 "   <- error_code / system_error (this file uses Asio error enums; `// std: why` to keep it)"
+        found = 1 }
+      { prev = $0 } END { exit !found }' "$f" && bad=1
+  fi
   while read -r rel; do
     [[ -f include/divert/asio/$rel ]] && continue
     if ((fix)); then write_shim "$rel"; echo "wrote include/divert/asio/$rel"

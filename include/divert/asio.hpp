@@ -10,6 +10,9 @@
 //     divert::error_code = boost::system::error_code (it converts to and from
 //     std::error_code implicitly and compares equal to both Asio's and divert's
 //     error enums).
+// divert::system_error is the exception Asio throws (use_awaitable, the
+// throwing overloads): std::system_error, or boost::system::system_error (not
+// a std::system_error) with Boost.Asio; divert's throwing forms throw it too.
 // divert::error_code is the error type of Asio completion handlers and of
 // every divert result that may hold an Asio code; APIs that report only
 // divert's own codes (the PROXY v2 codec, make_error_code(errc)) use
@@ -25,6 +28,7 @@
 
 #if DIVERT_ASIO_BOOST
 #include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
 
 // declared so that the alias below is valid on its own
 namespace boost::asio {}
@@ -32,6 +36,7 @@ namespace boost::asio {}
 namespace divert {
 namespace asio = ::boost::asio;
 using error_code = ::boost::system::error_code;
+using system_error = ::boost::system::system_error;
 }  // namespace divert
 #else
 // declared so that the alias below is valid on its own
@@ -40,5 +45,6 @@ namespace asio {}
 namespace divert {
 namespace asio = ::asio;
 using error_code = std::error_code;
+using system_error = std::system_error;
 }  // namespace divert
 #endif

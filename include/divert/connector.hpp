@@ -28,7 +28,7 @@
 // every next proxy is ejected (then all are tried as if none were).
 //
 // Errors: the completion's error_code (the stream then unopened); with
-// use_awaitable an error throws std::system_error. Compare it with
+// use_awaitable an error throws divert::system_error. Compare it with
 // divert::condition (error.hpp) to tell which hop failed. Codes:
 // Asio's (connection_refused, timed_out, ...) for the last candidate tried;
 // for a domain next proxy the resolver's own code (e.g. host_not_found), or
@@ -265,7 +265,7 @@ class DIVERT_EXPORT DivertTcpConnector {
   }
 
   // Coroutine shorthands: tcp_connect(task) is async_tcp_connect(task,
-  // use_awaitable) (throws std::system_error on failure); the forms taking
+  // use_awaitable) (throws divert::system_error on failure); the forms taking
   // `ec` are redirect_error(use_awaitable, ec): `ec` must stay alive until the
   // awaitable completes.
   asio::awaitable<asio::ip::tcp::socket> tcp_connect(Task task) const;

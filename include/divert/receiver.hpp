@@ -110,7 +110,7 @@ DIVERT_EXPORT ppv2::UpstreamStatus upstream_status(ServeOutcome outcome) noexcep
 // Everything a host may log or count about one served connection.
 struct ServeReport {
   ServeOutcome outcome = ServeOutcome::failed;
-  std::error_code error;         // why (empty for a clean relay or a health check)
+  error_code error;              // why (empty for a clean relay or a health check)
   asio::ip::tcp::endpoint peer;  // the real TCP peer (the PROXY sender)
   // From the header (empty when it was not read):
   bool header_read = false;
@@ -208,7 +208,7 @@ class DIVERT_EXPORT Receiver {
   // The peer is taken from the socket (getpeername); pass it when known.
   template <class CompletionToken>
   auto async_serve(asio::ip::tcp::socket client, CompletionToken&& token) const {
-    std::error_code ec;
+    error_code ec;
     auto peer = client.remote_endpoint(ec);
     return async_serve(std::move(client), peer, std::forward<CompletionToken>(token));
   }

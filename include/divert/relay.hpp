@@ -53,8 +53,9 @@
 #include <cstdint>
 #include <system_error>
 
-#include "divert/asio/all.hpp"
+#include "divert/asio/awaitable.hpp"
 
+#include "divert/asio.hpp"
 #include "divert/error.hpp"
 #include "divert/export.hpp"
 #include "divert/metrics.hpp"
@@ -88,7 +89,7 @@ struct RelayResult {
   // What ended the relay: empty when both directions reached EOF; else
   // errc::idle_timeout, operation_aborted (cancelled) or the first direction
   // error (e.g. connection_reset).
-  std::error_code error;
+  error_code error;
   RelayPath path = RelayPath::copy;
 
   bool ok() const noexcept { return !error; }

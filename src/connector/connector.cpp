@@ -8,6 +8,7 @@
 #include <mutex>
 #include "divert/asio/as_tuple.hpp"
 #include "divert/asio/co_spawn.hpp"
+#include "divert/asio/read.hpp"
 #include "divert/asio/experimental/awaitable_operators.hpp"
 #include "divert/asio/redirect_error.hpp"
 #include "divert/asio/steady_timer.hpp"
@@ -108,7 +109,7 @@ struct DivertTcpConnector::State {
   // *tls_name, `ec` and `report` must outlive the awaitable, and so must this
   // State (the callers' frames hold it).
   asio::awaitable<tcp::socket> connect(std::shared_ptr<Generation> g, Task task,
-                                       const std::string* tls_name, std::error_code& ec,
+                                       const std::string* tls_name, error_code& ec,
                                        ConnectReport& report);
 #if defined(DIVERT_WITH_TLS)
   // https_forward's body; as connect().
@@ -162,7 +163,7 @@ error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs) {
 // Writes the header and the initial data in one write (writev, one segment
 // when it fits) so a receiver never sees a split header. The first
 // `syn_bytes` of them already went with the SYN (TCP Fast Open).
-asio::awaitable<std::error_code> write_header(tcp::socket& s, std::span<const std::uint8_t> header,
+asio::awaitable<error_code> write_header(tcp::socket& s, std::span<const std::uint8_t> header,
                                               const std::string& initial_data,
                                               std::size_t syn_bytes) {
   std::array<asio::const_buffer, 2> bufs{asio::buffer(header.data(), header.size()),
@@ -176,13 +177,13 @@ asio::awaitable<std::error_code> write_header(tcp::socket& s, std::span<const st
   // A fresh connection's send buffer is empty: the write nearly always goes
   // out in one sendmsg() here, without an operation object or a trip through
   // the scheduler. Whatever it leaves (or EAGAIN) goes to async_write.
-  std::error_code ec = send_now(s, bufs);
+  error_code ec = send_now(s, bufs);
   if (!ec && asio::buffer_size(bufs) > 0) {
     try {
       auto [e, n] =
           co_await asio::async_write(s, bufs, divert::detail::as_tuple(asio::use_awaitable));
       ec = e;
-    } catch (const std::system_error& e) {
+    } catch (const system_error& e) {
       ec = e.code();
     }
   }
@@ -191,8 +192,8 @@ asio::awaitable<std::error_code> write_header(tcp::socket& s, std::span<const st
 
 // Reads exactly reply.size() bytes (never one past them: what follows is the
 // upstream's) before `deadline`; asio::error::timed_out when it passes first.
-asio::awaitable<std::error_code> read_status_reply(tcp::socket& s, std::span<std::uint8_t> reply,
-                                                   Clock::time_point deadline) {
+asio::awaitable<error_code> read_status_reply(tcp::socket& s, std::span<std::uint8_t> reply,
+                                              Clock::time_point deadline) {
   using namespace asio::experimental::awaitable_operators;
   constexpr auto tuple_awaitable = divert::detail::as_tuple(asio::use_awaitable);
   asio::steady_timer timer(s.get_executor(), deadline);
@@ -202,7 +203,7 @@ asio::awaitable<std::error_code> read_status_reply(tcp::socket& s, std::span<std
                   timer.async_wait(tuple_awaitable));
     if (r.index() == 1) co_return asio::error::timed_out;
     co_return std::get<0>(std::get<0>(r));
-  } catch (const std::system_error& e) {
+  } catch (const system_error& e) {
     co_return e.code();
   }
 }
@@ -212,7 +213,7 @@ asio::awaitable<std::error_code> read_status_reply(tcp::socket& s, std::span<std
 asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<Generation> g,
                                                                 Task task,
                                                                 const std::string* tls_name,
-                                                                std::error_code& ec,
+                                                                error_code& ec,
                                                                 ConnectReport& report) {
   using connector::ConnectAction;
   const ConnectorConfig& cfg = g->cfg;
@@ -234,7 +235,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
     // The one I/O action (or done) of this step; the others are applied here.
     ConnectAction::Kind next = ConnectAction::Kind::done;
     std::size_t i = ConnectAction::npos;
-    std::error_code error;
+    error_code error;
     Clock::time_point deadline;
     for (const auto& a : *actions) {
       switch (a.kind) {
@@ -262,7 +263,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
         report.proxy_index = i;  // the last tried, until done() names the one reached
         const UpstreamAddr& proxy = cfg.proxy_addr[i].addr;
         std::optional<net::ConnectResult> r;
-        std::error_code cerr;
+        error_code cerr;
         const char* option = nullptr;
         // TCP Fast Open (tcp_fast_open): the header and initial data for the SYN.
         const net::SynData syn{asio::buffer(core.header().data(), core.header().size()),
@@ -276,7 +277,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
                                                            cfg.resolver, syn));
           cerr = r->error;
           option = r->option;
-        } catch (const std::system_error& e) {
+        } catch (const system_error& e) {
           cerr = e.code();
         }
         if (cerr) {
@@ -332,7 +333,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
 void DivertTcpConnector::start_connect(asio::any_io_executor ex, Task task,
                                        SocketHandler handler) const {
   struct Outcome {
-    std::error_code ec;
+    error_code ec;
     std::optional<tcp::socket> socket;
     DivertInfo info;
   };
@@ -365,8 +366,7 @@ asio::awaitable<tcp::socket> DivertTcpConnector::tcp_connect(Task task) const {
   return async_tcp_connect(std::move(task), asio::use_awaitable);
 }
 
-asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task,
-                                                              std::error_code& ec) const {
+asio::awaitable<tcp::socket> DivertTcpConnector::http_forward(Task task, error_code& ec) const {
   return async_http_forward(std::move(task), asio::redirect_error(asio::use_awaitable, ec));
 }
 
@@ -401,7 +401,7 @@ bool setup_tls_verification(asio::ssl::stream<tcp::socket>& stream, const Upstre
 void DivertTcpConnector::start_https(asio::any_io_executor ex, Task task, std::string tls_name,
                                      asio::ssl::context& ctx, TlsHandler handler) const {
   struct Outcome {
-    std::error_code ec;
+    error_code ec;
     std::optional<TlsStream> stream;
     DivertInfo info;
   };
@@ -483,7 +483,7 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
     res = co_await (stream.async_handshake(asio::ssl::stream_base::client,
                                            divert::detail::as_tuple(asio::use_awaitable)) ||
                     timer.async_wait(divert::detail::as_tuple(asio::use_awaitable)));
-  } catch (const std::system_error& e) {
+  } catch (const system_error& e) {
     ec = e.code();
   }
   if (!ec) {

@@ -23,7 +23,7 @@ ppv2::Endpoint to_ppv2(const asio::ip::tcp::endpoint& e) {
   return ppv2::Endpoint::v6(a.to_v6().to_bytes(), e.port());
 }
 
-bool is_timeout(const std::error_code& ec) {
+bool is_timeout(const error_code& ec) {
   return ec == asio::error::timed_out || ec == std::errc::timed_out;
 }
 
@@ -218,7 +218,7 @@ void ConnectCore::choose_candidates(const Task& task, TimePoint now) {
 
 void ConnectCore::try_next(TimePoint now, Actions& out) {
   if (next_ >= candidates_.size()) {
-    finish(last_error_ ? last_error_ : make_error_code(errc::no_next_proxy_available),
+    finish(last_error_ ? last_error_ : error_code(make_error_code(errc::no_next_proxy_available)),
            ConnectAction::npos, out);
     return;
   }
@@ -235,13 +235,13 @@ void ConnectCore::try_next(TimePoint now, Actions& out) {
 }
 
 // C3
-void ConnectCore::next_proxy_failed(std::error_code ec, MetricsCounter counter,
+void ConnectCore::next_proxy_failed(error_code ec, MetricsCounter counter,
                                     std::string_view what, TimePoint now, Actions& out) {
   record_failure(ec, counter, what, now, out);
   try_next(now, out);
 }
 
-void ConnectCore::record_failure(std::error_code ec, MetricsCounter counter, std::string_view what,
+void ConnectCore::record_failure(error_code ec, MetricsCounter counter, std::string_view what,
                                  TimePoint now, Actions& out) {
   last_error_ = ec;
   connect_metric(counter, out);
@@ -281,7 +281,7 @@ void ConnectCore::succeed(Actions& out) {
   finish({}, proxy_, out);
 }
 
-void ConnectCore::finish(std::error_code ec, std::size_t proxy, Actions& out) {
+void ConnectCore::finish(error_code ec, std::size_t proxy, Actions& out) {
   phase_ = Phase::done;
   ConnectAction a;
   a.kind = Kind::done;
@@ -291,7 +291,7 @@ void ConnectCore::finish(std::error_code ec, std::size_t proxy, Actions& out) {
 }
 
 // C5: cancellation ends the connect; it is no next proxy's failure.
-bool ConnectCore::cancelled(std::error_code ec, Actions& out) {
+bool ConnectCore::cancelled(error_code ec, Actions& out) {
   if (ec != asio::error::operation_aborted) return false;
   finish(ec, ConnectAction::npos, out);
   return true;
@@ -315,7 +315,7 @@ const ConnectCore::Actions& ConnectCore::on_connected(std::size_t proxy,
   return out;
 }
 
-const ConnectCore::Actions& ConnectCore::on_connect_failed(std::size_t proxy, std::error_code ec,
+const ConnectCore::Actions& ConnectCore::on_connect_failed(std::size_t proxy, error_code ec,
                                                            const char* option, TimePoint now) {
   Actions& out = fresh();
   if (!current(proxy, Phase::connecting)) return out;
@@ -342,8 +342,8 @@ const ConnectCore::Actions& ConnectCore::on_header_written(std::size_t proxy, Ti
   return out;
 }
 
-const ConnectCore::Actions& ConnectCore::on_header_write_failed(std::size_t proxy,
-                                                                std::error_code ec, TimePoint now) {
+const ConnectCore::Actions& ConnectCore::on_header_write_failed(std::size_t proxy, error_code ec,
+                                                                TimePoint now) {
   Actions& out = fresh();
   if (!current(proxy, Phase::writing)) return out;
   if (cancelled(ec, out)) return out;
@@ -378,8 +378,8 @@ const ConnectCore::Actions& ConnectCore::on_status_reply(
   return out;
 }
 
-const ConnectCore::Actions& ConnectCore::on_status_reply_failed(std::size_t proxy,
-                                                                std::error_code ec, TimePoint now) {
+const ConnectCore::Actions& ConnectCore::on_status_reply_failed(std::size_t proxy, error_code ec,
+                                                                TimePoint now) {
   Actions& out = fresh();
   if (!current(proxy, Phase::reading_reply)) return out;
   if (cancelled(ec, out)) return out;

@@ -196,7 +196,7 @@ struct ConnectAction {
   TimePoint deadline{};
   LogLevel level = LogLevel::debug;
   std::string text;
-  std::error_code error;
+  error_code error;
 };
 
 // What one connect is asked to do. `task` and `tls_name` are read by start() only.
@@ -221,16 +221,16 @@ class DIVERT_EXPORT ConnectCore {
   const Actions& on_connected(std::size_t proxy, const asio::ip::address& peer, TimePoint now);
   // Connecting failed (a timeout is asio::error::timed_out); `option` names
   // the socket option that failed, when one did (else null).
-  const Actions& on_connect_failed(std::size_t proxy, std::error_code ec, const char* option,
+  const Actions& on_connect_failed(std::size_t proxy, error_code ec, const char* option,
                                    TimePoint now);
   const Actions& on_header_written(std::size_t proxy, TimePoint now);
-  const Actions& on_header_write_failed(std::size_t proxy, std::error_code ec, TimePoint now);
+  const Actions& on_header_write_failed(std::size_t proxy, error_code ec, TimePoint now);
   // The reply's 8 bytes.
   const Actions& on_status_reply(std::size_t proxy,
                                  std::span<const std::uint8_t, ppv2::kStatusReplySize> bytes,
                                  TimePoint now);
   // Reading the reply failed (asio::error::eof: closed before 8 bytes).
-  const Actions& on_status_reply_failed(std::size_t proxy, std::error_code ec, TimePoint now);
+  const Actions& on_status_reply_failed(std::size_t proxy, error_code ec, TimePoint now);
   // No reply by the read_status_reply action's deadline.
   const Actions& on_status_reply_timed_out(std::size_t proxy, TimePoint now);
 
@@ -252,17 +252,17 @@ class DIVERT_EXPORT ConnectCore {
   void log(LogLevel level, Actions& out, fmt::format_string<Args...> format, Args&&... args) const;
   void choose_candidates(const Task& task, TimePoint now);
   void try_next(TimePoint now, Actions& out);
-  void next_proxy_failed(std::error_code ec, MetricsCounter counter, std::string_view what,
+  void next_proxy_failed(error_code ec, MetricsCounter counter, std::string_view what,
                          TimePoint now, Actions& out);
   // next_proxy_failed without the failover: metrics, log, passive ejection.
-  void record_failure(std::error_code ec, MetricsCounter counter, std::string_view what,
+  void record_failure(error_code ec, MetricsCounter counter, std::string_view what,
                       TimePoint now, Actions& out);
   // C6: a bad or missing status reply: as next_proxy_failed, but with initial
   // data the connect ends here (no failover, see C6).
   void bad_status_reply(MetricsCounter counter, std::string_view what, TimePoint now, Actions& out);
-  bool cancelled(std::error_code ec, Actions& out);
+  bool cancelled(error_code ec, Actions& out);
   void succeed(Actions& out);
-  void finish(std::error_code ec, std::size_t proxy, Actions& out);
+  void finish(error_code ec, std::size_t proxy, Actions& out);
 
   const ConnectorConfig& cfg_;
   const UpstreamSelector& selector_;
@@ -276,7 +276,7 @@ class DIVERT_EXPORT ConnectCore {
   std::size_t proxy_ = ConnectAction::npos;  // the one being tried
   TimePoint attempt_started_{};
   asio::ip::address peer_;
-  std::error_code last_error_;
+  error_code last_error_;
   Actions out_;
 };
 

@@ -61,7 +61,7 @@ const std::error_category& divert_category() noexcept {
   return cat;
 }
 
-std::error_code make_error_code(errc e) noexcept {
+std::error_code make_error_code(errc e) noexcept {  // std: divert's own codes
   return {static_cast<int>(e), divert_category()};
 }
 
@@ -70,6 +70,7 @@ std::error_code make_error_code(errc e) noexcept {
 // their async_ forms) returns; see error.hpp.
 namespace {
 
+// std: these get what equivalent() gets, a std::error_code
 bool is_ours(const std::error_code& ec, std::initializer_list<errc> codes) {
   if (ec.category() != divert_category()) return false;
   for (auto e : codes)
@@ -80,6 +81,7 @@ bool is_ours(const std::error_code& ec, std::initializer_list<errc> codes) {
 // An errno value from Asio's system category (standalone Asio's own
 // "asio.system", which does not map to std::generic_category), the standard
 // system or generic category; -1 for any other category.
+// std: see is_ours
 int errno_value(const std::error_code& ec) {
   const auto& cat = ec.category();
   if (cat == asio::error::get_system_category() || cat == std::system_category() ||
@@ -90,6 +92,7 @@ int errno_value(const std::error_code& ec) {
 
 // "This hop could not be reached, or went away before it took the header":
 // errno values, Asio's misc eof, its netdb resolver codes.
+// std: see is_ours
 bool is_next_hop_failure(const std::error_code& ec) {
   switch (errno_value(ec)) {
     case ECONNREFUSED:
@@ -106,9 +109,10 @@ bool is_next_hop_failure(const std::error_code& ec) {
     default:
       break;
   }
-  return ec == asio::error::eof || ec == asio::error::host_not_found ||
-         ec == asio::error::host_not_found_try_again || ec == asio::error::no_data ||
-         ec == asio::error::no_recovery;
+  const error_code e(ec);  // Asio's own code type (Boost.Asio: unwraps its category)
+  return e == asio::error::eof || e == asio::error::host_not_found ||
+         e == asio::error::host_not_found_try_again || e == asio::error::no_data ||
+         e == asio::error::no_recovery;
 }
 
 class ConditionCategory final : public std::error_category {
@@ -125,6 +129,7 @@ class ConditionCategory final : public std::error_category {
     }
     return "unknown divert condition";
   }
+  // std: the std::error_category API (a Boost.Asio code arrives converted)
   bool equivalent(const std::error_code& ec, int cv) const noexcept override {
     switch (static_cast<condition>(cv)) {
       case condition::upstream_failed:

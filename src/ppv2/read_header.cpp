@@ -25,7 +25,7 @@ asio::mutable_buffer HeaderReader::prepare() {
   return asio::buffer(out_.bytes_.data() + filled_, kChunk);
 }
 
-std::optional<std::error_code> HeaderReader::commit(std::size_t n, const std::error_code& ec) {
+std::optional<error_code> HeaderReader::commit(std::size_t n, const error_code& ec) {
   filled_ += n;
   auto& buf = out_.bytes_;
   buf.resize(filled_);
@@ -40,13 +40,13 @@ std::optional<std::error_code> HeaderReader::commit(std::size_t n, const std::er
   if (out_.header_.command == Command::proxy && out_.header_.version == 2) {
     if (auto tec = read_divert_tlvs(out_.header_, out_.divert_)) return tec;
   }
-  return std::error_code{};
+  return error_code{};
 }
 
 }  // namespace detail
 
-asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket,
-                                                   ReceivedHeader& out, ReadHeaderOptions opts) {
+asio::awaitable<error_code> read_proxy_header(asio::ip::tcp::socket& socket, ReceivedHeader& out,
+                                              ReadHeaderOptions opts) {
   auto [ec, got] =
       co_await async_read_proxy_header(socket, opts, divert::detail::as_tuple(asio::use_awaitable));
   out = std::move(got);
@@ -57,7 +57,7 @@ asio::awaitable<ReceivedHeader> read_proxy_header(asio::ip::tcp::socket& socket,
                                                   ReadHeaderOptions opts) {
   auto [ec, got] =
       co_await async_read_proxy_header(socket, opts, divert::detail::as_tuple(asio::use_awaitable));
-  if (ec) throw std::system_error(ec, "read_proxy_header");
+  if (ec) throw system_error(ec, "read_proxy_header");
   co_return std::move(got);
 }
 

@@ -105,7 +105,7 @@ class CheckedAddresses final : public net::Resolver {
     for (const auto& a : addresses_)
       if (a.is_v4() == (family == net::AddressFamily::ipv4)) out.push_back(a);
     asio::post(executor, [h = std::move(handler), out = std::move(out)]() mutable {
-      h(std::error_code{}, std::move(out));
+      h(error_code{}, std::move(out));
     });
   }
 
@@ -121,7 +121,7 @@ std::string endpoint_text(const ppv2::Endpoint& e) {
          std::to_string(e.port);
 }
 
-ServeOutcome outcome_of_connect_error(const std::error_code& ec) noexcept {
+ServeOutcome outcome_of_connect_error(const error_code& ec) noexcept {
   if (ec == asio::error::connection_refused) return ServeOutcome::refused;
   if (ec == asio::error::timed_out || ec == std::errc::timed_out) return ServeOutcome::timed_out;
   if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable)
@@ -133,7 +133,7 @@ ServeOutcome outcome_of_connect_error(const std::error_code& ec) noexcept {
 // sends), then close: a close with unread bytes would send a RST that can
 // destroy a status reply the peer has not read yet.
 asio::awaitable<void> close_gracefully(tcp::socket& s, std::chrono::milliseconds linger) {
-  std::error_code ec;
+  error_code ec;
   s.shutdown(tcp::socket::shutdown_send, ec);
   if (!ec && linger.count() > 0) {
     using namespace asio::experimental::awaitable_operators;
@@ -161,13 +161,13 @@ asio::awaitable<ServeReport> Receiver::serve_one(std::shared_ptr<const ReceiverO
   const ReceiverOptions& o = *state;
   ServeReport rep;
   rep.peer = peer;
-  auto done = [&](ServeOutcome outcome, std::error_code ec) {
+  auto done = [&](ServeOutcome outcome, error_code ec) {
     rep.outcome = outcome;
     rep.error = ec;
     if (o.metrics) o.metrics->record(rep);
     return std::move(rep);
   };
-  std::error_code ignored;
+  error_code ignored;
 
   // 1. Trust, before a byte is read.
   if (!o.trust.trusts(peer.address())) {
@@ -212,7 +212,7 @@ asio::awaitable<ServeReport> Receiver::serve_one(std::shared_ptr<const ReceiverO
 
   // Ends the connection at the upstream step: the status reply when asked,
   // then a clean close.
-  auto fail = [&](ServeOutcome outcome, std::error_code ec) -> asio::awaitable<ServeReport> {
+  auto fail = [&](ServeOutcome outcome, error_code ec) -> asio::awaitable<ServeReport> {
     if (rep.status_reply_requested) {
       const auto status = upstream_status(outcome);
       const auto bytes =

@@ -35,7 +35,7 @@ struct PipePool {
 thread_local PipePool t_pipes;
 }  // namespace
 
-std::error_code take_pipe(Pipe& p) {
+error_code take_pipe(Pipe& p) {
   if (p.held()) return {};
   if (!t_pipes.free.empty()) {
     p.read_end = t_pipes.free.back()[0];

@@ -6,8 +6,8 @@
 #pragma once
 
 #include <cstddef>
-#include <system_error>
 
+#include "divert/asio.hpp"
 #include "relay/splice_platform.hpp"
 
 #if DIVERT_RELAY_SPLICE
@@ -24,7 +24,7 @@ struct Pipe {
 };
 
 // Takes a pipe from this thread's pool (or a new one) into `p` when it holds none.
-std::error_code take_pipe(Pipe& p);
+error_code take_pipe(Pipe& p);  // pipe2()'s errno as an Asio code
 // Gives `p`'s pipe back to the pool when it is empty, else closes it.
 void put_pipe(Pipe& p) noexcept;
 

@@ -58,7 +58,7 @@ void RelaySession::start_idle_timer() {
   });
 }
 
-void RelaySession::end(std::error_code ec, Flow* blamed) {
+void RelaySession::end(error_code ec, Flow* blamed) {
   if (state_ != State::running) return;
   state_ = State::stopped;
   first_error_ = ec;
@@ -67,11 +67,11 @@ void RelaySession::end(std::error_code ec, Flow* blamed) {
   close_streams();
 }
 
-void RelaySession::fail(RelayDir d, std::error_code ec) {
+void RelaySession::fail(RelayDir d, error_code ec) {
   end(ec, &flows_[static_cast<int>(d)]);
 }
 
-void RelaySession::stop(std::error_code ec) {
+void RelaySession::stop(error_code ec) {
   end(ec, nullptr);
 }
 

@@ -21,7 +21,7 @@ constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 constexpr std::size_t kCopyChunk = 4096;
 thread_local char t_scratch[kCopyChunk];
 
-std::error_code errno_code(int e) {
+error_code errno_code(int e) {
   return {e, asio::error::get_system_category()};
 }
 
@@ -110,7 +110,7 @@ SpliceDirection::Next SpliceDirection::step() {
 // queued: copy_page() reads on. After a short read one recv() looks for a FIN
 // right behind the bytes (a response that ends its connection), so they go
 // out corked (MSG_MORE) together with the half-close.
-SpliceDirection::Next SpliceDirection::on_receive(std::error_code ec, std::size_t n) {
+SpliceDirection::Next SpliceDirection::on_receive(error_code ec, std::size_t n) {
   if (relay_.stopped()) {
     on(Event::failed);
     return Next::finished;
@@ -120,7 +120,7 @@ SpliceDirection::Next SpliceDirection::on_receive(std::error_code ec, std::size_
     return Next::finished;
   }
   if (ec) {
-    source_ended(ec == asio::error::eof ? std::error_code() : ec);
+    source_ended(ec == asio::error::eof ? error_code() : ec);
     return Next::step;
   }
   relay_.touch();
@@ -143,7 +143,7 @@ SpliceDirection::Next SpliceDirection::on_receive(std::error_code ec, std::size_
   return pipe_.empty() ? Next::receive : Next::step;  // drained: Asio waits without a system call
 }
 
-SpliceDirection::Next SpliceDirection::on_wait(std::error_code ec) {
+SpliceDirection::Next SpliceDirection::on_wait(error_code ec) {
   if (!ec) return Next::step;
   fail(ec);  // ignored when the relay stopped already
   return Next::finished;
@@ -222,7 +222,7 @@ SpliceDirection::Next SpliceDirection::end() {
     return Next::finished;
   }
   if (!relay_.other_done(*this)) {
-    std::error_code ec;
+    error_code ec;
     to_.shutdown(asio::socket_base::shutdown_send, ec);
   }
   on(Event::drained);
@@ -259,12 +259,12 @@ bool SpliceDirection::queue(const char* data, std::size_t n) {
   return true;
 }
 
-void SpliceDirection::source_ended(std::error_code ec) noexcept {
+void SpliceDirection::source_ended(error_code ec) noexcept {
   source_error_ = ec;
   on(Event::source_ended);
 }
 
-void SpliceDirection::fail(std::error_code ec) {
+void SpliceDirection::fail(error_code ec) {
   relay_.fail(dir_, ec);
   on(Event::failed);
 }

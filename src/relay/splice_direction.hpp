@@ -77,8 +77,8 @@ class SpliceDirection {
 
   void run(Next next);
   Next step();
-  Next on_receive(std::error_code ec, std::size_t n);        // the head buffer's receive completed
-  Next on_wait(std::error_code ec);                          // readable / writable, or an error
+  Next on_receive(error_code ec, std::size_t n);             // the head buffer's receive completed
+  Next on_wait(error_code ec);                               // readable / writable, or an error
   Next copy_page();                                          // small: recv() a page, send() it
   Next splice_through();                                     // splice from -> pipe, then flush()
   Next flush();                                              // splice pipe -> to
@@ -86,8 +86,8 @@ class SpliceDirection {
   bool forward(const char* data, std::size_t n, int flags);  // send(), leftovers to the pipe
   bool queue(const char* data, std::size_t n);               // write() behind the pipe's bytes
   void on(Event e) noexcept { state_ = next(state_, e); }
-  void source_ended(std::error_code ec) noexcept;  // ec empty: FIN
-  void fail(std::error_code ec);
+  void source_ended(error_code ec) noexcept;  // ec empty: FIN
+  void fail(error_code ec);
 
   SpliceRelay& relay_;
   RelayDir dir_;
@@ -95,7 +95,7 @@ class SpliceDirection {
   asio::ip::tcp::socket& to_;
   State state_ = State::small;
   Pipe pipe_;
-  std::error_code source_error_;  // Event::source_ended's read error (empty for FIN)
+  error_code source_error_;  // Event::source_ended's read error (empty for FIN)
   char head_[512];
 };
 

@@ -27,7 +27,7 @@ SpliceRelay::SpliceRelay(asio::ip::tcp::socket& a, asio::ip::tcp::socket& b,
 void SpliceRelay::start() {
   asio::dispatch(
       a_.get_executor(), [self = std::static_pointer_cast<SpliceRelay>(shared_from_this())] {
-        std::error_code ec;
+        error_code ec;
         for (auto* s : {&self->a_, &self->b_}) {  // Asio caches the mode: no ioctl when set
           if (!ec && !s->native_non_blocking()) s->native_non_blocking(true, ec);
         }
@@ -46,7 +46,7 @@ void SpliceRelay::start() {
 }
 
 void SpliceRelay::close_streams() noexcept {
-  std::error_code ec;
+  error_code ec;
   a_.close(ec);
   b_.close(ec);
 }

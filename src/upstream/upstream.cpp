@@ -218,7 +218,7 @@ std::optional<std::string> UpstreamAddr::parse_into(std::string_view text,
   }
   if (!split) return std::string(divert::to_string(split.error));
 
-  std::error_code ec;
+  error_code ec;
   if (parts.bracketed || parts.bare_ipv6()) {
     const std::string host(parts.host);
     if (host.find('%') != std::string::npos) {

@@ -37,12 +37,12 @@ struct BlackHole {
   std::optional<tcp::socket> fillers[2];
 };
 
-std::error_code connect_error(asio::io_context& io, const DivertTcpConnector& c) {
+divert::error_code connect_error(asio::io_context& io, const DivertTcpConnector& c) {
   auto f = c.async_tcp_connect(io.get_executor(), make_task(), asio::use_future);
   REQUIRE(f.wait_for(20s) == std::future_status::ready);
   try {
     f.get();
-  } catch (const std::system_error& e) {
+  } catch (const divert::system_error& e) {
     return e.code();
   }
   return {};
@@ -52,10 +52,10 @@ std::error_code connect_error(asio::io_context& io, const DivertTcpConnector& c)
 // `result` is set (REQUIREd within 10 s); returns open_fd_count() just before
 // the cancellation.
 int cancel_after_200ms(asio::io_context& io, asio::cancellation_signal& sig,
-                       const std::optional<std::error_code>& result) {
+                       const std::optional<divert::error_code>& result) {
   asio::steady_timer t(io, 200ms);
   int during = -1;
-  t.async_wait([&](std::error_code) {
+  t.async_wait([&](divert::error_code) {
     during = open_fd_count();
     sig.emit(asio::cancellation_type::terminal);
   });
@@ -121,11 +121,11 @@ TEST_CASE("a bound cancellation slot cancels a connect and every socket opened i
                .build();
   const int before = open_fd_count();
   asio::cancellation_signal sig;
-  std::optional<std::error_code> result;
+  std::optional<divert::error_code> result;
   bool stream_open = true;
   c.async_tcp_connect(
       io.get_executor(), make_task(),
-      asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec, tcp::socket s) {
+      asio::bind_cancellation_slot(sig.slot(), [&](divert::error_code ec, tcp::socket s) {
         result = ec;
         stream_open = s.is_open();
       }));
@@ -146,12 +146,12 @@ TEST_CASE("a bound cancellation slot cancels a relay; both streams are closed") 
   REQUIRE(wait_until([&] { return rig.seen().size() == 1; }));  // the next proxy's end is open
   const int before = open_fd_count();
   asio::cancellation_signal sig;
-  std::promise<std::error_code> relayed;
+  std::promise<divert::error_code> relayed;
   asio::post(rig.io, [&, h = std::move(host_end), s = std::move(stream)]() mutable {
     rig.connector.async_relay(
         std::move(h), std::move(s),
         asio::bind_cancellation_slot(
-            sig.slot(), [&](std::error_code ec, RelayResult) { relayed.set_value(ec); }));
+            sig.slot(), [&](divert::error_code ec, RelayResult) { relayed.set_value(ec); }));
   });
   std::this_thread::sleep_for(100ms);
   asio::post(rig.io, [&] { sig.emit(asio::cancellation_type::terminal); });
@@ -174,10 +174,10 @@ TEST_CASE("async_happy_eyeballs_connect: a bound cancellation slot closes every 
   o.resolve_strategy.query = net::ResolveStrategy::Query::Ipv4Only;
   const int before = open_fd_count();
   asio::cancellation_signal sig;
-  std::optional<std::error_code> result;
+  std::optional<divert::error_code> result;
   net::async_happy_eyeballs_connect(
       io.get_executor(), "hole.test", hole.acceptor.local_endpoint().port(), o, resolver,
-      asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec, tcp::socket s) {
+      asio::bind_cancellation_slot(sig.slot(), [&](divert::error_code ec, tcp::socket s) {
         result = ec;
         CHECK_FALSE(s.is_open());
       }));

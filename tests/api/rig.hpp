@@ -110,7 +110,7 @@ class Rig {
       if (ec) break;
       co_await asio::async_write(s, asio::buffer(buf, n), asio::use_awaitable);
     }
-    std::error_code ignored;
+    divert::error_code ignored;
     s.shutdown(tcp::socket::shutdown_send, ignored);
   }
 
@@ -134,7 +134,7 @@ inline void exchange(tcp::socket& client, const std::string& line = "hello throu
   CHECK(back == line);
   client.shutdown(tcp::socket::shutdown_send);
   char c;
-  std::error_code ec;
+  divert::error_code ec;
   client.read_some(asio::buffer(&c, 1), ec);
   CHECK(ec == asio::error::eof);
 }

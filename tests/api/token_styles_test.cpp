@@ -25,7 +25,7 @@ T wait(std::future<T>& f) {
 }
 
 // Expected of every relay here: both ways closed cleanly, the line counted.
-void check_relayed(const std::error_code& ec, const RelayResult& r, std::size_t bytes) {
+void check_relayed(const divert::error_code& ec, const RelayResult& r, std::size_t bytes) {
   CHECK_FALSE(ec);
   CHECK(r.ok());
   CHECK(r.upload_bytes == bytes);
@@ -40,7 +40,7 @@ TEST_CASE("callback host: temporaries die at once; the task id and next proxy ar
   Rig rig;
   auto [client, host_end] = rig.client_pair();
   std::promise<DivertInfo> connected;
-  std::promise<std::pair<std::error_code, RelayResult>> relayed;
+  std::promise<std::pair<divert::error_code, RelayResult>> relayed;
   const auto& connector = rig.connector;
   {
     // A Task on the heap and gone before the operation runs: ASan reports
@@ -48,12 +48,12 @@ TEST_CASE("callback host: temporaries die at once; the task id and next proxy ar
     auto task = std::make_unique<Task>(make_task());
     connector.async_tcp_connect(
         rig.io.get_executor(), *task, with_info,
-        [&, host_end = std::move(host_end)](std::error_code ec, tcp::socket stream,
+        [&, host_end = std::move(host_end)](divert::error_code ec, tcp::socket stream,
                                             DivertInfo info) mutable {
           REQUIRE_FALSE(ec);
           connected.set_value(info);
           connector.async_relay(std::move(host_end), std::move(stream),
-                                [&](std::error_code ec, RelayResult r) {
+                                [&](divert::error_code ec, RelayResult r) {
                                   relayed.set_value({ec, std::move(r)});
                                 });
         });
@@ -103,7 +103,7 @@ TEST_CASE("use_future from a non-I/O thread, with a given task id") {
     try {
       f.get();
       FAIL("no exception");
-    } catch (const std::system_error& e) {
+    } catch (const divert::system_error& e) {
       CHECK(e.code() == asio::error::connection_refused);
       CHECK(e.code() == condition::next_proxy_failed);
     }
@@ -114,7 +114,7 @@ TEST_CASE("use_awaitable on a strand of a two-thread io_context: the stream is o
   Rig rig(2);
   auto [client, host_end] = rig.client_pair();
   auto strand = asio::make_strand(rig.io);
-  std::promise<std::pair<std::error_code, RelayResult>> relayed;
+  std::promise<std::pair<divert::error_code, RelayResult>> relayed;
   asio::co_spawn(
       strand,
       [&, host_end = std::move(host_end)]() mutable -> asio::awaitable<void> {
@@ -150,7 +150,7 @@ TEST_CASE("deferred: the Task is copied when the deferred operation is made") {
       rig.connector.async_tcp_connect(rig.io.get_executor(), *task, asio::experimental::deferred);
   task.reset();  // ASan: the operation holds no reference to it
   std::promise<tcp::socket> connected;
-  std::move(op)([&](std::error_code ec, tcp::socket s) {
+  std::move(op)([&](divert::error_code ec, tcp::socket s) {
     CHECK_FALSE(ec);
     connected.set_value(std::move(s));
   });
@@ -172,7 +172,7 @@ TEST_CASE("executors: a bound handler's, or the one given; the handler runs on i
 
   SECTION("the handler's associated executor when none is given") {
     rig.connector.async_tcp_connect(
-        make_task(), asio::bind_executor(strand, [&](std::error_code ec, tcp::socket s) {
+        make_task(), asio::bind_executor(strand, [&](divert::error_code ec, tcp::socket s) {
           CHECK_FALSE(ec);
           done.set_value({strand.running_in_this_thread(),
                           &asio::query(s.get_executor(), asio::execution::context)});
@@ -185,7 +185,7 @@ TEST_CASE("executors: a bound handler's, or the one given; the handler runs on i
   SECTION("the stream on the executor given, the handler on its own") {
     rig.connector.async_tcp_connect(
         other.get_executor(), make_task(),
-        asio::bind_executor(strand, [&](std::error_code ec, tcp::socket s) {
+        asio::bind_executor(strand, [&](divert::error_code ec, tcp::socket s) {
           CHECK_FALSE(ec);
           done.set_value({strand.running_in_this_thread(),
                           &asio::query(s.get_executor(), asio::execution::context)});
@@ -214,7 +214,7 @@ TEST_CASE("as_tuple and redirect_error carry the error; nothing is thrown") {
             make_task(), asio::experimental::as_tuple(asio::use_awaitable));
         CHECK(ec == asio::error::connection_refused);
         CHECK_FALSE(s.is_open());
-        std::error_code ec2;
+        divert::error_code ec2;
         auto s2 = co_await refused.async_http_forward(
             make_task(), asio::redirect_error(asio::use_awaitable, ec2));
         CHECK(ec2 == condition::next_proxy_failed);
@@ -243,9 +243,9 @@ TEST_CASE("happy eyeballs as an initiating function: callback, use_future, cance
   auto s = wait(f);
   CHECK(s.remote_endpoint() == loopback(rig.next_proxy_port()));
 
-  std::promise<std::error_code> refused;
+  std::promise<divert::error_code> refused;
   net::async_happy_eyeballs_connect(rig.io.get_executor(), "127.0.0.1", free_port(), o, resolver,
-                                    [&](std::error_code ec, tcp::socket s) {
+                                    [&](divert::error_code ec, tcp::socket s) {
                                       CHECK_FALSE(s.is_open());
                                       refused.set_value(ec);
                                     });

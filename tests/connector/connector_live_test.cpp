@@ -312,7 +312,7 @@ TEST_CASE("every next proxy down: a clear error, counted, no descriptor left ope
     bool threw = false;
     try {
       co_await connector.tcp_connect(make_task("origin.test:80"));
-    } catch (const std::system_error& e) {
+    } catch (const divert::system_error& e) {
       threw = true;  // use_awaitable's exception: the code, no text of ours
       CHECK(e.code() == asio::error::connection_refused);
       CHECK(e.code() == condition::next_proxy_failed);

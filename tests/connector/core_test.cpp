@@ -22,9 +22,9 @@ TimePoint at(std::chrono::milliseconds d) {
   return TimePoint{} + d;
 }
 
-const std::error_code refused = asio::error::connection_refused;
-const std::error_code timed_out = asio::error::timed_out;
-const std::error_code aborted = asio::error::operation_aborted;
+const divert::error_code refused = asio::error::connection_refused;
+const divert::error_code timed_out = asio::error::timed_out;
+const divert::error_code aborted = asio::error::operation_aborted;
 
 // A connector configuration with `n` next proxies 127.0.0.1..n (never
 // connected: nothing here opens a socket), tried in configured order.
@@ -58,7 +58,7 @@ struct Fixture {
   }
   // Runs one whole connect where every candidate fails to connect with `ec`;
   // returns the proxies tried.
-  std::vector<std::size_t> all_fail(TimePoint now, std::error_code ec = refused) {
+  std::vector<std::size_t> all_fail(TimePoint now, divert::error_code ec = refused) {
     auto c = core();
     std::vector<std::size_t> tried;
     const Actions* a = &start(c, now);
@@ -76,7 +76,7 @@ struct Fixture {
     auto conn = connect_of(start(c, now));
     REQUIRE(conn);
     c.on_connected(*conn, asio::ip::make_address("127.0.0.1"), now);
-    REQUIRE(done_of(c.on_header_written(*conn, now)).error == std::error_code());
+    REQUIRE(done_of(c.on_header_written(*conn, now)).error == divert::error_code());
     return *conn;
   }
 
@@ -233,7 +233,7 @@ TEST_CASE("C2: attempt counted once per candidate; error or timeout per failure;
   CHECK(count(all, MetricsCounter::connection_establish) == 1);
   CHECK(count(all, MetricsCounter::traffic_out_bytes) == 4);  // "PING"
   CHECK(Fixture::done_of(all).proxy == 2);
-  CHECK(Fixture::done_of(all).error == std::error_code());
+  CHECK(Fixture::done_of(all).error == divert::error_code());
 }
 
 TEST_CASE("C2/C3: a failed header write is one error, no establish, and fails over") {
@@ -393,7 +393,7 @@ TEST_CASE(
 TEST_CASE("C6: status 0 hands the stream back") {
   ReplyFixture f;
   auto d = Fixture::done_of(f.reply(reply_bytes(0)));
-  CHECK(d.error == std::error_code());
+  CHECK(d.error == divert::error_code());
   CHECK(d.proxy == 0);
   CHECK(count(f.all, MetricsCounter::tcp_connect_establish) == 1);
   CHECK(count(f.all, MetricsCounter::connection_establish) == 1);

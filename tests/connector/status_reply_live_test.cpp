@@ -77,7 +77,7 @@ std::string reply_text(ppv2::UpstreamStatus status) {
 }
 
 struct Outcome {
-  std::error_code ec;
+  divert::error_code ec;
   tcp::socket stream;
   std::chrono::steady_clock::duration took;
 };
@@ -91,7 +91,7 @@ Outcome connect_once(asio::io_context& io, const DivertTcpConnector& connector,
       io,
       [&]() -> asio::awaitable<void> {
         const auto t0 = std::chrono::steady_clock::now();
-        std::error_code ec;
+        error_code ec;
         auto s = co_await connector.tcp_connect(task_to("origin.test:443", initial_data), ec);
         out.emplace(Outcome{ec, std::move(s), std::chrono::steady_clock::now() - t0});
       },

@@ -1,5 +1,6 @@
 #include <asio/error.hpp>
 
+#include "divert/asio.hpp"
 #include "divert/error.hpp"
 #include "divert/version.hpp"
 #include "support/catch.hpp"
@@ -31,23 +32,27 @@ TEST_CASE("divert::condition classifies connector codes by hop") {
   const auto next = condition::next_proxy_failed;
   const auto up = condition::upstream_failed;
   const auto timeout = condition::timeout;
+  // Asio's own code type (boost::system::error_code with Boost.Asio), as a host gets it
+  using Codes = std::initializer_list<divert::error_code>;
 
   SECTION("next proxy unreachable, refused, gone: Asio's and the resolver's codes") {
-    for (std::error_code ec :
-         {std::error_code(asio::error::connection_refused), std::error_code(asio::error::timed_out),
-          std::error_code(asio::error::host_unreachable),
-          std::error_code(asio::error::network_unreachable),
-          std::error_code(asio::error::network_down),
-          std::error_code(asio::error::connection_reset),
-          std::error_code(asio::error::connection_aborted),
-          std::error_code(asio::error::broken_pipe), std::error_code(asio::error::not_connected),
-          std::error_code(asio::error::eof), std::error_code(asio::error::host_not_found),
-          std::error_code(asio::error::host_not_found_try_again),
-          std::error_code(asio::error::no_data), std::error_code(asio::error::no_recovery),
-          std::make_error_code(std::errc::connection_refused),
-          divert::make_error_code(errc::resolve_failed),
-          divert::make_error_code(errc::no_next_proxy_available),
-          divert::make_error_code(errc::bad_status_reply)}) {
+    for (divert::error_code ec : Codes{
+             divert::error_code(asio::error::connection_refused),
+             divert::error_code(asio::error::timed_out),
+             divert::error_code(asio::error::host_unreachable),
+             divert::error_code(asio::error::network_unreachable),
+             divert::error_code(asio::error::network_down),
+             divert::error_code(asio::error::connection_reset),
+             divert::error_code(asio::error::connection_aborted),
+             divert::error_code(asio::error::broken_pipe),
+             divert::error_code(asio::error::not_connected), divert::error_code(asio::error::eof),
+             divert::error_code(asio::error::host_not_found),
+             divert::error_code(asio::error::host_not_found_try_again),
+             divert::error_code(asio::error::no_data), divert::error_code(asio::error::no_recovery),
+             std::make_error_code(std::errc::connection_refused),
+             divert::make_error_code(errc::resolve_failed),
+             divert::make_error_code(errc::no_next_proxy_available),
+             divert::make_error_code(errc::bad_status_reply)}) {
       INFO(ec.category().name() << ": " << ec.message());
       CHECK(ec == next);
       CHECK(ec != up);
@@ -64,27 +69,28 @@ TEST_CASE("divert::condition classifies connector codes by hop") {
     }
   }
   SECTION("every timeout") {
-    for (std::error_code ec :
-         {std::error_code(asio::error::timed_out), std::make_error_code(std::errc::timed_out),
-          divert::make_error_code(errc::tls_handshake_timeout),
-          divert::make_error_code(errc::upstream_timed_out),
-          divert::make_error_code(errc::header_timeout),
-          divert::make_error_code(errc::idle_timeout)}) {
+    for (divert::error_code ec : Codes{divert::error_code(asio::error::timed_out),
+                                       std::make_error_code(std::errc::timed_out),
+                                       divert::make_error_code(errc::tls_handshake_timeout),
+                                       divert::make_error_code(errc::upstream_timed_out),
+                                       divert::make_error_code(errc::header_timeout),
+                                       divert::make_error_code(errc::idle_timeout)}) {
       INFO(ec.message());
       CHECK(ec == timeout);
     }
-    CHECK(std::error_code(asio::error::timed_out) == next);  // a next proxy timed out: both
+    CHECK(divert::error_code(asio::error::timed_out) == next);  // a next proxy timed out: both
     CHECK(std::error_code(errc::upstream_timed_out) == up);
     CHECK(std::error_code(errc::tls_handshake_timeout) != next);
   }
   SECTION("codes of no hop") {
-    for (std::error_code ec : {std::error_code(), std::error_code(asio::error::operation_aborted),
-                               std::error_code(asio::error::invalid_argument),
-                               divert::make_error_code(errc::header_too_large),
-                               divert::make_error_code(errc::tls_handshake_failed),
-                               divert::make_error_code(errc::config_conflict),
-                               std::error_code(static_cast<int>(asio::error::connection_refused),
-                                               divert::divert_category())}) {
+    for (divert::error_code ec :
+         Codes{std::error_code(), divert::error_code(asio::error::operation_aborted),
+               divert::error_code(asio::error::invalid_argument),
+               divert::make_error_code(errc::header_too_large),
+               divert::make_error_code(errc::tls_handshake_failed),
+               divert::make_error_code(errc::config_conflict),
+               std::error_code(static_cast<int>(asio::error::connection_refused),
+                               divert::divert_category())}) {
       INFO(ec.category().name() << " " << ec.value());
       CHECK(ec != next);
       CHECK(ec != up);

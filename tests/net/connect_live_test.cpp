@@ -54,7 +54,7 @@ struct Listener {
     acceptor.listen(backlog);
   }
   void accept_forever() {
-    acceptor.async_accept([this](std::error_code ec, tcp::socket s) {
+    acceptor.async_accept([this](divert::error_code ec, tcp::socket s) {
       if (ec) return;
       ++accepted;
       s.close();
@@ -292,7 +292,7 @@ TEST_CASE("caller cancellation mid-race closes every socket") {
       }));
   asio::steady_timer t(io, 250ms);
   int fds_mid = -1;
-  t.async_wait([&](std::error_code) {
+  t.async_wait([&](divert::error_code) {
     fds_mid = open_fd_count();
     sig.emit(asio::cancellation_type::terminal);
   });
@@ -324,7 +324,7 @@ TEST_CASE("cancellation during resolution: the late answer is ignored") {
         out.emplace(std::move(r));
       }));
   asio::steady_timer t(io, 50ms);
-  t.async_wait([&](std::error_code) { sig.emit(asio::cancellation_type::terminal); });
+  t.async_wait([&](divert::error_code) { sig.emit(asio::cancellation_type::terminal); });
   auto t0 = Clock::now();
   while (!out && Clock::now() < t0 + 5s) io.run_one_for(100ms);
   REQUIRE(out);
@@ -679,7 +679,7 @@ TEST_CASE("system_resolver resolves localhost per family") {
   auto res = system_resolver();
   std::optional<std::vector<asio::ip::address>> got;
   res->async_resolve("localhost", AddressFamily::ipv4, io.get_executor(),
-                     [&](std::error_code ec, std::vector<asio::ip::address> a) {
+                     [&](divert::error_code ec, std::vector<asio::ip::address> a) {
                        CHECK_FALSE(ec);
                        got = std::move(a);
                      });

@@ -45,8 +45,8 @@ struct Pair {
   void send(std::string_view s) { send(as_bytes(s)); }
 
   // Runs read_proxy_header on the server side (bounded by 10 s of wall time).
-  std::error_code read(ReceivedHeader& out, ReadHeaderOptions opts = {}) {
-    std::optional<std::error_code> result;
+  divert::error_code read(ReceivedHeader& out, ReadHeaderOptions opts = {}) {
+    std::optional<divert::error_code> result;
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> { result = co_await read_proxy_header(server, out, opts); },
@@ -90,7 +90,7 @@ TEST_CASE("read_proxy_header: header torn across several segments") {
   Pair p;
   Bytes h = divert_header();
   ReceivedHeader got;
-  std::optional<std::error_code> result;
+  std::optional<divert::error_code> result;
   asio::co_spawn(
       p.io,
       [&]() -> asio::awaitable<void> {
@@ -177,13 +177,13 @@ TEST_CASE("read_proxy_header: throwing form") {
   const Bytes h = divert_header();
   p.send(std::span(h).first(10));
   p.client.close();
-  std::optional<std::error_code> caught;
+  std::optional<divert::error_code> caught;
   asio::co_spawn(
       p.io,
       [&]() -> asio::awaitable<void> {
         try {
           (void)co_await read_proxy_header(p.server, ReadHeaderOptions{.timeout = 2s});
-        } catch (const std::system_error& e) {
+        } catch (const divert::system_error& e) {
           caught = e.code();
         }
       },
@@ -307,9 +307,9 @@ TEST_CASE("async_read_proxy_header: callback, use_future, deferred, use_awaitabl
   SECTION("callback: header, typed 0xE0 view and the bytes past it") {
     Pair p;
     p.send(with_payload);
-    std::optional<std::error_code> ec;
+    std::optional<divert::error_code> ec;
     ReceivedHeader got;
-    async_read_proxy_header(p.server, {}, [&](std::error_code e, ReceivedHeader r) {
+    async_read_proxy_header(p.server, {}, [&](divert::error_code e, ReceivedHeader r) {
       ec = e;
       got = std::move(r);
     });
@@ -346,7 +346,7 @@ TEST_CASE("async_read_proxy_header: callback, use_future, deferred, use_awaitabl
     try {
       f.get();
       FAIL("no error");
-    } catch (const std::system_error& e) {
+    } catch (const divert::system_error& e) {
       CHECK(e.code() == errc::bad_signature);
     }
     work.reset();
@@ -359,8 +359,8 @@ TEST_CASE("async_read_proxy_header: callback, use_future, deferred, use_awaitabl
     auto op = async_read_proxy_header(p.server, {}, asio::experimental::deferred);
     p.io.run_for(50ms);
     CHECK(p.server.available() == h.size());  // not read yet
-    std::optional<std::error_code> ec;
-    std::move(op)([&](std::error_code e, ReceivedHeader) { ec = e; });
+    std::optional<divert::error_code> ec;
+    std::move(op)([&](divert::error_code e, ReceivedHeader) { ec = e; });
     p.io.restart();  // it ran out of work above
     p.io.run_for(10s);
     REQUIRE(ec);
@@ -369,7 +369,7 @@ TEST_CASE("async_read_proxy_header: callback, use_future, deferred, use_awaitabl
   SECTION("use_awaitable with as_tuple") {
     Pair p;
     p.send(h);
-    std::optional<std::error_code> ec;
+    std::optional<divert::error_code> ec;
     asio::co_spawn(
         p.io,
         [&]() -> asio::awaitable<void> {
@@ -392,7 +392,7 @@ TEST_CASE("async_read_proxy_header: handler executor, cancellation slot, a 0xE7 
     p.send(divert_header());
     std::optional<bool> on_strand;
     async_read_proxy_header(p.server, {},
-                            asio::bind_executor(strand, [&](std::error_code, ReceivedHeader) {
+                            asio::bind_executor(strand, [&](divert::error_code, ReceivedHeader) {
                               on_strand = strand.running_in_this_thread();
                             }));
     p.io.run_for(10s);
@@ -402,12 +402,13 @@ TEST_CASE("async_read_proxy_header: handler executor, cancellation slot, a 0xE7 
   SECTION("the cancellation slot ends a pending read with operation_aborted") {
     Pair p;
     asio::cancellation_signal cancel;
-    std::optional<std::error_code> ec;
-    async_read_proxy_header(p.server, {.timeout = 10s},
-                            asio::bind_cancellation_slot(
-                                cancel.slot(), [&](std::error_code e, ReceivedHeader) { ec = e; }));
+    std::optional<divert::error_code> ec;
+    async_read_proxy_header(
+        p.server, {.timeout = 10s},
+        asio::bind_cancellation_slot(cancel.slot(),
+                                     [&](divert::error_code e, ReceivedHeader) { ec = e; }));
     asio::steady_timer t(p.io, 50ms);
-    t.async_wait([&](std::error_code) { cancel.emit(asio::cancellation_type::terminal); });
+    t.async_wait([&](divert::error_code) { cancel.emit(asio::cancellation_type::terminal); });
     const auto t0 = std::chrono::steady_clock::now();
     p.io.run_for(5s);
     REQUIRE(ec);

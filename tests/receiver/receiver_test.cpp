@@ -193,23 +193,24 @@ struct Env {
   std::uint16_t origin_port() const { return origin.local_endpoint().port(); }
 
   void accept_origin() {
-    origin.async_accept([this](std::error_code ec, tcp::socket s) {
+    origin.async_accept([this](divert::error_code ec, tcp::socket s) {
       if (ec) return;
       ++origin_accepts;
       auto sock = std::make_shared<tcp::socket>(std::move(s));
       auto buf = std::make_shared<std::array<char, 256>>();
       asio::async_write(
           *sock, asio::buffer("hello", 5),
-          [sock, buf, this](std::error_code, std::size_t) { read_origin(sock, buf); });
+          [sock, buf, this](divert::error_code, std::size_t) { read_origin(sock, buf); });
       accept_origin();
     });
   }
   void read_origin(std::shared_ptr<tcp::socket> sock, std::shared_ptr<std::array<char, 256>> buf) {
-    sock->async_read_some(asio::buffer(*buf), [this, sock, buf](std::error_code ec, std::size_t n) {
-      if (ec) return;  // the socket closes with the last reference
-      origin_got.append(buf->data(), n);
-      read_origin(sock, buf);
-    });
+    sock->async_read_some(asio::buffer(*buf),
+                          [this, sock, buf](divert::error_code ec, std::size_t n) {
+                            if (ec) return;  // the socket closes with the last reference
+                            origin_got.append(buf->data(), n);
+                            read_origin(sock, buf);
+                          });
   }
 
   // A blocking client connected to `front` (reads time out after 5 s), the
@@ -239,14 +240,14 @@ struct Env {
 // Reads exactly n bytes (or until EOF/timeout) from a blocking socket.
 std::string read_n(tcp::socket& s, std::size_t n) {
   std::string out(n, '\0');
-  std::error_code ec;
+  divert::error_code ec;
   auto got = asio::read(s, asio::buffer(out), ec);
   out.resize(got);
   return out;
 }
 std::string read_to_eof(tcp::socket& s) {
   std::string out;
-  std::error_code ec;
+  divert::error_code ec;
   asio::read(s, asio::dynamic_buffer(out), ec);
   return out;
 }

@@ -27,6 +27,7 @@
 #include "divert/metrics.hpp"
 #include "divert/relay.hpp"
 #include "support/catch.hpp"
+#include "support/live.hpp"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -741,6 +742,30 @@ TEST_CASE("relay: async_relay owns the streams and completes into a callback", "
     CHECK(result->download_bytes == 3 << 20);
     CHECK(up_recv.hash == up_sent.hash);
     CHECK(down_recv.hash == down_sent.hash);
+  }
+}
+
+TEST_CASE("relay: async_relay's handler's cancellation slot ends the relay, both streams closed",
+          "[relay][live]") {
+  for (bool splice : {true, false}) {  // false: the copy path (any stream type's)
+    CAPTURE(splice);
+    Topology t;
+    divert::RelayOptions opt;
+    opt.allow_splice = splice;
+    const int before = divert::test::open_fd_count();
+    asio::cancellation_signal stop;
+    std::optional<divert::RelayResult> result;
+    divert::async_relay(
+        std::move(t.a), std::move(t.b), opt,
+        asio::bind_cancellation_slot(stop.slot(), [&](divert::RelayResult r) { result = r; }));
+    t.io.run_for(50ms);
+    REQUIRE_FALSE(result);  // no traffic, no idle timeout: only the cancellation ends it
+    stop.emit(asio::cancellation_type::terminal);
+    t.io.run_for(1s);
+    REQUIRE(result);
+    CHECK(result->path == expected_path(splice));
+    CHECK(result->error == asio::error::operation_aborted);
+    CHECK(divert::test::open_fd_count() == before - 2);  // a and b, owned by the operation
   }
 }
 

@@ -42,22 +42,22 @@ AcceptingPeer echo_origin() {
 // One tcp_connect of the library connector (key on) through `np_port`; nullopt
 // when it did not complete within 10 s (no Catch2 macro: also runs on a netns
 // thread).
-std::optional<std::error_code> library_connect(unsigned short np_port,
-                                               const std::string& upstream) {
+std::optional<divert::error_code> library_connect(unsigned short np_port,
+                                                  const std::string& upstream) {
   asio::io_context io;
   auto connector = divert::DivertTcpConnector::builder()
                        .next_proxy_status_reply(true)
                        .tcp_connect({.max_retry = 0, .each_timeout = 5000ms})
                        .proxy_addr({{loopback(np_port), 1.0}})
                        .build();
-  std::optional<std::error_code> out;
+  std::optional<divert::error_code> out;
   divert::Task task{.client = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.9"), 40000),
                     .server = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 8080),
                     .upstream = divert::UpstreamAddr::parse(upstream, 0)};
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
-        std::error_code ec;
+        divert::error_code ec;
         auto s = co_await connector.tcp_connect(task, ec);
         out = ec;
       },
@@ -178,7 +178,7 @@ TEST_CASE(
     "[status-reply][connector][netns]") {
   TempDir dir;
   const unsigned short port = free_port();
-  std::optional<std::error_code> ec;
+  std::optional<divert::error_code> ec;
   auto why = run_in_blackhole_netns(port, [&] {
     NextProxy np(dir, {"--connect-timeout", "1s"});
     if (!wait_listening(dir, "np.err")) return;

@@ -141,11 +141,12 @@ struct ErrorFirst {
 // ErrorFirst shows the operation its handler's cancellation slot, not its
 // executor: it dispatches to that itself, so the operation runs on its I/O
 // objects' executor (a handler's executor may be no I/O executor: use_future).
+// (Spelt divert::asio:: at global scope: ::asio or ::boost::asio by flavour.)
 template <class Handler, class Keep, class Slot>
-struct asio::associated_cancellation_slot<divert::detail::ErrorFirst<Handler, Keep>, Slot> {
-  using type = asio::associated_cancellation_slot_t<Handler, Slot>;
+struct divert::asio::associated_cancellation_slot<divert::detail::ErrorFirst<Handler, Keep>, Slot> {
+  using type = divert::asio::associated_cancellation_slot_t<Handler, Slot>;
   static type get(const divert::detail::ErrorFirst<Handler, Keep>& h,
                   const Slot& s = Slot()) noexcept {
-    return asio::get_associated_cancellation_slot(h.handler, s);
+    return divert::asio::get_associated_cancellation_slot(h.handler, s);
   }
 };

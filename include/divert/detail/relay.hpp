@@ -16,14 +16,30 @@
 #include <type_traits>
 #include <utility>
 
-#include "divert/asio/all.hpp"
-#include "divert/asio/as_tuple.hpp"
-#include "divert/asio/experimental/awaitable_operators.hpp"
+#include "divert/asio/any_io_executor.hpp"
+#include "divert/asio/associated_cancellation_slot.hpp"
+#include "divert/asio/associated_executor.hpp"
+#include "divert/asio/async_result.hpp"
+#include "divert/asio/awaitable.hpp"
+#include "divert/asio/buffer.hpp"
+#include "divert/asio/co_spawn.hpp"
+#include "divert/asio/dispatch.hpp"
+#include "divert/asio/error.hpp"
+#include "divert/asio/execution/outstanding_work.hpp"
+#include "divert/asio/ip/tcp.hpp"
+#include "divert/asio/prefer.hpp"
+#include "divert/asio/redirect_error.hpp"
+#include "divert/asio/socket_base.hpp"
+#include "divert/asio/steady_timer.hpp"
+#include "divert/asio/this_coro.hpp"
+#include "divert/asio/use_awaitable.hpp"
+#include "divert/asio/write.hpp"
 #if defined(DIVERT_WITH_TLS)
 #include "divert/asio/ssl/error.hpp"
 #endif
 
 #include "divert/asio.hpp"
+#include "divert/detail/spawn_for_handler.hpp"
 #include "divert/error.hpp"
 #include "divert/export.hpp"
 #include "divert/metrics.hpp"
@@ -59,8 +75,8 @@ class DIVERT_EXPORT RelaySession : public std::enable_shared_from_this<RelaySess
   bool stopped() const noexcept { return state_ == State::stopped; }
   // The first error ends the relay: it is recorded (as `d`'s error too) and
   // both streams close. Errors after that (or after finish()) are ignored.
-  void fail(RelayDir d, std::error_code ec);
-  void stop(std::error_code ec);                           // idem, no direction to blame
+  void fail(RelayDir d, error_code ec);
+  void stop(error_code ec);                                // idem, no direction to blame
   void cancel() { stop(asio::error::operation_aborted); }  // the awaiting operation was cancelled
   bool finish() noexcept;  // one direction ended; true when both have (the idle timer stops)
   RelayResult result() const;
@@ -73,9 +89,9 @@ class DIVERT_EXPORT RelaySession : public std::enable_shared_from_this<RelaySess
     std::atomic<std::uint64_t>* live;  // RelayOptions::counters, or null
     MetricsCounter metric;
     std::uint64_t bytes = 0;
-    std::error_code error;
+    error_code error;
   };
-  void end(std::error_code ec, Flow* blamed);
+  void end(error_code ec, Flow* blamed);
   void release_relays_open() noexcept;  // once: Metrics::relay_closed()
 
   Flow flows_[2];
@@ -84,7 +100,7 @@ class DIVERT_EXPORT RelaySession : public std::enable_shared_from_this<RelaySess
   asio::steady_timer idle_timer_;
   std::chrono::milliseconds idle_timeout_;
   RelayClock::time_point last_activity_;
-  std::error_code first_error_;
+  error_code first_error_;
   int running_ = 2;
   State state_ = State::running;
   RelayPath path_;
@@ -120,7 +136,7 @@ concept TlsLikeStream = requires(S& s) {
   s.async_shutdown(asio::use_awaitable);
 };
 
-inline bool is_eof(const std::error_code& ec) noexcept {
+inline bool is_eof(const error_code& ec) noexcept {
   if (ec == asio::error::eof) return true;
 #if defined(DIVERT_WITH_TLS)
   if (ec == asio::ssl::error::stream_truncated) return true;
@@ -128,7 +144,8 @@ inline bool is_eof(const std::error_code& ec) noexcept {
   return false;
 }
 
-// The copy path's session: both streams and both pacers.
+// The copy path's session: both streams and both pacers, and the end of the
+// download direction, which runs in a coroutine of its own.
 template <class A, class B>
 class CopyRelay final : public RelaySession {
  public:
@@ -137,17 +154,26 @@ class CopyRelay final : public RelaySession {
         a(a),
         b(b),
         up(ex, o.speed_limit, RelayDir::upload),
-        down(ex, o.speed_limit, RelayDir::download) {}
+        down(ex, o.speed_limit, RelayDir::download),
+        download_wait(ex, asio::steady_timer::time_point::max()) {}
   void close_streams() noexcept override {
-    std::error_code ec;
+    error_code ec;
     a.lowest_layer().close(ec);
     b.lowest_layer().close(ec);
     up.timer.cancel();
     down.timer.cancel();
   }
+  void download_ended(bool eof) {
+    download_done = true;
+    download_eof = eof;
+    download_wait.cancel();
+  }
   A& a;
   B& b;
   RelayPacer up, down;
+  bool download_done = false;
+  bool download_eof = false;
+  asio::steady_timer download_wait;  // never expires: download_ended() cancels it
 };
 
 // One direction of the copy path; true when it ended with EOF (a TLS
@@ -155,7 +181,7 @@ class CopyRelay final : public RelaySession {
 template <class From, class To>
 asio::awaitable<bool> copy_direction(From& from, To& to, RelaySession& s, RelayDir dir,
                                      RelayPacer& pacer, std::size_t buffer_size) {
-  using divert::detail::as_tuple;
+  using asio::redirect_error;
   co_await asio::this_coro::throw_if_cancelled(false);
   RelayBuffer buf = acquire_relay_buffer(buffer_size);
   bool eof = false;
@@ -163,17 +189,20 @@ asio::awaitable<bool> copy_direction(From& from, To& to, RelaySession& s, RelayD
     std::size_t want = buffer_size;
     if (auto until = pacer.hold(buffer_size, want)) {
       pacer.timer.expires_at(*until);
-      auto [ec] = co_await pacer.timer.async_wait(as_tuple(asio::use_awaitable));
+      error_code ec;
+      co_await pacer.timer.async_wait(redirect_error(asio::use_awaitable, ec));
       if (ec) s.fail(dir, ec);  // cancelled from outside (ignored after a stop)
       continue;
     }
-    auto [rec, n] =
-        co_await from.async_read_some(asio::buffer(buf.get(), want), as_tuple(asio::use_awaitable));
+    error_code rec;
+    const std::size_t n = co_await from.async_read_some(asio::buffer(buf.get(), want),
+                                                        redirect_error(asio::use_awaitable, rec));
     if (n > 0) {
       s.touch();
       pacer.consumed(n);
-      auto [wec, written] =
-          co_await asio::async_write(to, asio::buffer(buf.get(), n), as_tuple(asio::use_awaitable));
+      error_code wec;
+      const std::size_t written = co_await asio::async_write(
+          to, asio::buffer(buf.get(), n), redirect_error(asio::use_awaitable, wec));
       s.count(dir, written);
       if (wec) {
         s.fail(dir, wec);
@@ -187,7 +216,7 @@ asio::awaitable<bool> copy_direction(From& from, To& to, RelaySession& s, RelayD
         s.fail(dir, rec);
       } else if constexpr (!TlsLikeStream<To>) {
         // Half-close. Toward TLS it waits: ssl::stream's shutdown also reads.
-        std::error_code ec;
+        error_code ec;
         to.lowest_layer().shutdown(asio::socket_base::shutdown_send, ec);
       }
       break;
@@ -197,33 +226,50 @@ asio::awaitable<bool> copy_direction(From& from, To& to, RelaySession& s, RelayD
   co_return eof;
 }
 
+// Sends `s`'s close_notify, waiting at most `limit` (then its socket's
+// operations are cancelled). `session` owns the wait on `s`.
 template <class S>
-asio::awaitable<void> tls_close(S& s, std::chrono::milliseconds limit) {
-  using namespace asio::experimental::awaitable_operators;
-  using divert::detail::as_tuple;
+asio::awaitable<void> tls_close(S& s, RelaySession& session, std::chrono::milliseconds limit) {
   co_await asio::this_coro::throw_if_cancelled(false);
   asio::steady_timer timer(co_await asio::this_coro::executor);
   timer.expires_after(limit);
-  co_await (s.async_shutdown(as_tuple(asio::use_awaitable)) ||
-            timer.async_wait(as_tuple(asio::use_awaitable)));
+  // The session is alive (and with it `s`) while copy_relay() runs.
+  timer.async_wait([w = session.weak_from_this(), &s](error_code ec) {
+    error_code ignored;
+    if (!ec && w.lock()) s.lowest_layer().cancel(ignored);
+  });
+  error_code ec;
+  co_await s.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
 }
 
-// The copy path (relay()'s contract; `o` already validated).
+// The copy path (relay()'s contract; `o` already validated). The download
+// direction runs in a coroutine of its own, this one copies the upload and
+// then waits for it: both use `a` and `b`. Cancelling this coroutine stops the
+// relay (the streams close, both directions end) and still waits.
 template <class A, class B>
 asio::awaitable<RelayResult> copy_relay(A& a, B& b, const RelayOptions& o) {
-  using namespace asio::experimental::awaitable_operators;
   co_await asio::this_coro::throw_if_cancelled(false);
-  auto s = std::make_shared<CopyRelay<A, B>>(co_await asio::this_coro::executor, a, b, o);
+  const auto ex = co_await asio::this_coro::executor;
+  auto s = std::make_shared<CopyRelay<A, B>>(ex, a, b, o);
   s->start_idle_timer();
-  const auto [up_eof, down_eof] =
-      co_await (copy_direction(a, b, *s, RelayDir::upload, s->up, o.buffer_size) &&
-                copy_direction(b, a, *s, RelayDir::download, s->down, o.buffer_size));
+  asio::co_spawn(ex, copy_direction(b, a, *s, RelayDir::download, s->down, o.buffer_size),
+                 [s](std::exception_ptr e, bool eof) {
+                   if (e) std::rethrow_exception(e);  // bad_alloc only
+                   s->download_ended(eof);
+                 });
+  const bool up_eof = co_await copy_direction(a, b, *s, RelayDir::upload, s->up, o.buffer_size);
+  while (!s->download_done) {
+    error_code ec;
+    co_await s->download_wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!s->download_done) s->cancel();  // this coroutine was cancelled
+  }
+  const bool down_eof = s->download_eof;
   if (!s->stopped()) {
     if constexpr (TlsLikeStream<B>) {
-      if (up_eof) co_await tls_close(b, o.tls_shutdown_timeout);
+      if (up_eof) co_await tls_close(b, *s, o.tls_shutdown_timeout);
     }
     if constexpr (TlsLikeStream<A>) {
-      if (down_eof) co_await tls_close(a, o.tls_shutdown_timeout);
+      if (down_eof) co_await tls_close(a, *s, o.tls_shutdown_timeout);
     }
   }
   s->close_streams();
@@ -342,12 +388,10 @@ auto async_relay(StreamA a, StreamB b, RelayOptions options, CompletionToken&& t
   }
   return asio::async_initiate<CompletionToken, void(RelayResult)>(
       [](auto handler, StreamA a, StreamB b, RelayOptions options) {
+        // The handler's executor and cancellation slot apply (as on the splice path).
         auto ex = a.get_executor();
-        asio::co_spawn(ex, detail::owning_relay(std::move(a), std::move(b), options),
-                       [h = std::move(handler)](std::exception_ptr e, RelayResult r) mutable {
-                         if (e) std::rethrow_exception(e);  // bad_alloc only
-                         std::move(h)(std::move(r));
-                       });
+        detail::spawn_for_handler(ex, detail::owning_relay(std::move(a), std::move(b), options),
+                                  std::move(handler));
       },
       token, std::move(a), std::move(b), options);
 }

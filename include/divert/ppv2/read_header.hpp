@@ -92,7 +92,7 @@ class DIVERT_EXPORT HeaderReader {
   asio::mutable_buffer prepare();
   // The last read gave `n` bytes and `ec`. nullopt: read more; else the
   // outcome ({} when the header is complete: take() it).
-  std::optional<std::error_code> commit(std::size_t n, const std::error_code& ec);
+  std::optional<error_code> commit(std::size_t n, const error_code& ec);
   ReceivedHeader take() noexcept { return std::move(out_); }
 
  private:
@@ -101,7 +101,7 @@ class DIVERT_EXPORT HeaderReader {
   std::size_t filled_ = 0;
 };
 
-using ReadHeaderResult = std::pair<std::error_code, ReceivedHeader>;
+using ReadHeaderResult = std::pair<error_code, ReceivedHeader>;
 
 template <class AsyncReadStream>
 asio::awaitable<ReadHeaderResult> read_proxy_header_op(AsyncReadStream& stream,
@@ -118,13 +118,14 @@ asio::awaitable<ReadHeaderResult> read_proxy_header_op(AsyncReadStream& stream,
     if (first.index() == 1) {
       auto [timer_ec] = std::get<1>(first);
       co_return ReadHeaderResult{
-          timer_ec ? timer_ec : ::divert::make_error_code(::divert::errc::header_timeout),
+          timer_ec ? timer_ec
+                   : error_code(::divert::make_error_code(::divert::errc::header_timeout)),
           ReceivedHeader{}};
     }
     auto [ec, n] = std::get<0>(first);
     if (auto done = reader.commit(n, ec)) {
       if (*done) co_return ReadHeaderResult{*done, ReceivedHeader{}};
-      co_return ReadHeaderResult{std::error_code{}, reader.take()};
+      co_return ReadHeaderResult{error_code{}, reader.take()};
     }
   }
 }
@@ -152,11 +153,11 @@ auto async_read_proxy_header(AsyncReadStream& stream, ReadHeaderOptions options,
 
 // Coroutine forms over a TCP socket. Non-throwing: fills `out` and returns {}
 // on success.
-DIVERT_EXPORT asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket& socket,
-                                                                 ReceivedHeader& out,
-                                                                 ReadHeaderOptions opts = {});
+DIVERT_EXPORT asio::awaitable<error_code> read_proxy_header(asio::ip::tcp::socket& socket,
+                                                            ReceivedHeader& out,
+                                                            ReadHeaderOptions opts = {});
 
-// Throwing form: std::system_error with the codes above.
+// Throwing form: divert::system_error (divert/asio.hpp) with the codes above.
 DIVERT_EXPORT asio::awaitable<ReceivedHeader> read_proxy_header(asio::ip::tcp::socket& socket,
                                                                 ReadHeaderOptions opts = {});
 
