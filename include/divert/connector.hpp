@@ -59,11 +59,19 @@
 // speak it: one that ignores 0xE7 (HAProxy accept-proxy) never answers, and
 // every connect then fails with bad_status_reply after the timeout.
 //
-// Thread-safety: DivertTcpConnector is a cheap, copyable handle to immutable
-// configuration plus atomic state (metrics, ejection); all its methods may be
-// called concurrently from any thread and executor. The returned stream uses
-// the executor passed, else the handler's (see "Asynchronous operations"
-// below). A Builder is not thread-safe.
+// Live operations: reconfigure(builder) swaps the configuration in place
+// (tasks in flight finish on the one they started with; next proxies that
+// stay keep their counters, ejection and health state), metrics_snapshot()
+// adds per-next-proxy counters and gauges to the metrics, and
+// start_health_checks(ex) probes every next proxy with a PROXY v2 LOCAL
+// header (health_check key) until stop().
+//
+// Thread-safety: DivertTcpConnector is a cheap, copyable handle to shared
+// state (the current configuration, metrics, per-next-proxy state); all its
+// methods may be called concurrently from any thread and executor, and every
+// copy of a handle sees the same state (a reconfigure through one is seen by
+// all). The returned stream uses the executor passed, else the handler's (see
+// "Asynchronous operations" below). A Builder is not thread-safe.
 #pragma once
 
 #include <chrono>
@@ -77,6 +85,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "divert/asio/any_io_executor.hpp"
 #include "divert/asio/async_result.hpp"
 #include "divert/asio/awaitable.hpp"
 #include "divert/asio/execution/executor.hpp"
@@ -109,7 +118,13 @@ namespace divert {
 // Everything the connector is configured with. Field names are g3proxy divert_tcp's
 // keys (divert_tcp); the ones below the line are divert's own additions.
 struct ConnectorConfig {
-  std::vector<WeightedUpstreamAddr> proxy_addr;  // required; default port 3128
+  // Required; default port 3128. A domain next proxy is resolved through
+  // `resolver` on every connect (and every health-check probe): the
+  // connector caches no answer, so new connections follow the name's
+  // answers as they change. How long an answer lives is the resolver's
+  // business (system_resolver(): getaddrinfo each time, so the system's
+  // cache, e.g. nscd or systemd-resolved, and the record's TTL decide).
+  std::vector<WeightedUpstreamAddr> proxy_addr;
   PickPolicy proxy_addr_pick_policy = PickPolicy::random;
   std::shared_ptr<net::Resolver> resolver;  // required iff a proxy is a domain
   // resolve_strategy, no_ipv4/6, tcp_connect, happy_eyeballs, tcp_misc_opts,
@@ -315,7 +330,7 @@ class DIVERT_EXPORT DivertTcpConnector {
   template <class ClientStream, class ProxyStream, class Token>
   auto async_relay(ClientStream client, ProxyStream stream, RelayOptions options,
                    Token&& token) const {
-    options.speed_limit = config().tcp_sock_speed_limit;
+    options.speed_limit = speed_limit();
     options.metrics = &metrics();
     return asio::async_initiate<Token, void(divert::error_code, RelayResult)>(
         [](auto handler, DivertTcpConnector self, ClientStream client, ProxyStream stream,
@@ -344,15 +359,70 @@ class DIVERT_EXPORT DivertTcpConnector {
     return relay_holding(*this, client, stream, std::move(options));
   }
 
-  const ConnectorConfig& config() const noexcept;
+  // A copy of the current configuration (reconfigure() may replace it at any
+  // time, so no reference is handed out).
+  ConnectorConfig config() const;
+  // The connector's metrics: the same object for the connector's whole life,
+  // across reconfigure() (a host may keep &metrics()). Its snapshot() has no
+  // per-next-proxy part; metrics_snapshot() has.
   Metrics& metrics() const noexcept;
+  // metrics().snapshot() plus, in MetricsSnapshot::proxies, one entry per
+  // next proxy of the current configuration, in proxy_addr order, labelled by
+  // its canonical address (UpstreamAddr::to_string()): the counters
+  // escaper.next_proxy.{attempt,establish,error,timeout} (counted as
+  // escaper.tcp.connect.* are, per next proxy tried; kept across
+  // reconfigure() while the address stays, never decreasing), `up` (false
+  // while an active health check marks it down), `ejected` (passive
+  // ejection in force now) and `connects_in_flight` (attempts on it in
+  // progress). A next proxy removed by reconfigure() leaves the snapshot (a
+  // re-added one starts from zero). Thread-safe; the counters are read one
+  // by one (relaxed), not as one atomic picture.
+  MetricsSnapshot metrics_snapshot() const;
   // Next proxies currently ejected (by canonical address), for diagnostics.
   std::vector<std::string> ejected_proxies() const;
-  // Total number of ejections so far.
+  // Total number of ejections so far (across reconfigure()).
   std::uint64_t ejections() const noexcept;
+
+  // Replaces the configuration with `builder`'s for the operations initiated
+  // afterwards; those initiated before (running or not yet run) finish on
+  // the configuration current when they were initiated. Validated exactly as
+  // build() (same errors); on config_error nothing changes and the old
+  // configuration keeps serving. Next proxies kept (same canonical address,
+  // whatever their weight or position) keep their counters, passive-ejection
+  // state and health-check state; removed ones are forgotten (added back
+  // later, they start afresh). The metrics' identity cannot change: a `name`
+  // or `extra_metrics_tags` other than the current ones is refused with
+  // config_error naming the key (build a new connector for that).
+  // Health checks, when started: they follow the new next-proxy list (kept
+  // addresses keep their rise/fall state and `down` mark); when
+  // health_check, the connect options or the resolver change, they start
+  // again with the new settings (every next proxy up until its probes say
+  // otherwise); a reconfigure disabling health_check stops them and one
+  // enabling it starts them on the executor given to start_health_checks().
+  // Thread-safe: any thread, concurrently with connects, relays and other
+  // reconfigures (they apply one after the other).
+  void reconfigure(const Builder& builder) const;
+
+  // Active health checks (see the health_check key, health_check.hpp): each
+  // next proxy is probed on `ex` every health_check.interval, and one found
+  // down is left out of selection as an ejected one is (metrics_snapshot():
+  // `up` false). While health_check is disabled nothing is probed, but `ex`
+  // is kept: a reconfigure() enabling it starts the probes there. Calling it
+  // again before stop() changes nothing. The probes stop with stop() or when
+  // the connector's last handle is gone; call stop() before the execution
+  // context behind `ex` is destroyed. Thread-safe.
+  void start_health_checks(asio::any_io_executor ex) const;
+  // Stops the health checks: pending probes are cancelled, no mark changes
+  // once it returns, and the `down` marks are lifted (selection tries those
+  // next proxies again). Idempotent; connects keep working;
+  // start_health_checks() may be called again. There are no other timers:
+  // domain next proxies are resolved on every connect (see proxy_addr).
+  // Thread-safe.
+  void stop() const;
 
  private:
   struct State;
+  SpeedLimitConfig speed_limit() const;
   explicit DivertTcpConnector(std::shared_ptr<State> s) : s_(std::move(s)) {}
 
   // The compiled operations: start on `ex`, complete `handler` once.
@@ -397,7 +467,7 @@ class DIVERT_EXPORT DivertTcpConnector {
   template <class ClientStream, class ProxyStream>
   static asio::awaitable<RelayResult> relay_holding(DivertTcpConnector self, ClientStream& client,
                                                     ProxyStream& stream, RelayOptions options) {
-    options.speed_limit = self.config().tcp_sock_speed_limit;
+    options.speed_limit = self.speed_limit();
     options.metrics = &self.metrics();
     co_return co_await divert::relay(client, stream, options);
   }

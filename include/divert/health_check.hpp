@@ -40,6 +40,7 @@ struct DIVERT_EXPORT HealthCheckConfig {
   // range (interval or timeout <= 0, rise or fall 0). Checked whether or not
   // enabled, so that a configuration turned on later is already valid.
   void validate() const;
+  friend bool operator==(const HealthCheckConfig&, const HealthCheckConfig&) = default;
 };
 
 }  // namespace divert

@@ -1,7 +1,10 @@
 #include "divert/metrics.hpp"
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <bit>
+#include <iterator>
+#include <stdexcept>
 
 #include "divert/error.hpp"
 
@@ -13,6 +16,13 @@ constexpr std::array<std::string_view, kMetricsCounterCount> kNames = {
     "escaper.tcp.connect.attempt", "escaper.tcp.connect.establish", "escaper.tcp.connect.success",
     "escaper.tcp.connect.error",   "escaper.tcp.connect.timeout",   "escaper.traffic.in.bytes",
     "escaper.traffic.out.bytes",   "escaper.tls.handshake.error",   "escaper.tls.handshake.timeout",
+};
+
+constexpr std::array<std::string_view, kProxyCounterCount> kProxyNames = {
+    "escaper.next_proxy.attempt",
+    "escaper.next_proxy.establish",
+    "escaper.next_proxy.error",
+    "escaper.next_proxy.timeout",
 };
 
 // Length of the well-formed UTF-8 multi-byte sequence at s[i] (lead byte
@@ -48,6 +58,11 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
 std::string_view metric_name(MetricsCounter c) noexcept {
   const auto i = static_cast<std::size_t>(c);
   return i < kNames.size() ? kNames[i] : std::string_view{};
+}
+
+std::string_view metric_name(ProxyCounter c) noexcept {
+  const auto i = static_cast<std::size_t>(c);
+  return i < kProxyNames.size() ? kProxyNames[i] : std::string_view{};
 }
 
 std::size_t latency_bucket_index(std::uint64_t us) noexcept {
@@ -112,6 +127,8 @@ MetricsSnapshot Metrics::snapshot() const {
   }
   s.connect_latency.count = latency_count_.load(std::memory_order_relaxed);
   s.connect_latency.sum_us = latency_sum_us_.load(std::memory_order_relaxed);
+  s.relays_open = relays_open();
+  s.connects_in_flight = connects_in_flight();
   return s;
 }
 
@@ -128,6 +145,18 @@ MetricsSnapshot MetricsSnapshot::delta_since(const MetricsSnapshot& earlier) con
   }
   d.connect_latency.count = sub(connect_latency.count, earlier.connect_latency.count);
   d.connect_latency.sum_us = sub(connect_latency.sum_us, earlier.connect_latency.sum_us);
+  d.relays_open = relays_open;
+  d.connects_in_flight = connects_in_flight;
+  d.proxies = proxies;
+  for (auto& p : d.proxies) {
+    const auto before =
+        std::find_if(earlier.proxies.begin(), earlier.proxies.end(),
+                     [&](const ProxyMetricsSnapshot& e) { return e.next_proxy == p.next_proxy; });
+    if (before == earlier.proxies.end()) continue;
+    for (std::size_t i = 0; i < kProxyCounterCount; ++i) {
+      p.counters[i] = sub(p.counters[i], before->counters[i]);
+    }
+  }
   return d;
 }
 
@@ -149,7 +178,29 @@ void visit(const MetricsSnapshot& snapshot, const MetricsVisitor& visitor) {
           snapshot.connect_latency.count);
   visitor(std::string(kConnectLatencyName) + ".sum", snapshot.tags,
           snapshot.connect_latency.sum_us);
+  for (const auto& proxy : snapshot.proxies) {
+    tags.back() = {"next_proxy", proxy.next_proxy};
+    for (std::size_t i = 0; i < kProxyCounterCount; ++i) {
+      visitor(kProxyNames[i], tags, proxy.counters[i]);
+    }
+  }
 }
+
+namespace {
+
+// A next proxy's address as a StatsD tag value: [A-Za-z0-9-_./:] kept, the
+// rest (brackets of IPv6 literals, any separator StatsD reads) becomes '_'.
+std::string statsd_tag_value(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_' || c == '.' || c == '/' || c == ':';
+    if (!keep) c = '_';
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string format_statsd(const MetricsSnapshot& snapshot, std::string_view prefix) {
   std::string out;
@@ -164,7 +215,11 @@ std::string format_statsd(const MetricsSnapshot& snapshot, std::string_view pref
       out += i == 0 ? "|#" : ",";
       out += tags[i].first;
       out += ':';
-      out += tags[i].second;
+      if (tags[i].first == "next_proxy") {
+        out += statsd_tag_value(tags[i].second);
+      } else {
+        out += tags[i].second;
+      }
     }
     out += '\n';
   });
