@@ -109,7 +109,11 @@ struct MetricsHttpServer::Impl {
     for (;;) {
       auto [ec, socket] = co_await acceptor.async_accept(detail::as_tuple(asio::use_awaitable));
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-      if (ec) continue;  // e.g. EMFILE, a connection reset before accept: keep serving
+      if (ec) {  // e.g. EMFILE: keep serving, without spinning on a failing accept()
+        asio::steady_timer pause(io, std::chrono::milliseconds(100));
+        co_await pause.async_wait(detail::as_tuple(asio::use_awaitable));
+        continue;
+      }
       if (open >= opts.max_connections) continue;  // closed as `socket` goes
       ++open;
       asio::co_spawn(io, serve(std::move(socket)), [this](std::exception_ptr) { --open; });
