@@ -31,7 +31,7 @@ void accept_forever(tcp::acceptor& a) {
 
 // Close with RST so that thousands of connects leave no TIME_WAIT behind.
 void hard_close(tcp::socket& s) {
-  std::error_code ec;
+  divert::error_code ec;
   s.set_option(asio::socket_base::linger(true, 0), ec);
   s.close(ec);
 }

@@ -41,7 +41,7 @@ asio::awaitable<void> send_all(tcp::socket& s, std::uint64_t total) {
     if (ec) co_return;
     left -= w;
   }
-  std::error_code ec;
+  divert::error_code ec;
   s.shutdown(tcp::socket::shutdown_send, ec);
 }
 
@@ -69,7 +69,7 @@ asio::awaitable<void> bare_copy(tcp::socket& from, tcp::socket& to) {
     }
     if (ec) break;
   }
-  std::error_code ec;
+  divert::error_code ec;
   to.shutdown(tcp::socket::shutdown_send, ec);
 }
 

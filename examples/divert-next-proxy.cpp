@@ -117,7 +117,7 @@ std::shared_ptr<net::Resolver> static_resolver(const std::vector<std::string>& e
     while (!rest.empty()) {
       const auto comma = rest.find(',');
       const std::string one(rest.substr(0, comma));
-      std::error_code ec;
+      divert::error_code ec;
       addresses.push_back(asio::ip::make_address(one, ec));
       if (ec) throw usage_error("--resolve: '" + one + "' is not an IP address");
       rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);

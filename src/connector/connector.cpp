@@ -8,8 +8,8 @@
 #include <mutex>
 #include "divert/asio/as_tuple.hpp"
 #include "divert/asio/co_spawn.hpp"
-#include "divert/asio/read.hpp"
 #include "divert/asio/experimental/awaitable_operators.hpp"
+#include "divert/asio/read.hpp"
 #include "divert/asio/redirect_error.hpp"
 #include "divert/asio/steady_timer.hpp"
 #include "divert/asio/use_awaitable.hpp"
