@@ -43,6 +43,22 @@ struct Pair {
     asio::write(client, asio::buffer(b.data(), b.size()));
   }
   void send(std::string_view s) { send(as_bytes(s)); }
+  // Sends `b` from a coroutine on io: `chunk` bytes, then a pause of `gap`.
+  void send_slowly(Bytes b, std::size_t chunk, std::chrono::milliseconds gap) {
+    asio::co_spawn(
+        io,
+        [this, b = std::move(b), chunk, gap]() -> asio::awaitable<void> {
+          asio::steady_timer t(io);
+          for (std::size_t i = 0; i < b.size(); i += chunk) {
+            co_await asio::async_write(client,
+                                       asio::buffer(b.data() + i, std::min(chunk, b.size() - i)),
+                                       asio::use_awaitable);
+            t.expires_after(gap);
+            co_await t.async_wait(asio::use_awaitable);
+          }
+        },
+        asio::detached);
+  }
 
   // Runs read_proxy_header on the server side (bounded by 10 s of wall time).
   divert::error_code read(ReceivedHeader& out, ReadHeaderOptions opts = {}) {
@@ -91,19 +107,7 @@ TEST_CASE("read_proxy_header: header torn across several segments") {
   Bytes h = divert_header();
   ReceivedHeader got;
   std::optional<divert::error_code> result;
-  asio::co_spawn(
-      p.io,
-      [&]() -> asio::awaitable<void> {
-        asio::steady_timer t(p.io);
-        for (std::size_t i = 0; i < h.size(); i += 7) {
-          co_await asio::async_write(
-              p.client, asio::buffer(h.data() + i, std::min<std::size_t>(7, h.size() - i)),
-              asio::use_awaitable);
-          t.expires_after(2ms);
-          co_await t.async_wait(asio::use_awaitable);
-        }
-      },
-      asio::detached);
+  p.send_slowly(h, 7, 2ms);
   asio::co_spawn(
       p.io, [&]() -> asio::awaitable<void> { result = co_await read_proxy_header(p.server, got); },
       asio::detached);
@@ -271,17 +275,7 @@ TEST_CASE(
   const Bytes h = divert_header();
   ReceivedHeader got;
   std::optional<std::error_code> result;
-  asio::co_spawn(
-      p.io,
-      [&]() -> asio::awaitable<void> {
-        asio::steady_timer t(p.io);
-        for (std::size_t i = 0; i < h.size() && !result; ++i) {
-          co_await asio::async_write(p.client, asio::buffer(&h[i], 1), asio::use_awaitable);
-          t.expires_after(50ms);
-          co_await t.async_wait(asio::use_awaitable);
-        }
-      },
-      asio::detached);
+  p.send_slowly(h, 1, 50ms);
   const auto t0 = std::chrono::steady_clock::now();
   asio::co_spawn(
       p.io,
