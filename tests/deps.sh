@@ -8,6 +8,7 @@ DIVERT_PACKAGES=(
   cmake ninja-build g++ clang libclang-rt-14-dev clang-format-14 pkg-config
   libasio-dev libboost1.81-dev libfmt-dev catch2 libssl-dev libxxhash-dev libidn2-dev libhttp-parser-dev
   haproxy nginx-light curl openssl iproute2 nftables python3
+  liburing-dev
 )
 
 missing=()
