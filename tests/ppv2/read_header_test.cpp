@@ -274,7 +274,7 @@ TEST_CASE(
   Pair p;
   const Bytes h = divert_header();
   ReceivedHeader got;
-  std::optional<std::error_code> result;
+  std::optional<divert::error_code> result;
   p.send_slowly(h, 1, 50ms);
   const auto t0 = std::chrono::steady_clock::now();
   asio::co_spawn(
