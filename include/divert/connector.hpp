@@ -97,6 +97,7 @@
 #include "divert/detail/erased_handler.hpp"
 #include "divert/error.hpp"
 #include "divert/export.hpp"
+#include "divert/health_check.hpp"
 #include "divert/logger.hpp"
 #include "divert/metrics.hpp"
 #include "divert/net/options.hpp"
@@ -117,7 +118,13 @@ namespace divert {
 // Everything the connector is configured with. Field names are g3proxy divert_tcp's
 // keys (divert_tcp); the ones below the line are divert's own additions.
 struct ConnectorConfig {
-  std::vector<WeightedUpstreamAddr> proxy_addr;  // required; default port 3128
+  // Required; default port 3128. A domain next proxy is resolved through
+  // `resolver` on every connect (and every health-check probe): the
+  // connector caches no answer, so new connections follow the name's
+  // answers as they change. How long an answer lives is the resolver's
+  // business (system_resolver(): getaddrinfo each time, so the system's
+  // cache, e.g. nscd or systemd-resolved, and the record's TTL decide).
+  std::vector<WeightedUpstreamAddr> proxy_addr;
   PickPolicy proxy_addr_pick_policy = PickPolicy::random;
   std::shared_ptr<net::Resolver> resolver;  // required iff a proxy is a domain
   // resolve_strategy, no_ipv4/6, tcp_connect, happy_eyeballs, tcp_misc_opts,
@@ -144,6 +151,8 @@ struct ConnectorConfig {
   // Ask each next proxy for the upstream status reply (TLV 0xE7; see
   // "Upstream status reply" above). Only for next proxies that speak it.
   bool next_proxy_status_reply = false;
+  // Active health checks (health_check.hpp); off by default.
+  HealthCheckConfig health_check;
 };
 
 // What a connector call tells the host besides the stream (the forms taking
@@ -374,33 +383,41 @@ class DIVERT_EXPORT DivertTcpConnector {
   // Total number of ejections so far (across reconfigure()).
   std::uint64_t ejections() const noexcept;
 
-  // Replaces the configuration with `builder`'s for the tasks started
-  // afterwards; tasks in flight finish on the configuration they started
-  // with. Validated exactly as build() (same errors); on config_error nothing
-  // changes and the old configuration keeps serving. Next proxies kept (same
-  // canonical address, whatever their weight or position) keep their
-  // counters, passive-ejection state and health-check state; removed ones
-  // are forgotten. The metrics' identity cannot change: a `name` or
-  // `extra_metrics_tags` other than the current ones is refused with
-  // config_error naming the key (build a new connector for that). With
-  // health checks started, the probes follow the new next-proxy list (and
-  // the new health_check settings, the rise/fall state of kept addresses
-  // kept); started health checks stay started. Thread-safe: any thread,
-  // concurrently with connects, relays and other reconfigures (they apply
-  // one after the other).
+  // Replaces the configuration with `builder`'s for the operations initiated
+  // afterwards; those initiated before (running or not yet run) finish on
+  // the configuration current when they were initiated. Validated exactly as
+  // build() (same errors); on config_error nothing changes and the old
+  // configuration keeps serving. Next proxies kept (same canonical address,
+  // whatever their weight or position) keep their counters, passive-ejection
+  // state and health-check state; removed ones are forgotten (added back
+  // later, they start afresh). The metrics' identity cannot change: a `name`
+  // or `extra_metrics_tags` other than the current ones is refused with
+  // config_error naming the key (build a new connector for that).
+  // Health checks, when started: they follow the new next-proxy list (kept
+  // addresses keep their rise/fall state and `down` mark); when
+  // health_check, the connect options or the resolver change, they start
+  // again with the new settings (every next proxy up until its probes say
+  // otherwise); a reconfigure disabling health_check stops them and one
+  // enabling it starts them on the executor given to start_health_checks().
+  // Thread-safe: any thread, concurrently with connects, relays and other
+  // reconfigures (they apply one after the other).
   void reconfigure(const Builder& builder) const;
 
-  // Active health checks (see the health_check key): each next proxy is
-  // probed on `ex` every health_check.interval, and one found down is left
-  // out of selection as an ejected one is. While health_check is disabled
-  // nothing is probed, but `ex` is kept: a reconfigure() enabling it starts
-  // the probes there. Calling it again before stop() changes nothing. The
-  // probes hold the connector's state: call stop() before the execution
+  // Active health checks (see the health_check key, health_check.hpp): each
+  // next proxy is probed on `ex` every health_check.interval, and one found
+  // down is left out of selection as an ejected one is (metrics_snapshot():
+  // `up` false). While health_check is disabled nothing is probed, but `ex`
+  // is kept: a reconfigure() enabling it starts the probes there. Calling it
+  // again before stop() changes nothing. The probes stop with stop() or when
+  // the connector's last handle is gone; call stop() before the execution
   // context behind `ex` is destroyed. Thread-safe.
   void start_health_checks(asio::any_io_executor ex) const;
-  // Stops the health checks (pending probes are cancelled; marks of `down`
-  // are cleared so selection no longer skips those next proxies) and any
-  // re-resolve timers. Idempotent; connects keep working. Thread-safe.
+  // Stops the health checks: pending probes are cancelled, no mark changes
+  // once it returns, and the `down` marks are lifted (selection tries those
+  // next proxies again). Idempotent; connects keep working;
+  // start_health_checks() may be called again. There are no other timers:
+  // domain next proxies are resolved on every connect (see proxy_addr).
+  // Thread-safe.
   void stop() const;
 
  private:
@@ -494,6 +511,8 @@ class DIVERT_EXPORT DivertTcpConnector::Builder {
   Builder& next_proxy_status_reply(bool on);
   // TCP_QUICKACK off before connect (see net::ConnectOptions); default on.
   Builder& delay_handshake_ack(bool on);
+  // Active health checks (health_check.hpp); checked by build() with validate().
+  Builder& health_check(HealthCheckConfig c);
 
   // Names a resolver for set("resolver", NAME). "system" is always known.
   Builder& register_resolver(std::string name, std::shared_ptr<net::Resolver> r);
@@ -519,7 +538,8 @@ class DIVERT_EXPORT DivertTcpConnector::Builder {
   // (empty, over 15 bytes, no such interface); each_timeout <= 0; a speed limit
   // with shift above 12 or a zero limit; a bad extra_metrics_tags name or
   // value; max_header_size outside 16..65551; eject_duration <= 0 with
-  // ejection on; tls_handshake_timeout <= 0.
+  // ejection on; tls_handshake_timeout <= 0; a health_check field out of
+  // range (HealthCheckConfig::validate).
   DivertTcpConnector build() const;
 
   const ConnectorConfig& config() const noexcept { return cfg_; }

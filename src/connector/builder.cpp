@@ -129,6 +129,43 @@ Logger parse_logger(std::string_view key, const std::string& text) {
   return stderr_logger(level);
 }
 
+// health_check: a map {interval, timeout, rise, fall, enable} turns the check on
+// (unless enable: false); a scalar boolean only switches it. Fields left out
+// keep their value in `current`.
+HealthCheckConfig parse_health_check(std::string_view key, const ConfigValue& v,
+                                     HealthCheckConfig current) {
+  if (v.is_scalar()) {
+    current.enabled = parse_bool(key, v.scalar());
+    return current;
+  }
+  if (!v.is_map())
+    throw config_error(std::string(key), v.to_string(),
+                       "expected a map {interval, timeout, rise, fall} or a boolean");
+  current.enabled = true;
+  auto positive_duration = [](const std::string& k, const ConfigValue& fv) {
+    const auto& text = expect_scalar(k, fv);
+    auto d = parse_duration(k, text);
+    if (d.count() <= 0) throw config_error(k, text, "must be positive");
+    return d;
+  };
+  for_each_field(key, v, [&](const std::string& f, const ConfigValue& fv) {
+    auto k = join(key, f);
+    if (f == "interval")
+      current.interval = positive_duration(k, fv);
+    else if (f == "timeout")
+      current.timeout = positive_duration(k, fv);
+    else if (f == "rise")
+      current.rise = parse_u32(k, fv, 1, 1000);
+    else if (f == "fall")
+      current.fall = parse_u32(k, fv, 1, 1000);
+    else if (f == "enable" || f == "enabled")
+      current.enabled = parse_bool(k, expect_scalar(k, fv));
+    else
+      unknown_field(key, f, fv, "interval, timeout, rise, fall, enable");
+  });
+  return current;
+}
+
 }  // namespace
 
 DivertTcpConnector::Builder DivertTcpConnector::builder() {
@@ -241,6 +278,10 @@ B& B::next_proxy_status_reply(bool on) {
 }
 B& B::delay_handshake_ack(bool on) {
   cfg_.connect.delay_handshake_ack = on;
+  return *this;
+}
+B& B::health_check(HealthCheckConfig c) {
+  cfg_.health_check = c;
   return *this;
 }
 B& B::register_resolver(std::string name, std::shared_ptr<net::Resolver> r) {
@@ -444,6 +485,8 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
     cfg_.next_proxy_status_reply = parse_bool(key, scalar());
   } else if (key == "delay_handshake_ack") {
     cfg_.connect.delay_handshake_ack = parse_bool(key, scalar());
+  } else if (key == "health_check") {
+    cfg_.health_check = parse_health_check(key, v, cfg_.health_check);
   } else {
     throw config_error(
         key, v.to_string(),
@@ -452,7 +495,7 @@ B& B::set(std::string_view raw_key, const ConfigValue& v) {
         "tcp_keepalive, bind_ipv4, bind_ipv6, bind_interface, extra_metrics_tags, "
         "shared_logger, name, proxy_failover, eject_after_failures, eject_duration, "
         "tls_handshake_timeout, tls_verify_peer, max_header_size, header_crc32c, "
-        "next_proxy_status_reply, delay_handshake_ack)");
+        "next_proxy_status_reply, delay_handshake_ack, health_check)");
   }
   return *this;
 }
@@ -501,6 +544,7 @@ void validate_connector_config(const ConnectorConfig& cfg) {
     throw config_error("tls_handshake_timeout",
                        std::to_string(cfg.tls_handshake_timeout.count()) + "ms",
                        "must be positive");
+  cfg.health_check.validate();
 }
 
 }  // namespace divert

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <algorithm>
 #include <cerrno>
+#include <mutex>
 #include "divert/asio/as_tuple.hpp"
 #include "divert/asio/co_spawn.hpp"
 #include "divert/asio/experimental/awaitable_operators.hpp"
@@ -17,6 +18,7 @@
 #include "divert/connector.hpp"
 #include "divert/net/connect.hpp"
 #include "divert/net/socket_options.hpp"
+#include "health_check/health_checker.hpp"
 
 #if defined(DIVERT_WITH_TLS)
 #include <openssl/ssl.h>
@@ -33,50 +35,101 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using asio::ip::tcp;
 
-}  // namespace
-
-struct DivertTcpConnector::State {
-  explicit State(ConnectorConfig c)
+// One configuration: what a connect started under it uses until it ends
+// (the connect's frame holds it, so a reconfigure never changes it under a
+// connect in flight).
+struct Generation {
+  // `previous`: the generation replaced, whose per-next-proxy state the
+  // addresses kept share (null for the first).
+  Generation(ConnectorConfig c, const Generation* previous)
       : cfg(std::move(c)),
         selector(make_proxy_selector(cfg)),
-        metrics(cfg.name, cfg.extra_metrics_tags),
-        health(cfg.proxy_addr.size()) {}
+        health(previous ? previous->health.carried_to(cfg.proxy_addr)
+                        : connector::ProxyHealth(cfg.proxy_addr)) {}
 
-  ConnectorConfig cfg;
-  UpstreamSelector selector;
-  mutable Metrics metrics;
+  const ConnectorConfig cfg;
+  const UpstreamSelector selector;
   connector::ProxyHealth health;
+};
+
+// Metrics::connect_started() while it lives (the connects_in_flight gauge).
+class ConnectInFlight {
+ public:
+  explicit ConnectInFlight(Metrics& m) : m_(m) { m_.connect_started(); }
+  ~ConnectInFlight() { m_.connect_finished(); }
+  ConnectInFlight(const ConnectInFlight&) = delete;
+  ConnectInFlight& operator=(const ConnectInFlight&) = delete;
+
+ private:
+  Metrics& m_;
+};
+}  // namespace
+
+// The handle's shared state: the current generation, the metrics (one object
+// for the connector's life) and the health checks.
+struct DivertTcpConnector::State {
+  explicit State(ConnectorConfig c)
+      : metrics(c.name, c.extra_metrics_tags),
+        current_(std::make_shared<Generation>(std::move(c), nullptr)) {}
+
+  mutable Metrics metrics;
+
+  // The generation new tasks start on.
+  std::shared_ptr<Generation> current() const {
+    std::lock_guard lock(current_mu_);
+    return current_;
+  }
+  // Validates `cfg` (throws config_error, nothing changed) and makes it current.
+  void reconfigure(ConnectorConfig cfg);
+  // start_health_checks() / stop().
+  void start_health_checks(asio::any_io_executor ex);
+  void stop();
 
   // What a connect tells its caller besides the stream.
   struct ConnectReport {
     TaskId task_id;                          // sent in 0xE3 (given or generated)
     std::optional<std::size_t> proxy_index;  // reached, or last tried (index in proxy_addr)
+    // The host's view of it (`g`: the connect's generation).
+    DivertInfo info(const Generation& g, const tcp::socket& s) const {
+      DivertInfo i;
+      i.task_id = task_id;
+      if (proxy_index) i.next_proxy = g.cfg.proxy_addr[*proxy_index].addr;
+      std::error_code ignored;
+      if (s.is_open()) i.next_proxy_endpoint = s.remote_endpoint(ignored);
+      return i;
+    }
   };
 
-  // Picks, connects, sends the header (the decisions: connector::ConnectCore).
-  // Reports an error through `ec` (the stream is then unopened) and never
-  // throws. `task` lives in the coroutine frame (the caller's Task may be gone
-  // before the awaitable starts); *tls_name, `ec` and `report` must outlive
-  // the awaitable. `self` (this State) too: the frame keeps the State alive
-  // when the caller's last DivertTcpConnector handle is gone (a temporary, a
-  // reload) before it ends.
-  asio::awaitable<tcp::socket> connect(std::shared_ptr<State> self, Task task,
+  // Picks, connects, sends the header (the decisions: connector::ConnectCore)
+  // with generation `g`'s configuration. Reports an error through `ec` (the
+  // stream is then unopened) and never throws. `task` lives in the coroutine
+  // frame (the caller's Task may be gone before the awaitable starts);
+  // *tls_name, `ec` and `report` must outlive the awaitable, and so must this
+  // State (the callers' frames hold it).
+  asio::awaitable<tcp::socket> connect(std::shared_ptr<Generation> g, Task task,
                                        const std::string* tls_name, std::error_code& ec,
                                        ConnectReport& report);
 #if defined(DIVERT_WITH_TLS)
   // https_forward's body; as connect().
-  asio::awaitable<TlsStream> https(std::shared_ptr<State> self, Task task, std::string tls_name,
+  asio::awaitable<TlsStream> https(std::shared_ptr<Generation> g, Task task, std::string tls_name,
                                    asio::ssl::context& ctx, error_code& ec, ConnectReport& report);
 #endif
-  // The host's view of a report.
-  DivertInfo info(const ConnectReport& report, const tcp::socket& s) const {
-    DivertInfo i;
-    i.task_id = report.task_id;
-    if (report.proxy_index) i.next_proxy = cfg.proxy_addr[*report.proxy_index].addr;
-    std::error_code ignored;
-    if (s.is_open()) i.next_proxy_endpoint = s.remote_endpoint(ignored);
-    return i;
-  }
+
+ private:
+  // Makes the health checks match generation `g` (`old`: the one it replaces,
+  // else null): none unless started and enabled; a new checker when its
+  // settings changed; else the same one with `g`'s next proxies as targets.
+  void update_health_checks(const Generation& g, const Generation* old);
+  // Stops the checker (no on_change afterwards) and marks `g`'s next proxies up.
+  void drop_health_checker(const Generation& g);
+
+  // Serialises reconfigure(), start_health_checks() and stop(); guards the
+  // two health-check members below.
+  std::mutex control_mu_;
+  std::optional<asio::any_io_executor> health_ex_;  // set while started
+  std::unique_ptr<health::HealthChecker> checker_;  // while started and enabled
+  mutable std::mutex current_mu_;
+  std::shared_ptr<Generation> current_;
 };
 
 namespace {
@@ -147,12 +200,13 @@ asio::awaitable<std::error_code> read_status_reply(tcp::socket& s, std::span<std
 }  // namespace
 
 // The I/O shell: performs connector::ConnectCore's actions and feeds it the results.
-asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<State> /*self*/,
+asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<Generation> g,
                                                                 Task task,
                                                                 const std::string* tls_name,
                                                                 std::error_code& ec,
                                                                 ConnectReport& report) {
   using connector::ConnectAction;
+  const ConnectorConfig& cfg = g->cfg;
   ec.clear();
   report.proxy_index.reset();
   auto ex = co_await asio::this_coro::executor;
@@ -161,7 +215,9 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
   const std::string id_text =
       cfg.shared_logger.enabled(LogLevel::error) ? report.task_id.to_string() : std::string();
 
-  connector::ConnectCore core(cfg, selector, health);
+  ConnectInFlight in_flight(metrics);
+  std::optional<connector::ProxyHealth::InFlight> attempt;  // the next proxy being tried
+  connector::ConnectCore core(cfg, g->selector, g->health);
   const auto* actions = &core.start({task, tls_name, report.task_id}, Clock::now());
   std::optional<tcp::socket> sock;
   for (;;) {
@@ -174,6 +230,9 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
       switch (a.kind) {
         case ConnectAction::Kind::metric:
           metrics.add(a.counter, a.amount);
+          break;
+        case ConnectAction::Kind::proxy_metric:
+          g->health.count(a.proxy, a.proxy_counter);
           break;
         case ConnectAction::Kind::connect_latency:
           metrics.record_connect_latency(a.latency);
@@ -188,6 +247,8 @@ asio::awaitable<tcp::socket> DivertTcpConnector::State::connect(std::shared_ptr<
     switch (next) {
       case ConnectAction::Kind::connect: {
         sock.reset();
+        attempt.reset();  // the previous attempt (if any) ended
+        attempt.emplace(g->health.entry(i));
         report.proxy_index = i;  // the last tried, until done() names the one reached
         const UpstreamAddr& proxy = cfg.proxy_addr[i].addr;
         std::optional<net::ConnectResult> r;
@@ -260,16 +321,18 @@ void DivertTcpConnector::start_connect(asio::any_io_executor ex, Task task,
     std::optional<tcp::socket> socket;
     DivertInfo info;
   };
-  auto run = [](std::shared_ptr<State> s, Task task) -> asio::awaitable<Outcome> {
+  auto run = [](std::shared_ptr<State> s, std::shared_ptr<Generation> g,
+                Task task) -> asio::awaitable<Outcome> {
     Outcome out;
     State::ConnectReport report;
-    auto sock = co_await s->connect(s, std::move(task), nullptr, out.ec, report);
-    out.info = s->info(report, sock);
+    auto sock = co_await s->connect(g, std::move(task), nullptr, out.ec, report);
+    out.info = report.info(*g, sock);
     out.socket.emplace(std::move(sock));
     co_return out;
   };
   auto slot = handler.cancellation_slot();
-  asio::co_spawn(ex, run(s_, std::move(task)),
+  // The configuration current now is this connect's, to its end.
+  asio::co_spawn(ex, run(s_, s_->current(), std::move(task)),
                  asio::bind_cancellation_slot(
                      slot, [h = std::move(handler), ex](std::exception_ptr e, Outcome out) mutable {
                        if (e) std::rethrow_exception(e);  // bad_alloc only
@@ -327,17 +390,18 @@ void DivertTcpConnector::start_https(asio::any_io_executor ex, Task task, std::s
     std::optional<TlsStream> stream;
     DivertInfo info;
   };
-  auto run = [](std::shared_ptr<State> s, Task task, std::string tls_name,
-                asio::ssl::context* ctx) -> asio::awaitable<Outcome> {
+  auto run = [](std::shared_ptr<State> s, std::shared_ptr<Generation> g, Task task,
+                std::string tls_name, asio::ssl::context* ctx) -> asio::awaitable<Outcome> {
     Outcome out;
     State::ConnectReport report;
-    auto stream = co_await s->https(s, std::move(task), std::move(tls_name), *ctx, out.ec, report);
-    out.info = s->info(report, stream.next_layer());
+    auto stream = co_await s->https(g, std::move(task), std::move(tls_name), *ctx, out.ec, report);
+    out.info = report.info(*g, stream.next_layer());
     out.stream.emplace(std::move(stream));
     co_return out;
   };
   auto slot = handler.cancellation_slot();
-  asio::co_spawn(ex, run(s_, std::move(task), std::move(tls_name), &ctx),
+  // The configuration current now is this connect's, to its end.
+  asio::co_spawn(ex, run(s_, s_->current(), std::move(task), std::move(tls_name), &ctx),
                  asio::bind_cancellation_slot(slot, [h = std::move(handler), ex, c = &ctx](
                                                         std::exception_ptr e, Outcome out) mutable {
                    if (e) std::rethrow_exception(e);  // bad_alloc only
@@ -358,8 +422,9 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::https_forward
 }
 
 asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
-    std::shared_ptr<State> self, Task task, std::string tls_name, asio::ssl::context& ctx,
+    std::shared_ptr<Generation> g, Task task, std::string tls_name, asio::ssl::context& ctx,
     error_code& ec, ConnectReport& report) {
+  const ConnectorConfig& cfg = g->cfg;
   auto ex = co_await asio::this_coro::executor;
   ec.clear();
   report.task_id = task.task_id ? *task.task_id : make_task_id_v7();
@@ -383,7 +448,7 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
   }
   tls_name = name.addr->host();
   // A copy: this frame goes on using the State after connect() returns.
-  auto sock = co_await connect(self, std::move(task), &tls_name, ec, report);
+  auto sock = co_await connect(g, std::move(task), &tls_name, ec, report);
   TlsStream stream(std::move(sock), ctx);
   if (ec) co_return stream;
 
@@ -427,33 +492,109 @@ asio::awaitable<DivertTcpConnector::TlsStream> DivertTcpConnector::State::https(
 #endif
 
 ConnectorConfig DivertTcpConnector::config() const {
-  return s_->cfg;
+  return s_->current()->cfg;
 }
 SpeedLimitConfig DivertTcpConnector::speed_limit() const {
-  return s_->cfg.tcp_sock_speed_limit;
+  return s_->current()->cfg.tcp_sock_speed_limit;
 }
-MetricsSnapshot DivertTcpConnector::metrics_snapshot() const {
-  return s_->metrics.snapshot();
-}
-void DivertTcpConnector::reconfigure(const Builder& builder) const {
-  validate_connector_config(builder.config());
-  throw config_error("reconfigure", "", "not implemented yet");
-}
-void DivertTcpConnector::start_health_checks(asio::any_io_executor /*ex*/) const {}
-void DivertTcpConnector::stop() const {}
 Metrics& DivertTcpConnector::metrics() const noexcept {
   return s_->metrics;
 }
 std::uint64_t DivertTcpConnector::ejections() const noexcept {
-  return s_->health.ejections();
+  return s_->current()->health.ejections();
 }
 
 std::vector<std::string> DivertTcpConnector::ejected_proxies() const {
+  auto g = s_->current();
   std::vector<std::string> out;
   const auto now = Clock::now();
-  for (std::size_t i = 0; i < s_->health.size(); ++i)
-    if (s_->health.ejected(i, now)) out.push_back(s_->cfg.proxy_addr[i].addr.to_string());
+  for (std::size_t i = 0; i < g->health.size(); ++i)
+    if (g->health.ejected(i, now)) out.push_back(g->cfg.proxy_addr[i].addr.to_string());
   return out;
+}
+
+MetricsSnapshot DivertTcpConnector::metrics_snapshot() const {
+  auto g = s_->current();
+  MetricsSnapshot snap = s_->metrics.snapshot();
+  const auto now = Clock::now();
+  snap.proxies.reserve(g->health.size());
+  for (std::size_t i = 0; i < g->health.size(); ++i)
+    snap.proxies.push_back(g->health.snapshot(i, g->cfg.proxy_addr[i].addr.to_string(), now));
+  return snap;
+}
+
+void DivertTcpConnector::State::reconfigure(ConnectorConfig cfg) {
+  validate_connector_config(cfg);
+  std::lock_guard serial(control_mu_);
+  auto old = current();
+  // The metrics object stays (hosts hold &metrics()): its tags cannot change.
+  if (cfg.name != old->cfg.name)
+    throw config_error("name", cfg.name,
+                       "cannot change on reconfigure (it is the metrics' escaper tag, now '" +
+                           old->cfg.name + "'): build a new connector");
+  if (cfg.extra_metrics_tags != old->cfg.extra_metrics_tags)
+    throw config_error("extra_metrics_tags", "",
+                       "cannot change on reconfigure (the metrics keep their tags): build a new "
+                       "connector");
+  auto next = std::make_shared<Generation>(std::move(cfg), old.get());  // may throw config_error
+  {
+    std::lock_guard lock(current_mu_);
+    current_ = next;
+  }
+  update_health_checks(*next, old.get());
+}
+
+void DivertTcpConnector::State::update_health_checks(const Generation& g, const Generation* old) {
+  const ConnectorConfig& cfg = g.cfg;
+  if (!health_ex_ || !cfg.health_check.enabled) {
+    drop_health_checker(g);
+    return;
+  }
+  // The checker holds its settings, connect options and resolver: a change
+  // of any of them needs a new one (its targets start up again).
+  if (old && (old->cfg.health_check != cfg.health_check || old->cfg.connect != cfg.connect ||
+              old->cfg.resolver != cfg.resolver))
+    drop_health_checker(g);
+  if (!checker_)
+    checker_ = std::make_unique<health::HealthChecker>(*health_ex_, cfg.health_check, cfg.connect,
+                                                       cfg.resolver, &metrics, cfg.shared_logger);
+  std::vector<health::Target> targets;
+  targets.reserve(cfg.proxy_addr.size());
+  for (std::size_t i = 0; i < cfg.proxy_addr.size(); ++i)
+    targets.push_back({cfg.proxy_addr[i].addr, [entry = g.health.entry(i)](bool up) {
+                         entry->down.store(!up, std::memory_order_relaxed);
+                       }});
+  checker_->set_targets(std::move(targets));  // kept addresses keep their rise/fall state
+}
+
+void DivertTcpConnector::State::drop_health_checker(const Generation& g) {
+  if (!checker_) return;
+  checker_->stop();
+  checker_.reset();
+  for (std::size_t i = 0; i < g.health.size(); ++i) g.health.entry(i)->down.store(false);
+}
+
+void DivertTcpConnector::State::start_health_checks(asio::any_io_executor ex) {
+  std::lock_guard serial(control_mu_);
+  if (health_ex_) return;
+  health_ex_ = std::move(ex);
+  update_health_checks(*current(), nullptr);
+}
+
+void DivertTcpConnector::State::stop() {
+  std::lock_guard serial(control_mu_);
+  health_ex_.reset();
+  drop_health_checker(*current());
+}
+
+void DivertTcpConnector::reconfigure(const Builder& builder) const {
+  s_->reconfigure(builder.config());
+}
+void DivertTcpConnector::start_health_checks(asio::any_io_executor ex) const {
+  s_->start_health_checks(std::move(ex));
+}
+void DivertTcpConnector::stop() const {
+  s_->stop();
 }
 
 DivertTcpConnector DivertTcpConnector::Builder::build() const {

@@ -36,15 +36,58 @@ bool has_user(const Task& task) {
 
 // ---- ProxyHealth
 
+namespace {
+std::vector<std::shared_ptr<ProxyState>> fresh_entries(std::size_t n) {
+  std::vector<std::shared_ptr<ProxyState>> v;
+  v.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) v.push_back(std::make_shared<ProxyState>());
+  return v;
+}
+std::vector<std::string> keys_of(const std::vector<WeightedUpstreamAddr>& proxies) {
+  std::vector<std::string> keys;
+  keys.reserve(proxies.size());
+  for (const auto& p : proxies) keys.push_back(p.addr.to_string());
+  return keys;
+}
+}  // namespace
+
+ProxyHealth::ProxyHealth(std::size_t proxies)
+    : ProxyHealth(fresh_entries(proxies), {}, std::make_shared<std::atomic<std::uint64_t>>(0)) {}
+
+ProxyHealth::ProxyHealth(const std::vector<WeightedUpstreamAddr>& proxies)
+    : ProxyHealth(fresh_entries(proxies.size()), keys_of(proxies),
+                  std::make_shared<std::atomic<std::uint64_t>>(0)) {}
+
+ProxyHealth ProxyHealth::carried_to(const std::vector<WeightedUpstreamAddr>& proxies) const {
+  auto keys = keys_of(proxies);
+  auto entries = fresh_entries(proxies.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    auto kept = std::find(keys_.begin(), keys_.end(), keys[i]);
+    if (kept != keys_.end()) entries[i] = entries_[static_cast<std::size_t>(kept - keys_.begin())];
+  }
+  return ProxyHealth(std::move(entries), std::move(keys), ejections_);
+}
+
 bool ProxyHealth::ejected(std::size_t i, TimePoint now) const noexcept {
-  return entries_[i].ejected_until_ns.load(std::memory_order_relaxed) > ticks(now);
+  return entries_[i]->ejected_until_ns.load(std::memory_order_relaxed) > ticks(now);
+}
+
+ProxyMetricsSnapshot ProxyHealth::snapshot(std::size_t i, std::string label, TimePoint now) const {
+  ProxyMetricsSnapshot p;
+  p.next_proxy = std::move(label);
+  for (std::size_t c = 0; c < kProxyCounterCount; ++c)
+    p.counters[c] = entries_[i]->counters[c].load(std::memory_order_relaxed);
+  p.up = !down(i);
+  p.ejected = ejected(i, now);
+  p.connects_in_flight = entries_[i]->in_flight.load(std::memory_order_relaxed);
+  return p;
 }
 
 ProxyHealth::Failure ProxyHealth::record_failure(std::size_t i, std::uint32_t eject_after,
                                                  std::chrono::nanoseconds eject_for,
                                                  TimePoint now) noexcept {
   if (eject_after == 0) return {};
-  Entry& e = entries_[i];
+  ProxyState& e = *entries_[i];
   Failure f;
   f.consecutive = e.failures.fetch_add(1, std::memory_order_relaxed) + 1;
   if (f.consecutive >= eject_after) {
@@ -54,15 +97,15 @@ ProxyHealth::Failure ProxyHealth::record_failure(std::size_t i, std::uint32_t ej
     e.failures.store(0, std::memory_order_relaxed);
     if (prev <= now_ns) {
       f.ejected = true;
-      ejections_.fetch_add(1, std::memory_order_relaxed);
+      ejections_->fetch_add(1, std::memory_order_relaxed);
     }
   }
   return f;
 }
 
 void ProxyHealth::record_success(std::size_t i) noexcept {
-  entries_[i].failures.store(0, std::memory_order_relaxed);
-  entries_[i].ejected_until_ns.store(0, std::memory_order_relaxed);
+  entries_[i]->failures.store(0, std::memory_order_relaxed);
+  entries_[i]->ejected_until_ns.store(0, std::memory_order_relaxed);
 }
 
 // ---- ConnectCore
@@ -81,6 +124,28 @@ void ConnectCore::metric(MetricsCounter c, std::uint64_t n, Actions& out) const 
   a.kind = Kind::metric;
   a.counter = c;
   a.amount = n;
+  out.push_back(std::move(a));
+}
+
+// C7: an escaper.tcp.connect.* counter, and the same for the next proxy tried.
+void ConnectCore::connect_metric(MetricsCounter c, Actions& out) const {
+  metric(c, 1, out);
+  ConnectAction a;
+  a.kind = Kind::proxy_metric;
+  a.proxy = proxy_;
+  switch (c) {
+    case MetricsCounter::tcp_connect_attempt:
+      a.proxy_counter = ProxyCounter::attempt;
+      break;
+    case MetricsCounter::tcp_connect_establish:
+      a.proxy_counter = ProxyCounter::establish;
+      break;
+    case MetricsCounter::tcp_connect_timeout:
+      a.proxy_counter = ProxyCounter::timeout;
+      break;
+    default:
+      a.proxy_counter = ProxyCounter::error;
+  }
   out.push_back(std::move(a));
 }
 
@@ -162,7 +227,7 @@ void ConnectCore::try_next(TimePoint now, Actions& out) {
   attempt_started_ = now;
   // C2: once per candidate (the retries inside one connect are not counted apart).
   metric(MetricsCounter::connection_attempt, 1, out);
-  metric(MetricsCounter::tcp_connect_attempt, 1, out);
+  connect_metric(MetricsCounter::tcp_connect_attempt, out);
   ConnectAction a;
   a.kind = Kind::connect;
   a.proxy = proxy_;
@@ -173,7 +238,7 @@ void ConnectCore::try_next(TimePoint now, Actions& out) {
 void ConnectCore::next_proxy_failed(std::error_code ec, MetricsCounter counter,
                                     std::string_view what, TimePoint now, Actions& out) {
   last_error_ = ec;
-  metric(counter, 1, out);
+  connect_metric(counter, out);
   const auto& name = cfg_.proxy_addr[proxy_].addr;
   log(LogLevel::warn, out, "next proxy {}: {}: {}", name.to_string(), what, ec.message());
   auto f = health_.record_failure(proxy_, cfg_.eject_after_failures, cfg_.eject_duration, now);
@@ -186,7 +251,7 @@ void ConnectCore::next_proxy_failed(std::error_code ec, MetricsCounter counter,
 void ConnectCore::succeed(Actions& out) {
   health_.record_success(proxy_);
   // Established once the header is out: a failed write is one error.
-  metric(MetricsCounter::tcp_connect_establish, 1, out);
+  connect_metric(MetricsCounter::tcp_connect_establish, out);
   metric(MetricsCounter::tcp_connect_success, 1, out);
   metric(MetricsCounter::connection_establish, 1, out);
   metric(MetricsCounter::traffic_out_bytes, initial_data_size_, out);
@@ -283,7 +348,7 @@ const ConnectCore::Actions& ConnectCore::on_status_reply(
   }
   // The upstream's failure, not the next proxy's: it answered as it should.
   health_.record_success(proxy_);
-  metric(MetricsCounter::tcp_connect_establish, 1, out);
+  connect_metric(MetricsCounter::tcp_connect_establish, out);
   metric(MetricsCounter::tcp_connect_success, 1, out);
   const auto ec = ppv2::to_error_code(reply->status);
   log(LogLevel::warn, out, "next proxy {}: upstream {} failed after {} ms: {} (status {})",

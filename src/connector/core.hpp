@@ -41,10 +41,15 @@
 //     worked (its failure count is reset, its establish counted, not
 //     connection.establish) and no other next proxy is tried (it would reach
 //     the same upstream).
+//  C7 each escaper.tcp.connect.{attempt,establish,error,timeout} counted
+//     (C2, C6) is also counted for the next proxy it concerns (a
+//     proxy_metric action: ProxyCounter attempt, establish, error, timeout),
+//     so a next proxy's counters add up to the connector's.
 // Thread-safety: a ConnectCore is one connect's state, used from one strand.
 // ProxyHealth is shared by every connect of a connector: lock-free atomics.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -69,23 +74,49 @@ namespace divert::connector {
 using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 
-// Health of each next proxy, shared between connects (and threads): the
-// passive-ejection state, and a `down` mark an active health check may set
-// (none does yet) that selection treats as ejection.
+// One next proxy's state, shared by every connect (and thread) and kept
+// across reconfigure() while its canonical address stays: passive ejection,
+// the `down` mark of active health checks, its counters and its attempts in
+// progress. Lock-free atomics (relaxed: each value is exact on its own; they
+// are not read together as one picture).
+struct ProxyState {
+  std::atomic<std::uint32_t> failures{0};
+  std::atomic<std::int64_t> ejected_until_ns{0};  // TimePoint's ticks since its epoch
+  std::atomic<bool> down{false};
+  std::array<std::atomic<std::uint64_t>, kProxyCounterCount> counters{};  // by ProxyCounter
+  std::atomic<std::uint64_t> in_flight{0};  // attempts on it in progress
+};
+
+// The state of each next proxy of one configuration, by index in proxy_addr:
+// the passive-ejection state, and a `down` mark an active health check sets
+// that selection treats as ejection, and the per-next-proxy counters.
+// carried_to() makes the table of a new configuration that shares the
+// ProxyState of every address kept (so connects still running on the old
+// configuration and new ones update the same state).
 // (DIVERT_EXPORT only so that the tests link against a shared build.)
 class DIVERT_EXPORT ProxyHealth {
  public:
-  explicit ProxyHealth(std::size_t proxies) : entries_(new Entry[proxies]), size_(proxies) {}
+  // `proxies` fresh entries (all usable, counters at zero).
+  explicit ProxyHealth(std::size_t proxies);
+  // One fresh entry per next proxy of `proxies`, keyed by its canonical address.
+  explicit ProxyHealth(const std::vector<WeightedUpstreamAddr>& proxies);
+  // The table for `proxies`: an address this table has (same canonical
+  // address, whatever its weight or index) shares its entry; a new one gets a
+  // fresh entry; the ejection total carries on.
+  ProxyHealth carried_to(const std::vector<WeightedUpstreamAddr>& proxies) const;
 
-  std::size_t size() const noexcept { return size_; }
+  std::size_t size() const noexcept { return entries_.size(); }
+  // The entry of next proxy `i` (kept alive by this table; shared by the
+  // tables carried from it while its address stays).
+  const std::shared_ptr<ProxyState>& entry(std::size_t i) const noexcept { return entries_[i]; }
   // Ejected until a time after `now`.
   bool ejected(std::size_t i, TimePoint now) const noexcept;
   // Marked down (by a health check); stays so until marked up.
   bool down(std::size_t i) const noexcept {
-    return entries_[i].down.load(std::memory_order_relaxed);
+    return entries_[i]->down.load(std::memory_order_relaxed);
   }
   void set_down(std::size_t i, bool down) noexcept {
-    entries_[i].down.store(down, std::memory_order_relaxed);
+    entries_[i]->down.store(down, std::memory_order_relaxed);
   }
   // Neither ejected nor down: selection may pick it.
   bool usable(std::size_t i, TimePoint now) const noexcept { return !down(i) && !ejected(i, now); }
@@ -101,22 +132,45 @@ class DIVERT_EXPORT ProxyHealth {
   // The proxy worked: its failure count and ejection are cleared.
   void record_success(std::size_t i) noexcept;
   // Ejections so far (a proxy ejected again while ejected is not counted twice).
-  std::uint64_t ejections() const noexcept { return ejections_.load(std::memory_order_relaxed); }
+  std::uint64_t ejections() const noexcept { return ejections_->load(std::memory_order_relaxed); }
+
+  // The per-next-proxy counters.
+  void count(std::size_t i, ProxyCounter c, std::uint64_t n = 1) noexcept {
+    entries_[i]->counters[static_cast<std::size_t>(c)].fetch_add(n, std::memory_order_relaxed);
+  }
+  std::uint64_t counter(std::size_t i, ProxyCounter c) const noexcept {
+    return entries_[i]->counters[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
+  }
+  // Next proxy `i`'s snapshot at `now` (label: its canonical address, as configured).
+  ProxyMetricsSnapshot snapshot(std::size_t i, std::string label, TimePoint now) const;
+
+  // One attempt on a next proxy in progress while it lives (its in_flight gauge).
+  class InFlight {
+   public:
+    explicit InFlight(std::shared_ptr<ProxyState> e) : e_(std::move(e)) {
+      e_->in_flight.fetch_add(1, std::memory_order_relaxed);
+    }
+    ~InFlight() { e_->in_flight.fetch_sub(1, std::memory_order_relaxed); }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+
+   private:
+    std::shared_ptr<ProxyState> e_;
+  };
 
  private:
-  struct Entry {
-    std::atomic<std::uint32_t> failures{0};
-    std::atomic<std::int64_t> ejected_until_ns{0};  // TimePoint's ticks since its epoch
-    std::atomic<bool> down{false};
-  };
-  std::unique_ptr<Entry[]> entries_;
-  std::size_t size_;
-  std::atomic<std::uint64_t> ejections_{0};
+  ProxyHealth(std::vector<std::shared_ptr<ProxyState>> entries, std::vector<std::string> keys,
+              std::shared_ptr<std::atomic<std::uint64_t>> ejections)
+      : entries_(std::move(entries)), keys_(std::move(keys)), ejections_(std::move(ejections)) {}
+  std::vector<std::shared_ptr<ProxyState>> entries_;
+  std::vector<std::string> keys_;  // canonical addresses (empty: an unkeyed table)
+  std::shared_ptr<std::atomic<std::uint64_t>> ejections_;
 };
 
 struct ConnectAction {
   enum class Kind : std::uint8_t {
     metric,             // metrics.add(counter, amount)
+    proxy_metric,       // next proxy `proxy`'s counter `proxy_counter` += 1 (ProxyHealth::count)
     connect_latency,    // metrics.record_connect_latency(latency)
     log,                // logger.log(level, text, task id)
     connect,            // connect to next proxy `proxy` (the previous stream, if any, is closed)
@@ -131,6 +185,7 @@ struct ConnectAction {
   Kind kind = Kind::done;
   std::size_t proxy = npos;
   MetricsCounter counter = MetricsCounter::task_total;
+  ProxyCounter proxy_counter = ProxyCounter::attempt;
   std::uint64_t amount = 0;
   std::chrono::nanoseconds latency{0};
   TimePoint deadline{};
@@ -187,6 +242,7 @@ class DIVERT_EXPORT ConnectCore {
     return phase_ == phase && proxy == proxy_;
   }
   void metric(MetricsCounter c, std::uint64_t n, Actions& out) const;
+  void connect_metric(MetricsCounter c, Actions& out) const;
   template <class... Args>
   void log(LogLevel level, Actions& out, fmt::format_string<Args...> format, Args&&... args) const;
   void choose_candidates(const Task& task, TimePoint now);

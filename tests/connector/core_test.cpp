@@ -473,3 +473,166 @@ TEST_CASE("C5: cancellation while waiting for the status reply counts no failure
   CHECK(a[0].error == aborted);
   CHECK_FALSE(f.health->ejected(0, at(6ms)));
 }
+
+namespace {
+
+// Sum of the proxy_metric actions for next proxy `proxy` and counter `c`.
+std::uint64_t proxy_count(const Actions& a, std::size_t proxy, ProxyCounter c) {
+  std::uint64_t n = 0;
+  for (const auto& x : a)
+    if (x.kind == Kind::proxy_metric && x.proxy == proxy && x.proxy_counter == c) ++n;
+  return n;
+}
+
+// C7's invariant: each tcp.connect counter equals the sum of the next proxies' own.
+void check_proxy_sums(const Actions& all, std::size_t proxies) {
+  const std::pair<MetricsCounter, ProxyCounter> pairs[] = {
+      {MetricsCounter::tcp_connect_attempt, ProxyCounter::attempt},
+      {MetricsCounter::tcp_connect_establish, ProxyCounter::establish},
+      {MetricsCounter::tcp_connect_error, ProxyCounter::error},
+      {MetricsCounter::tcp_connect_timeout, ProxyCounter::timeout},
+  };
+  for (auto [total, own] : pairs) {
+    std::uint64_t sum = 0;
+    for (std::size_t p = 0; p < proxies; ++p) sum += proxy_count(all, p, own);
+    CHECK(sum == count(all, total));
+  }
+}
+
+// A started connect over `n` next proxies (no ejection) keeping every action.
+struct Recorded : Fixture {
+  ConnectCore c;
+  std::vector<ConnectAction> all;
+  Recorded(std::size_t n, std::size_t failover)
+      : Fixture(n, failover), c((cfg.eject_after_failures = 0, core())) {
+    take(start(c, at(0ms)));
+  }
+  void take(const Actions& a) { all.insert(all.end(), a.begin(), a.end()); }
+};
+
+}  // namespace
+
+TEST_CASE("C7: each next proxy tried counts its own attempt, then timeout, error or establish") {
+  Recorded r(3, 2);
+  auto& c = r.c;
+  const auto& all = r.all;
+  auto take = [&](const Actions& a) { r.take(a); };
+  CHECK(proxy_count(all, 0, ProxyCounter::attempt) == 1);
+  CHECK(proxy_count(all, 1, ProxyCounter::attempt) == 0);
+  take(c.on_connect_failed(0, timed_out, nullptr, at(1ms)));
+  CHECK(proxy_count(all, 0, ProxyCounter::timeout) == 1);
+  CHECK(proxy_count(all, 0, ProxyCounter::error) == 0);
+  CHECK(proxy_count(all, 1, ProxyCounter::attempt) == 1);
+  take(c.on_connect_failed(1, refused, nullptr, at(2ms)));
+  CHECK(proxy_count(all, 1, ProxyCounter::error) == 1);
+  CHECK(proxy_count(all, 1, ProxyCounter::timeout) == 0);
+  take(c.on_connected(2, asio::ip::make_address("127.0.0.3"), at(3ms)));
+  CHECK(proxy_count(all, 2, ProxyCounter::establish) == 0);  // not before the header is out
+  take(c.on_header_written(2, at(4ms)));
+  CHECK(proxy_count(all, 2, ProxyCounter::attempt) == 1);
+  CHECK(proxy_count(all, 2, ProxyCounter::establish) == 1);
+  CHECK(proxy_count(all, 0, ProxyCounter::establish) == 0);
+  check_proxy_sums(all, 3);
+}
+
+TEST_CASE("C7: a failed header write is the next proxy's error; cancellation counts nothing") {
+  Recorded r(2, 1);
+  auto& c = r.c;
+  const auto& all = r.all;
+  auto take = [&](const Actions& a) { r.take(a); };
+  take(c.on_connected(0, asio::ip::make_address("127.0.0.1"), at(0ms)));
+  take(c.on_header_write_failed(0, asio::error::broken_pipe, at(1ms)));
+  CHECK(proxy_count(all, 0, ProxyCounter::error) == 1);
+  CHECK(proxy_count(all, 1, ProxyCounter::attempt) == 1);
+  take(c.on_connect_failed(1, aborted, nullptr, at(2ms)));  // cancelled
+  CHECK(proxy_count(all, 1, ProxyCounter::error) == 0);
+  CHECK(proxy_count(all, 1, ProxyCounter::timeout) == 0);
+  check_proxy_sums(all, 2);
+}
+
+TEST_CASE(
+    "C7: status reply: an upstream failure is the next proxy's establish, silence its timeout") {
+  SECTION("upstream refused") {
+    ReplyFixture f;
+    f.reply(reply_bytes(1));
+    CHECK(proxy_count(f.all, 0, ProxyCounter::establish) == 1);
+    CHECK(proxy_count(f.all, 0, ProxyCounter::error) == 0);
+    check_proxy_sums(f.all, 2);
+  }
+  SECTION("no reply by the deadline") {
+    ReplyFixture f;
+    f.take(f.c.on_status_reply_timed_out(0, at(3002ms)));
+    CHECK(proxy_count(f.all, 0, ProxyCounter::timeout) == 1);
+    CHECK(proxy_count(f.all, 0, ProxyCounter::establish) == 0);
+    CHECK(proxy_count(f.all, 1, ProxyCounter::attempt) == 1);
+    check_proxy_sums(f.all, 2);
+  }
+}
+
+namespace {
+std::vector<WeightedUpstreamAddr> proxies(std::initializer_list<std::pair<const char*, double>> l) {
+  std::vector<WeightedUpstreamAddr> v;
+  for (auto [a, w] : l) v.emplace_back(UpstreamAddr::parse(a, 3128), w);
+  return v;
+}
+}  // namespace
+
+TEST_CASE("ProxyHealth::carried_to: kept addresses share their state, new ones start fresh") {
+  ProxyHealth old(proxies({{"127.0.0.1", 1}, {"127.0.0.2", 1}, {"np.test", 1}}));
+  old.count(0, ProxyCounter::attempt, 5);
+  old.count(1, ProxyCounter::error, 3);
+  old.record_failure(1, 1, 10s, at(0ms));  // 127.0.0.2 ejected until 10 s
+  old.set_down(2, true);                   // np.test:3128 marked down
+  REQUIRE(old.ejections() == 1);
+
+  // 127.0.0.1 removed; np.test reweighted and moved; 127.0.0.2 moved; 127.0.0.4 new.
+  // "NP.test:3128" is np.test's canonical address too.
+  auto next = old.carried_to(proxies({{"NP.test:3128", 5}, {"127.0.0.4", 1}, {"127.0.0.2", 2}}));
+  REQUIRE(next.size() == 3);
+  CHECK(next.entry(0) == old.entry(2));
+  CHECK(next.entry(2) == old.entry(1));
+  CHECK(next.entry(1) != old.entry(0));
+  CHECK(next.down(0));
+  CHECK(next.ejected(2, at(1ms)));
+  CHECK(next.counter(2, ProxyCounter::error) == 3);
+  CHECK_FALSE(next.down(1));
+  CHECK_FALSE(next.ejected(1, at(1ms)));
+  for (std::size_t c = 0; c < kProxyCounterCount; ++c)
+    CHECK(next.counter(1, static_cast<ProxyCounter>(c)) == 0);
+  CHECK(next.ejections() == 1);  // the total carries on
+
+  // A connect still running on the old table updates the state the new one reads.
+  old.count(2, ProxyCounter::establish);
+  CHECK(next.counter(0, ProxyCounter::establish) == 1);
+  old.record_failure(2, 1, 10s, at(2ms));
+  CHECK(next.ejected(0, at(3ms)));
+  CHECK(next.ejections() == 2);
+
+  // Removed and added back: a fresh entry (its counters start from zero).
+  auto again = next.carried_to(proxies({{"127.0.0.1", 1}}));
+  CHECK(again.counter(0, ProxyCounter::attempt) == 0);
+}
+
+TEST_CASE("ProxyHealth: snapshot and the in-flight gauge") {
+  ProxyHealth h(proxies({{"127.0.0.1", 1}, {"127.0.0.2", 1}}));
+  h.count(1, ProxyCounter::attempt, 2);
+  h.count(1, ProxyCounter::timeout);
+  h.set_down(1, true);
+  h.record_failure(0, 1, 10s, at(0ms));
+  {
+    ProxyHealth::InFlight a(h.entry(1)), b(h.entry(1));
+    auto s = h.snapshot(1, "127.0.0.2:3128", at(1ms));
+    CHECK(s.next_proxy == "127.0.0.2:3128");
+    CHECK(s[ProxyCounter::attempt] == 2);
+    CHECK(s[ProxyCounter::timeout] == 1);
+    CHECK(s[ProxyCounter::establish] == 0);
+    CHECK_FALSE(s.up);
+    CHECK_FALSE(s.ejected);
+    CHECK(s.connects_in_flight == 2);
+  }
+  CHECK(h.snapshot(1, "x", at(1ms)).connects_in_flight == 0);
+  auto s0 = h.snapshot(0, "127.0.0.1:3128", at(1ms));
+  CHECK(s0.up);
+  CHECK(s0.ejected);
+  CHECK_FALSE(h.snapshot(0, "x", at(10'000ms)).ejected);
+}

@@ -56,6 +56,7 @@ struct DIVERT_EXPORT HappyEyeballsConfig {
 
   // A copy with g3proxy divert_tcp's clamping applied.
   HappyEyeballsConfig clamped() const noexcept;
+  friend bool operator==(const HappyEyeballsConfig&, const HappyEyeballsConfig&) = default;
 };
 
 // Key `tcp_connect`.
@@ -67,6 +68,7 @@ struct TcpConnectConfig {
   // Bound on each single connect attempt; a hit is reported as
   // asio::error::timed_out.
   milliseconds each_timeout{30000};
+  friend bool operator==(const TcpConnectConfig&, const TcpConnectConfig&) = default;
 };
 
 // Key `resolve_strategy`.
@@ -76,6 +78,7 @@ struct ResolveStrategy {
   Query query{Query::Ipv4First};
   // Order of the addresses within one family: shuffled, or as resolved.
   Pick pick{Pick::Random};
+  friend bool operator==(const ResolveStrategy&, const ResolveStrategy&) = default;
 };
 
 // Key `tcp_keepalive`. Off by default; when enabled, idle_time is always
@@ -86,6 +89,7 @@ struct TcpKeepalive {
   milliseconds idle_time{60000};
   std::optional<milliseconds> probe_interval;
   std::optional<std::uint32_t> probe_count;
+  friend bool operator==(const TcpKeepalive&, const TcpKeepalive&) = default;
 };
 
 // Key `tcp_misc_opts`. Unset options are left at the OS default. time_to_live
@@ -100,6 +104,7 @@ struct TcpMiscOpts {
   std::optional<std::uint8_t> traffic_class;      // IPV6_TCLASS
   std::optional<std::string> congestion_control;  // TCP_CONGESTION (Linux)
   std::optional<std::uint32_t> netfilter_mark;    // SO_MARK (Linux)
+  friend bool operator==(const TcpMiscOpts&, const TcpMiscOpts&) = default;
 };
 
 // Everything the net layer needs to open and connect sockets.
@@ -149,6 +154,8 @@ struct DIVERT_EXPORT ConnectOptions {
 
   // Whether sockets of `f` may be used (no_ipvX and the query strategy).
   bool family_allowed(AddressFamily f) const noexcept;
+  // Field by field (the connector restarts its health checks when they change).
+  friend bool operator==(const ConnectOptions&, const ConnectOptions&) = default;
   // The family tried first: IPv6 for Ipv6First/Ipv6Only, else IPv4; when that
   // one is not allowed, the other.
   AddressFamily preferred_family() const noexcept;
