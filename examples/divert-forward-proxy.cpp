@@ -578,6 +578,7 @@ int main(int argc, char** argv) {
         });
     auto source = settings.read();
     cfg.connector.emplace(source.builder.build());
+    HealthCheckThread health_checks(*cfg.connector);  // key health_check
     if (cli.has("response-timeout"))
       cfg.response_timeout = parse_duration("--response-timeout", cli.get("response-timeout"));
     if (cli.has("head-timeout"))

@@ -37,7 +37,7 @@ asio::awaitable<void> handle(Accepted conn, const DivertTcpConnector& connector,
   auto stream = co_await connector.tcp_connect(task, ec);
   if (ec) co_return;     // client closed: nothing else to tell it on a raw port
   RelayOptions options;  // what connector.relay() applies
-  options.speed_limit = connector.config().tcp_sock_speed_limit;
+  options.speed_limit = connector.speed_limit();
   options.metrics = &connector.metrics();
   async_relay(std::move(client), std::move(stream), options,
               [open = std::move(open)](const RelayResult&) {});
@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
     auto source = settings.read();
     auto connector = source.builder.build();
     ConnectorReloader reloader(settings, connector, source);
+    HealthCheckThread health_checks(connector);  // key health_check
     ServerOptions so;
     so.name = "divert-port-forward";
     so.listen = parse_listen(cli.get("listen", "127.0.0.1:8081"));

@@ -14,10 +14,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "divert/asio.hpp"
+#include "divert/connector.hpp"
 #include "divert/logger.hpp"
 
 namespace divert::examples {
@@ -123,6 +125,31 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<std::size_t> active_{0};
   std::atomic<bool> stopping_{false};
+};
+
+// Runs a connector's active health checks (key health_check; nothing when it
+// is off, until a reload turns it on) on a thread of its own, from
+// construction until destruction (which stops them).
+class HealthCheckThread {
+ public:
+  explicit HealthCheckThread(const DivertTcpConnector& connector)
+      : connector_(connector), work_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {
+    connector_.start_health_checks(io_.get_executor());
+  }
+  HealthCheckThread(const HealthCheckThread&) = delete;
+  HealthCheckThread& operator=(const HealthCheckThread&) = delete;
+  ~HealthCheckThread() {
+    connector_.stop();
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+
+ private:
+  DivertTcpConnector connector_;  // a handle to the same connector
+  asio::io_context io_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::thread thread_;
 };
 
 // JSON string escaping for the one-line logs: divert::json_escape

@@ -371,6 +371,9 @@ class DIVERT_EXPORT DivertTcpConnector {
   // A copy of the current configuration (reconfigure() may replace it at any
   // time, so no reference is handed out).
   ConnectorConfig config() const;
+  // The current tcp_sock_speed_limit (what relay()/async_relay() apply),
+  // without copying the whole configuration: for hosts that relay themselves.
+  SpeedLimitConfig speed_limit() const;
   // The connector's metrics: the same object for the connector's whole life,
   // across reconfigure() (a host may keep &metrics()). Its snapshot() has no
   // per-next-proxy part; metrics_snapshot() has.
@@ -431,7 +434,6 @@ class DIVERT_EXPORT DivertTcpConnector {
 
  private:
   struct State;
-  SpeedLimitConfig speed_limit() const;
   explicit DivertTcpConnector(std::shared_ptr<State> s) : s_(std::move(s)) {}
 
   // The compiled operations: start on `ex`, complete `handler` once.

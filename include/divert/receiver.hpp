@@ -183,7 +183,9 @@ struct ReceiverOptions {
   std::chrono::milliseconds close_linger{1000};
   std::shared_ptr<ReceiverMetrics> metrics;  // optional: every report is recorded
 
-  // Connect attempts of 10 s each, one try per address.
+  // Connect attempts of 10 s each, no retry: one address per family is tried
+  // (net::ConnectOptions::max_retry = 0; picked by tcp_connect's address pick
+  // policy). Raise max_retry to try more of a name's addresses.
   static net::ConnectOptions default_connect_options();
   // idle_timeout 300 s, otherwise RelayOptions{}.
   static RelayOptions default_relay_options();
