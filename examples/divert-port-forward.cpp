@@ -8,8 +8,8 @@
 #include <iostream>
 
 #include "common/cli.hpp"
-#include "common/metrics_http.hpp"
 #include "common/config_file.hpp"
+#include "common/metrics_http.hpp"
 #include "common/server.hpp"
 #include "divert/connector.hpp"
 

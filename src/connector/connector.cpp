@@ -164,8 +164,7 @@ error_code send_now(tcp::socket& s, std::array<asio::const_buffer, 2>& bufs) {
 // when it fits) so a receiver never sees a split header. The first
 // `syn_bytes` of them already went with the SYN (TCP Fast Open).
 asio::awaitable<error_code> write_header(tcp::socket& s, std::span<const std::uint8_t> header,
-                                              const std::string& initial_data,
-                                              std::size_t syn_bytes) {
+                                         const std::string& initial_data, std::size_t syn_bytes) {
   std::array<asio::const_buffer, 2> bufs{asio::buffer(header.data(), header.size()),
                                          asio::buffer(initial_data)};
   for (auto& b : bufs) {
@@ -173,7 +172,7 @@ asio::awaitable<error_code> write_header(tcp::socket& s, std::span<const std::ui
     b += k;
     syn_bytes -= k;
   }
-  if (asio::buffer_size(bufs) == 0) co_return std::error_code();
+  if (asio::buffer_size(bufs) == 0) co_return error_code();
   // A fresh connection's send buffer is empty: the write nearly always goes
   // out in one sendmsg() here, without an operation object or a trip through
   // the scheduler. Whatever it leaves (or EAGAIN) goes to async_write.

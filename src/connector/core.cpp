@@ -235,8 +235,8 @@ void ConnectCore::try_next(TimePoint now, Actions& out) {
 }
 
 // C3
-void ConnectCore::next_proxy_failed(error_code ec, MetricsCounter counter,
-                                    std::string_view what, TimePoint now, Actions& out) {
+void ConnectCore::next_proxy_failed(error_code ec, MetricsCounter counter, std::string_view what,
+                                    TimePoint now, Actions& out) {
   record_failure(ec, counter, what, now, out);
   try_next(now, out);
 }

@@ -255,8 +255,8 @@ class DIVERT_EXPORT ConnectCore {
   void next_proxy_failed(error_code ec, MetricsCounter counter, std::string_view what,
                          TimePoint now, Actions& out);
   // next_proxy_failed without the failover: metrics, log, passive ejection.
-  void record_failure(error_code ec, MetricsCounter counter, std::string_view what,
-                      TimePoint now, Actions& out);
+  void record_failure(error_code ec, MetricsCounter counter, std::string_view what, TimePoint now,
+                      Actions& out);
   // C6: a bad or missing status reply: as next_proxy_failed, but with initial
   // data the connect ends here (no failover, see C6).
   void bad_status_reply(MetricsCounter counter, std::string_view what, TimePoint now, Actions& out);

@@ -106,7 +106,7 @@ asio::awaitable<ProbeResult> probe(UpstreamAddr target, ProbeOptions options) {
     r.error = watched.index() == 0 ? std::get<0>(watched) : std::get<0>(std::get<1>(watched));
     if (r.error == asio::error::eof) r.error = {};
     r.ok = !r.error;
-  } catch (const std::system_error& e) {
+  } catch (const divert::system_error& e) {
     r.ok = false;
     r.error = e.code();
   }

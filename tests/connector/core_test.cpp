@@ -450,7 +450,7 @@ const Actions& bad_reply(ReplyFixture& f, int which, BadReply& what) {
     }
     case 2:
       what = {"closed before 8 bytes", MetricsCounter::tcp_connect_error,
-              "no status reply: " + std::error_code(asio::error::eof).message()};
+              "no status reply: " + divert::error_code(asio::error::eof).message()};
       return f.take(f.c.on_status_reply_failed(0, asio::error::eof, at(10ms)));
     default:
       what = {"silent until the deadline", MetricsCounter::tcp_connect_timeout,
@@ -601,7 +601,7 @@ TEST_CASE(
     check_proxy_sums(f.all, 2);
   }
   SECTION("no reply by the deadline") {
-    ReplyFixture f;
+    ReplyFixture f(2, "");  // no initial data: the next candidate is tried (C6)
     f.take(f.c.on_status_reply_timed_out(0, at(3002ms)));
     CHECK(proxy_count(f.all, 0, ProxyCounter::timeout) == 1);
     CHECK(proxy_count(f.all, 0, ProxyCounter::establish) == 0);

@@ -94,14 +94,15 @@ TEST_CASE("HealthChecker: HAProxy accept-proxy accepts the LOCAL probes, no erro
     auto buf = std::make_shared<std::array<char, 64>>();
     auto read = std::make_shared<std::function<void()>>();
     *read = [sock, buf, read] {
-      sock->async_read_some(asio::buffer(*buf), [sock, buf, read](std::error_code ec, std::size_t) {
-        if (ec) {
-          sock->close();
-          *read = nullptr;  // breaks the cycle
-          return;
-        }
-        (*read)();
-      });
+      sock->async_read_some(asio::buffer(*buf),
+                            [sock, buf, read](divert::error_code ec, std::size_t) {
+                              if (ec) {
+                                sock->close();
+                                *read = nullptr;  // breaks the cycle
+                                return;
+                              }
+                              (*read)();
+                            });
     };
     (*read)();
   });
@@ -250,7 +251,7 @@ TEST_CASE("HealthChecker: destroyed with probes in flight: no callback, no descr
       tcp::socket warm(checker_io.io());
       warm.open(tcp::v4());
       asio::steady_timer timer(checker_io.io(), 1ms);
-      timer.async_wait([](std::error_code) {});
+      timer.async_wait([](divert::error_code) {});
     });
     before = test::open_fd_count();
     {

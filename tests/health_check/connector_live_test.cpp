@@ -5,6 +5,7 @@
 // takes requests again. Needs the connector's live API
 // (start_health_checks, stop, metrics_snapshot).
 #include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <chrono>
 #include <future>
 #include <string>
@@ -62,7 +63,7 @@ TEST_CASE(
   test::IoThread origin_io;
   test::Listener origin(origin_io, {asio::ip::make_address("127.0.0.1"), 0}, [](tcp::socket s) {
     auto sock = std::make_shared<tcp::socket>(std::move(s));
-    asio::async_write(*sock, asio::buffer("hello", 5), [sock](std::error_code, std::size_t) {});
+    asio::async_write(*sock, asio::buffer("hello", 5), [sock](divert::error_code, std::size_t) {});
   });
   origin.start();
   const std::string origin_addr = "127.0.0.1:" + std::to_string(origin.endpoint().port());

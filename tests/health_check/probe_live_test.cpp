@@ -69,7 +69,7 @@ struct Peer {
       auto sock = std::make_shared<tcp::socket>(std::move(s));
       auto buf = std::make_shared<std::string>(16, '\0');
       asio::async_read(*sock, asio::buffer(*buf),
-                       [this, sock, buf](std::error_code ec, std::size_t n) {
+                       [this, sock, buf](divert::error_code ec, std::size_t n) {
                          buf->resize(n);
                          if (!ec) sock->shutdown(tcp::socket::shutdown_send, ec);
                          read_all(sock, buf, [this, sock, buf] {
@@ -107,7 +107,7 @@ struct Peer {
     return [](tcp::socket s) {
       auto sock = std::make_shared<tcp::socket>(std::move(s));
       auto buf = std::make_shared<std::array<char, 16>>();
-      asio::async_read(*sock, asio::buffer(*buf), [sock, buf](std::error_code, std::size_t) {
+      asio::async_read(*sock, asio::buffer(*buf), [sock, buf](divert::error_code, std::size_t) {
         sock->set_option(asio::socket_base::linger(true, 0));
         sock->close();
       });
@@ -120,7 +120,7 @@ struct Peer {
                        Done done) {
     auto chunk = std::make_shared<std::array<char, 256>>();
     s->async_read_some(asio::buffer(*chunk),
-                       [s, buf, chunk, done](std::error_code ec, std::size_t n) {
+                       [s, buf, chunk, done](divert::error_code ec, std::size_t n) {
                          buf->append(chunk->data(), n);
                          if (ec) return done();
                          read_all(s, buf, done);
@@ -266,7 +266,7 @@ TEST_CASE("probe: cancelled while watching: aborted, a failure, its socket close
                    asio::bind_cancellation_slot(
                        cancel.slot(), [&](std::exception_ptr, ProbeResult got) { r = got; }));
     asio::steady_timer t(io, 100ms);
-    t.async_wait([&](std::error_code) { cancel.emit(asio::cancellation_type::terminal); });
+    t.async_wait([&](divert::error_code) { cancel.emit(asio::cancellation_type::terminal); });
     io.run_for(10s);
   }
   REQUIRE(r);

@@ -97,6 +97,26 @@ int count_of(const std::string& text, const std::string& what) {
 // One next-proxy list: weight per next proxy (absent: not in the list).
 using Weights = std::map<std::string, double>;
 
+// Every counter series ("name{labels}" -> value) of a GET /metrics on
+// 127.0.0.1:port (--metrics-listen); empty when the scrape failed.
+std::map<std::string, double> scrape_counters(unsigned short port) {
+  std::map<std::string, double> out;
+  Fd fd = connect_to(port);
+  if (fd.fd < 0 || !send_all(fd.fd, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")) return out;
+  const auto r = read_until_close(fd.fd, 5000ms);
+  const auto body = r.data.find("\r\n\r\n");
+  if (http_status(r.data) != 200 || body == std::string::npos) return out;
+  for (const auto& line : lines_of(r.data.substr(body + 4))) {
+    const auto sp = line.rfind(' ');
+    if (line.empty() || line[0] == '#' || sp == std::string::npos) continue;
+    const auto series = line.substr(0, sp);
+    const auto name_end = series.find('{');
+    if (series.substr(0, name_end).ends_with("_total"))
+      out[series] = std::stod(line.substr(sp + 1));
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("reload under load: five SIGHUPs change the next proxies, no request fails",
@@ -130,13 +150,29 @@ TEST_CASE("reload under load: five SIGHUPs change the next proxies, no request f
   };
   write_config(phases[0]);
   const unsigned short port = free_port();
+  const unsigned short metrics_port = free_port();
   Process pf({bin("divert-port-forward"), "--listen", loopback(port), "--upstream",
-              loopback(origin.port()), "--config", (dir / "escaper.yaml").string()},
+              loopback(origin.port()), "--config", (dir / "escaper.yaml").string(),
+              "--metrics-listen", loopback(metrics_port)},
              dir / "pf.out", dir / "pf.err");
   REQUIRE(wait_listening(dir, "pf.err"));
 
   Load load(port);
   std::map<std::string, int> total_served;  // over all phases, for the metrics
+  // Counters scraped after each phase: a series in two scrapes in a row never
+  // goes back (a next proxy removed loses its series; added back, it starts
+  // afresh, as the connector documents).
+  std::map<std::string, double> last_scrape;
+  auto check_counters_monotonic = [&] {
+    const auto now = scrape_counters(metrics_port);
+    REQUIRE_FALSE(now.empty());
+    for (const auto& [series, value] : now) {
+      auto it = last_scrape.find(series);
+      INFO(series << ": " << (it == last_scrape.end() ? -1.0 : it->second) << " -> " << value);
+      if (it != last_scrape.end()) CHECK(value >= it->second);
+    }
+    last_scrape = now;
+  };
   for (std::size_t p = 0; p < phases.size(); ++p) {
     INFO("phase " << p);
     if (p > 0) {
@@ -177,6 +213,7 @@ TEST_CASE("reload under load: five SIGHUPs change the next proxies, no request f
       }
     }
     CHECK(load.failed() == 0);
+    check_counters_monotonic();
     REQUIRE(Clock::now() - t0 < kTestBound);
   }
   load.stop();
