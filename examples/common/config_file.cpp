@@ -113,7 +113,7 @@ std::vector<YAML::Node> escaper_candidates(const YAML::Node& root, const std::st
                             "with an `escaper:` list");
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (!it->first.IsScalar() || normalize_key(it->first.Scalar()) != "escaper") continue;
-    const auto& v = it->second;
+    const YAML::Node v = it->second;  // a copy: `it->` yields a temporary
     if (v.IsSequence()) return list_of_maps(v);
     if (v.IsMap()) return {v};
     throw config_file_error(file, location_of(v.Mark()), "escaper", v.IsScalar() ? v.Scalar() : "",
