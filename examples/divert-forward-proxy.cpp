@@ -34,18 +34,23 @@ struct Config {
   std::unique_ptr<asio::ssl::context> tls;
   std::chrono::milliseconds head_timeout{30000};
   std::chrono::milliseconds response_timeout{60000};
-  // Refuses targets before connecting (403). Replaced whole when a reload
-  // changes the next proxies (its loop guard covers them): take it with gate().
-  std::shared_ptr<const DestinationGate> destinations;
-  mutable std::mutex destinations_mutex;
-  std::shared_ptr<const DestinationGate> gate() const {
-    std::lock_guard lock(destinations_mutex);
-    return destinations;
+  // Refuses targets before connecting (403), and the logger its refusals go
+  // to (the connector's shared_logger). Replaced whole when a reload changes
+  // the next proxies (the gate's loop guard covers them): take it with gate().
+  struct Admission {
+    DestinationGate gate;
+    Logger log;
+  };
+  std::shared_ptr<const Admission> admission;
+  mutable std::mutex admission_mutex;
+  std::shared_ptr<const Admission> gate() const {
+    std::lock_guard lock(admission_mutex);
+    return admission;
   }
-  void set_gate(DestinationGate g) {
-    auto next = std::make_shared<const DestinationGate>(std::move(g));
-    std::lock_guard lock(destinations_mutex);
-    destinations = std::move(next);
+  void set_gate(DestinationGate g, Logger log) {
+    auto next = std::make_shared<const Admission>(Admission{std::move(g), std::move(log)});
+    std::lock_guard lock(admission_mutex);
+    admission = std::move(next);
   }
   // No byte this long: a kept-alive client between requests, a tunnel either
   // way, a response once it has started (0: never).
@@ -241,10 +246,10 @@ asio::awaitable<bool> authenticate(ClientConn& c, const RequestHead& head,
 // Answers the client (403, or 502/504 for a name that does not resolve here)
 // and returns false when the target is refused.
 asio::awaitable<bool> admit(ClientConn& c, const Task& task) {
-  const auto gate = c.cfg.gate();  // held while the check runs
-  auto refused = co_await gate->check(task.upstream);
+  const auto admission = c.cfg.gate();  // held while the check runs
+  auto refused = co_await admission->gate.check(task.upstream);
   if (!refused) co_return true;
-  c.cfg.connector->config().shared_logger.logf(LogLevel::info, "", "refused: {}", refused->reason);
+  admission->log.logf(LogLevel::info, "", "refused: {}", refused->reason);
   co_await reply(c.socket, refused->status, reason_for(refused->status));
   co_return false;
 }
@@ -608,13 +613,14 @@ int main(int argc, char** argv) {
     apply_server_options(cli, so);
     tcp::endpoint bound;  // set once bound; a reload rebuilds the gate's loop guard with it
     ConnectorReloader reloader(settings, *cfg.connector, source, [&](const ConnectorConfig& c) {
-      cfg.set_gate(make_destination_gate(cli, bound, c));
+      cfg.set_gate(make_destination_gate(cli, bound, c), c.shared_logger);
     });
     so.on_reload = [&] { std::cerr << "divert-forward-proxy: " << reloader.reload() << "\n"; };
     Server server(so, [&cfg](Accepted a) { return handle(std::move(a), cfg); });
     server.bind();
     bound = server.local_endpoint();
-    cfg.set_gate(make_destination_gate(cli, bound, *cfg.connector));
+    const auto initial = cfg.connector->config();
+    cfg.set_gate(make_destination_gate(cli, bound, initial), initial.shared_logger);
     auto metrics_http = start_metrics_http(
         cli, [&cfg] { return format_prometheus(cfg.connector->metrics_snapshot()); });
     std::cerr << "divert-forward-proxy: listening on " << server.local_endpoint() << "\n";
