@@ -10,7 +10,6 @@ DIVERT_PACKAGES=(
   haproxy nginx-light curl openssl iproute2 nftables python3
   python3-prometheus-client
   libyaml-cpp-dev
-  liburing-dev
 )
 
 missing=()

@@ -15,6 +15,8 @@
 #                    divert, the tests and the examples are built with
 #   BUILD_TARGETS    build only these targets (default: all), e.g. for a
 #                    sanitizer run of a few tests together with CTEST_ARGS
+#   DIVERT_TEST_PCH  ON (default): the tests share one precompiled header
+#                    (tests/support/pch.hpp); OFF: each compiles its includes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +27,8 @@ JOBS=${JOBS:-$(nproc)}
 cmake -S . -B "$BUILD_DIR" -G Ninja \
   -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
   -DDIVERT_BUILD_TESTS=ON -DDIVERT_BUILD_EXAMPLES="${DIVERT_EXAMPLES:-ON}" -DDIVERT_BUILD_BENCHMARKS="${DIVERT_BENCHMARKS:-ON}" \
-  -DDIVERT_SANITIZE="${DIVERT_SANITIZE:-}" -DDIVERT_ASIO="${DIVERT_ASIO:-standalone}"
+  -DDIVERT_SANITIZE="${DIVERT_SANITIZE:-}" -DDIVERT_ASIO="${DIVERT_ASIO:-standalone}" \
+  -DDIVERT_TEST_PCH="${DIVERT_TEST_PCH:-ON}"
 # shellcheck disable=SC2086
 cmake --build "$BUILD_DIR" -j "$JOBS" ${BUILD_TARGETS:+--target $BUILD_TARGETS}
 # shellcheck disable=SC2086

@@ -33,17 +33,18 @@ class DIVERT_EXPORT config_error : public std::invalid_argument {
 
 // Connector-level failures (layers above the codec).
 enum class errc {
-  no_next_proxy_available = 1,  // every candidate failed or is ejected
+  no_next_proxy_available = 1,  // no candidate to try (reserved: the connector always has one,
+                                // and when every candidate fails it returns the last one's error)
   resolve_failed,               // the resolver gave no usable address
   header_too_large,             // the PROXY header would exceed the configured cap
-  tls_handshake_failed,         // https forward: TLS handshake with the upstream failed
+  tls_handshake_failed,         // reserved: https forward passes OpenSSL's own code through
   tls_handshake_timeout,        // https forward: no handshake within the timeout
   header_timeout,               // receiving side: no complete header in time
   untrusted_source,             // receiving side: peer not in the trusted CIDRs
   idle_timeout,                 // relay: no byte either way within the idle timeout
-  config_conflict,              // options that contradict each other
-  // The next proxy's upstream status reply (TLV 0xE7, design.md "Upstream
-  // status reply"): what the next proxy said about the upstream, and a reply
+  config_conflict,              // reserved (contradicting options throw config_error)
+  // The next proxy's upstream status reply (TLV 0xE7, divert/connector.hpp
+  // "Upstream status reply"): what the next proxy said about the upstream, and a reply
   // that was not one.
   upstream_refused,         // status 1: the upstream refused the connection
   upstream_timed_out,       // status 2: connecting to the upstream timed out
@@ -67,7 +68,7 @@ enum class errc {
 //     broken_pipe, not_connected, address_not_available, eof (the next proxy
 //     closed); the resolver's host_not_found, host_not_found_try_again,
 //     no_data, no_recovery and errc::resolve_failed for a domain next proxy;
-//     errc::no_next_proxy_available (all ejected or none left);
+//     errc::no_next_proxy_available (reserved, see above);
 //     errc::bad_status_reply (its status reply was not one). For
 //     https_forward a reset or eof during the TLS handshake (after the
 //     header went out) falls here too: the next proxy may have dropped it.

@@ -8,7 +8,7 @@
 //   receiver.guard_listen(acceptor.local_endpoint());  // the loop guard
 //   receiver.async_serve(std::move(socket), [](divert::ServeReport r) { log(r); });
 //
-// Serving one connection, in order (design.md "Receiving side"):
+// Serving one connection, in order (the README's "The receiving side"):
 //   1. trust: the peer must be in options.trust, checked before a byte is
 //      read (IPv4-mapped peers match IPv4 entries); else closed: untrusted.
 //   2. one PROXY header under options.header.timeout (async_read_proxy_header);
@@ -25,7 +25,7 @@
 //   5. happy-eyeballs connect to exactly the checked addresses (no second
 //      lookup, so no rebinding between check and connect).
 //   6. status reply: when the header carries TLV 0xE7 = 0x01, the 8 bytes of
-//      design.md "Upstream status reply" are written before any upstream
+//      divert/connector.hpp "Upstream status reply" are written before any upstream
 //      byte; on a failure status the connection is closed after them.
 //   7. the bytes read past the header go to the upstream, then relay() with
 //      options.relay (idle timeout 300 s by default).
@@ -184,8 +184,8 @@ struct ReceiverOptions {
   std::shared_ptr<ReceiverMetrics> metrics;  // optional: every report is recorded
 
   // Connect attempts of 10 s each, no retry: one address per family is tried
-  // (net::ConnectOptions::max_retry = 0; picked by tcp_connect's address pick
-  // policy). Raise max_retry to try more of a name's addresses.
+  // (connect.tcp_connect.max_retry = 0; which one: connect.resolve_strategy.pick).
+  // Raise tcp_connect.max_retry to try more of a name's addresses.
   static net::ConnectOptions default_connect_options();
   // idle_timeout 300 s, otherwise RelayOptions{}.
   static RelayOptions default_relay_options();

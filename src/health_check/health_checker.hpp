@@ -6,7 +6,7 @@
 // start up (no call until a transition).
 //
 // The pure parts are tested without sockets: RiseFallTracker (rise_fall.hpp)
-// and ProbeSchedule (schedule.hpp); probe.hpp is the one-probe I/O shell.
+// and CheckerCore (core.hpp: the schedule); probe.hpp is the one-probe I/O shell.
 //
 // Probes run on a strand of `ex` (a multi-threaded io_context is fine).
 // Thread-safety: set_targets() and stop() may be called from any thread,

@@ -1,5 +1,6 @@
 // The README's code is the examples' code: every examples/readme_*.cpp must
-// appear verbatim in README.md (they are compiled and run by the build).
+// appear verbatim in README.md (they are compiled by the build and run by ctest:
+// examples/CMakeLists.txt).
 #include <filesystem>
 #include <fstream>
 #include <sstream>

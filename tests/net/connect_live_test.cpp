@@ -251,8 +251,8 @@ TEST_CASE("IPv6 black-holed in a namespace: IPv4 wins after the attempt delay") 
   CHECK(took <= 600ms);
   CHECK(v6.accepted == 0);
   r.socket->close();
-  // The listener's side closed too (with io_uring the kernel accepts before
-  // the handler runs: the accepted descriptor exists until it has).
+  // The listener's side closed too (once its accept handler has run: the
+  // accepted descriptor exists until then).
   run_until(io, [&] { return v4.accepted == 1; });
   // The black-holed IPv6 attempt was closed when IPv4 won.
   CHECK(open_fd_count() == fds);

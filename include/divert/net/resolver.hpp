@@ -39,8 +39,9 @@ class DIVERT_EXPORT Resolver {
                              const asio::any_io_executor& executor, Handler handler) = 0;
 };
 
-// getaddrinfo per family (asio::ip::tcp::resolver on `executor`'s context,
-// which runs it on Asio's private resolver thread). Not cancellable: the
+// getaddrinfo per family, on lookup threads of divert's own (up to 32 per
+// execution context, started on demand; the handler runs on `executor`).
+// Not cancellable: the
 // query runs to its end and its late answer is dropped by the caller.
 // Errors: Asio's codes for getaddrinfo's failures (e.g. asio::error::host_not_found).
 DIVERT_EXPORT std::shared_ptr<Resolver> system_resolver();

@@ -1,7 +1,7 @@
 // divert/ppv2/encoder.hpp — PROXY protocol v2 encoder (sans-I/O).
 //
 // Fill a HeaderSpec, then encode() it into a caller buffer or a HeaderBuffer.
-// What goes on the wire (design.md "Wire contract"):
+// What goes on the wire (the README's "The wire contract"):
 //   * ver_cmd 0x21 (PROXY) or 0x20 (LOCAL).
 //   * PROXY: IPv4-mapped IPv6 endpoints are folded to IPv4 first; if src and dst
 //     still differ in family both are sent as IPv6 (v4-mapped), as HAProxy and

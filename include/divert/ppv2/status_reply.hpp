@@ -1,5 +1,5 @@
-// divert/ppv2/status_reply.hpp — divert's upstream status reply (design.md
-// "Upstream status reply"), sans-I/O.
+// divert/ppv2/status_reply.hpp — divert's upstream status reply
+// (divert/connector.hpp "Upstream status reply"), sans-I/O.
 //
 // PROXY v2 has no reply. A sender that puts TLV 0xE7 = 0x01 in its header
 // (HeaderSpec::status_reply) asks the receiver to connect the upstream first and

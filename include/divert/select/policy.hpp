@@ -4,12 +4,13 @@
 // | policy      | names accepted (case-insensitive)      | key used | weights |
 // |-------------|----------------------------------------|----------|---------|
 // | random      | random                                 | no       | yes     |
-// | serial      | serial, sequence                       | no       | no      |
+// | serial      | serial, sequence                       | no       | order   |
 // | round_robin | round_robin, roundrobin, rr            | no       | yes     |
 // | ketama      | ketama                                 | yes      | yes     |
 // | rendezvous  | rendezvous                             | yes      | yes     |
 // | jump_hash   | jump_hash, jumphash, jump              | yes      | yes     |
-// Default: random. Details of each policy: divert/select/selector.hpp.
+// Default: random. serial uses the weights only to order the addresses
+// (highest first, as g3 does). Details of each policy: divert/select/selector.hpp.
 // Thread-safety: pure functions.
 #pragma once
 
@@ -22,7 +23,7 @@ namespace divert {
 
 enum class PickPolicy {
   random,       // weighted random (alias method)
-  serial,       // the first address in configured order; failover walks on
+  serial,       // highest weight first, ties in configured order; failover walks on
   round_robin,  // smooth weighted round robin (nginx)
   ketama,       // nginx-compatible consistent hash ring
   rendezvous,   // weighted highest-random-weight
