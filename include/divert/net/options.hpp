@@ -158,7 +158,8 @@ struct DIVERT_EXPORT ConnectOptions {
   // first attempt of a connect carries the bytes (later tries and happy
   // eyeballs' other attempts send a plain SYN); a first attempt abandoned
   // after its SYN reached the next proxy (it timed out or lost the race) may
-  // have delivered them there once. Off by default until measured.
+  // have delivered them there once. Off by default: the chain benchmark
+  // measured no gain (docs/performance.md).
   bool tcp_fast_open{false};
 
   // Throws divert::config_error(key, value, reason) on: both no_ipv4 and
