@@ -21,7 +21,11 @@ using asio::ip::tcp;
 namespace {
 
 std::string quoted(const std::string& s) {
-  return "\"" + json_escape(s) + "\"";
+  // Appended, not `"\"" + ...`: GCC 12 gives a false -Wrestrict for that form.
+  std::string out = "\"";
+  out += json_escape(s);
+  out += '"';
+  return out;
 }
 template <class T>
 std::string quoted_or_null(const std::optional<T>& v) {
