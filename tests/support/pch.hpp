@@ -1,8 +1,8 @@
 // tests/support/pch.hpp — precompiled once and reused by every test binary
 // (tests/CMakeLists.txt, DIVERT_TEST_PCH): the headers most tests include and
 // that dominate their compile time (Asio's, Catch2's). Only a build speed-up:
-// each test still includes what it uses, which the build with
-// -DDIVERT_TEST_PCH=OFF checks (.ci/run's relay-without-splice stage).
+// each test still includes what it uses; a build with -DDIVERT_TEST_PCH=OFF
+// shows it (.ci/run builds the relay tests that way, in its no-splice stage).
 #pragma once
 
 #if __has_include(<asio_alias.hpp>)  // Boost.Asio flavour: `namespace asio = boost::asio`
